@@ -1,0 +1,47 @@
+# Two commands: `make demo` and `make test`. Both set themselves up on a fresh machine:
+# a .venv with the pinned packages, and Fashion-MNIST from Debian's package where apt
+# exists (elsewhere torchvision downloads it on first use). Set-up is a no-op when done.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.awsaa-installed
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: setup data demo test test-all lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing awsaa and its pinned dependencies into $(VENV) (first time: a few minutes)"
+	@$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -c "import awsaa, torch, torchvision, ray" || { echo "setup failed"; exit 1; }
+	@touch $@
+
+data:
+	@if [ ! -f $(FMNIST) ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's dataset-fashion-mnist"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	fi
+
+demo: setup data
+	@$(BIN)/awsaa-policy gallery --download -o runs/demo/ops.png
+
+lint: setup
+	@$(BIN)/ruff check .
+
+test: setup data lint
+	@$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup data lint
+	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup data
+	@$(BIN)/python benchmarks/augment.py
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

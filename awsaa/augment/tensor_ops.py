@@ -1,0 +1,421 @@
+"""Batched tensor implementation of the 36 ops, for uint8 NCHW batches on any device.
+
+Every function takes a ``uint8`` batch of shape ``(N, C, H, W)`` with ``C`` 1 or 3 and
+returns a new one; per-sample parameters (signs, magnitudes, crop offsets, ...) are
+tensors of length ``N``. The semantics are those of the PIL reference
+(:mod:`awsaa.augment.pil_ops`): the colour ops reproduce PIL's integer and float
+arithmetic, the geometric ops PIL's affine sampling (pixel centres, nearest or
+edge-clamped bicubic taps with ``a = -1``, fill outside the source image).
+``tests/test_ops_parity.py`` holds the two paths together.
+
+The 14 op types fall into four kernels, and :func:`apply_pairs` runs each kernel once per
+pair position on all the samples that need it, whatever op and magnitude they drew:
+
+* ``lut``: AutoContrast, Equalize, Invert, Posterize, Solarize are per-channel lookup
+  tables: build one table per sample, then a single gather;
+* ``blend``: Brightness, Color, Contrast, Sharpness are PIL blends of the image with a
+  degenerate image: build the degenerates, then a single blend;
+* ``affine``: Rotate, TranslateX, TranslateY are nearest-neighbour affine maps: a single
+  gather with per-sample source coordinates;
+* ``shear``: ShearX, ShearY (bicubic), one call per axis.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from awsaa.augment.space import OpSpec, SearchSpace
+
+KERNEL_OF_TYPE = {
+    **dict.fromkeys(("AutoContrast", "Equalize", "Invert", "Posterize", "Solarize"), "lut"),
+    **dict.fromkeys(("Brightness", "Color", "Contrast", "Sharpness"), "blend"),
+    **dict.fromkeys(("Rotate", "TranslateX", "TranslateY"), "affine"),
+    **dict.fromkeys(("ShearX", "ShearY"), "shear"),
+}
+
+# A run of samples that share an op type: (type, start, stop) within a batch slice.
+Segment = tuple[str, int, int]
+
+
+def _check(images: Tensor) -> None:
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(
+            f"expected a uint8 batch of shape (N, 1|3, H, W), got {tuple(images.shape)} {images.dtype}"
+        )
+
+
+def _to_uint8(x: Tensor) -> Tensor:
+    """Clip to [0, 255] and truncate toward zero, as PIL's C casts do. (Through int32: on
+    CPU a direct float -> uint8 cast is about twice as slow.)"""
+    return x.clamp_(0, 255).to(torch.int32).to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def _ramp(device: torch.device) -> Tensor:
+    return torch.arange(256, device=device, dtype=torch.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _centres(h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Pixel-centre coordinates ``x + 0.5`` (1, 1, W) and ``y + 0.5`` (1, H, 1), float64."""
+    xs = torch.arange(w, device=device, dtype=torch.float64).view(1, 1, w) + 0.5
+    ys = torch.arange(h, device=device, dtype=torch.float64).view(1, h, 1) + 0.5
+    return xs, ys
+
+
+# ----------------------------------------------------------------------------- lut kernel
+# Each builder returns an (n, C, 256) int64 table for a slice of samples.
+
+
+def _lut_invert(x: Tensor, v: Tensor) -> Tensor:
+    return (255 - _ramp(x.device)).expand(x.shape[0], x.shape[1], 256)
+
+
+def _lut_posterize(x: Tensor, v: Tensor) -> Tensor:
+    """Keep the ``v`` high bits (PIL ``ImageOps.posterize``)."""
+    shift = (8 - v.round().long()).view(-1, 1, 1)
+    return ((_ramp(x.device) >> shift) << shift).expand(x.shape[0], x.shape[1], 256)
+
+
+def _lut_solarize(x: Tensor, v: Tensor) -> Tensor:
+    """PIL ``ImageOps.solarize``: a value below the threshold stays, every other one is inverted."""
+    ramp = _ramp(x.device)
+    lut = torch.where(ramp < v.view(-1, 1, 1), ramp, 255 - ramp)
+    return lut.expand(x.shape[0], x.shape[1], 256)
+
+
+def _lut_autocontrast(x: Tensor, v: Tensor) -> Tensor:
+    """PIL ``ImageOps.autocontrast`` (cutoff 0): per channel, stretch [lo, hi] to [0, 255]."""
+    flat = x.flatten(2)
+    lo = flat.amin(dim=2).double()[..., None]
+    hi = flat.amax(dim=2).double()[..., None]
+    ramp = _ramp(x.device).double()
+    scale = 255.0 / (hi - lo).clamp(min=1)
+    lut = (ramp * scale - lo * scale).trunc().clamp_(0, 255)
+    return torch.where(hi > lo, lut, ramp).long()
+
+
+def _lut_equalize(x: Tensor, v: Tensor) -> Tensor:
+    """PIL ``ImageOps.equalize``, per channel, in exact integer arithmetic."""
+    n, c, h, w = x.shape
+    rows = torch.arange(n * c, device=x.device).repeat_interleave(h * w)
+    hist = torch.bincount(rows * 256 + x.reshape(-1).long(), minlength=n * c * 256).view(n, c, 256)
+    last_bin = 255 - (hist > 0).flip(2).int().argmax(dim=2, keepdim=True)
+    step = (hist.sum(dim=2, keepdim=True) - hist.gather(2, last_bin)) // 255
+    below = hist.cumsum(dim=2) - hist  # pixels strictly below each value
+    lut = ((step // 2 + below) // step.clamp(min=1)).clamp_(max=255)
+    return torch.where(step > 0, lut, _ramp(x.device))
+
+
+_LUT = {"AutoContrast": _lut_autocontrast, "Equalize": _lut_equalize, "Invert": _lut_invert,
+        "Posterize": _lut_posterize, "Solarize": _lut_solarize}
+
+
+def _lut_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
+    lut = torch.cat([_LUT[t](x[a:b], values[a:b]) for t, a, b in segments])
+    n, c, h, w = x.shape
+    return lut.to(torch.uint8).gather(2, x.reshape(n, c, h * w).long()).view(n, c, h, w)
+
+
+# ----------------------------------------------------------------------------- blend kernel
+# PIL's ImageEnhance blends the image with a "degenerate" image:
+# out = degenerate + factor * (image - degenerate), in float32, truncated and clipped.
+# Each builder returns the float32 degenerate of a slice.
+
+
+def _grayscale(x: Tensor) -> Tensor:
+    """PIL ``convert("L")``: ``(R*19595 + G*38470 + B*7471 + 0x8000) >> 16``; (n, 1, H, W) int32."""
+    if x.shape[1] == 1:
+        return x.int()
+    y = x.int()
+    return (y[:, 0:1] * 19595 + y[:, 1:2] * 38470 + y[:, 2:3] * 7471 + 0x8000) >> 16
+
+
+def _degenerate_brightness(x: Tensor) -> Tensor:
+    return torch.zeros(x.shape, device=x.device)
+
+
+def _degenerate_color(x: Tensor) -> Tensor:
+    # An L image's degenerate is itself (the blend is then the identity, as in PIL).
+    return _grayscale(x).float().expand(x.shape)
+
+
+def _degenerate_contrast(x: Tensor) -> Tensor:
+    mean = _grayscale(x).double().mean(dim=(1, 2, 3), keepdim=True)
+    return torch.floor(mean + 0.5).float().expand(x.shape)
+
+
+def _degenerate_sharpness(x: Tensor) -> Tensor:
+    """PIL's SMOOTH filter, [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13, rounded, border pixels kept.
+
+    That is ``round((3x3 box sum + 4 * centre) / 13)`` in exact integers (13 is odd: no ties)."""
+    y = x.float()
+    if y.shape[2] < 3 or y.shape[3] < 3:
+        return y
+    rows = y[:, :, :, :-2] + y[:, :, :, 1:-1] + y[:, :, :, 2:]  # separable 3x3 box sum
+    box = rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
+    out = y.clone()
+    out[:, :, 1:-1, 1:-1] = box.add_(y[:, :, 1:-1, 1:-1], alpha=4).div_(13).add_(0.5).floor_()
+    return out
+
+
+_DEGENERATE = {"Brightness": _degenerate_brightness, "Color": _degenerate_color,
+               "Contrast": _degenerate_contrast, "Sharpness": _degenerate_sharpness}
+
+
+def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
+    degenerate = torch.cat([_DEGENERATE[t](x[a:b]) for t, a, b in segments])
+    # The factor 1 + sign * m is formed in float64 and rounded to float32 once, as PIL's is;
+    # forming it in float32 gives results that differ by one in places.
+    factor = (1.0 + values).float().to(x.device).view(-1, 1, 1, 1)
+    return _to_uint8(degenerate + factor * (x.float() - degenerate))
+
+
+# ----------------------------------------------------------------------------- affine kernel
+# PIL samples the source at the output pixel's centre (x + 0.5, y + 0.5) mapped through the
+# inverse affine, floors it (NEAREST), and gives the fill colour outside [0, W) x [0, H).
+
+
+def _gather_nearest(x: Tensor, sx: Tensor, sy: Tensor, fill: float) -> Tensor:
+    """``out[n, :, y, x] = x[n, :, sy, sx]`` for integer source indices (N, H, W); outside -> fill.
+
+    The source gets one extra pixel of the fill colour that every outside index points at,
+    so a single gather does both (masking the output afterwards is slower on CPU)."""
+    n, c, h, w = x.shape
+    inside = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
+    flat = torch.where(inside, sy * w + sx, h * w).view(n, 1, h * w).expand(n, c, h * w)
+    source = torch.cat([x.reshape(n, c, h * w), x.new_full((n, c, 1), int(fill))], dim=2)
+    return source.gather(2, flat).view(n, c, h, w)
+
+
+def _affine_params(t: str, v: Tensor, h: int, w: int) -> Tensor:
+    """(n, 3): rotation in degrees, source offset x and y in pixels."""
+    zero = torch.zeros_like(v)
+    if t == "Rotate":
+        return torch.stack([v, zero, zero], 1)
+    if t == "TranslateX":
+        return torch.stack([zero, v * w, zero], 1)
+    return torch.stack([zero, zero, v * h], 1)
+
+
+def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
+    """PIL ``Image.rotate(deg)`` (counter-clockwise about the centre) and
+    ``transform(AFFINE, (1, 0, dx, 0, 1, dy))`` (a positive ``dx`` moves content left), NEAREST.
+
+    Both are ``source = R(deg) (p - centre) + centre + offset`` for the pixel centre ``p``;
+    for a translation R is the identity and the sum is exact."""
+    n, _, h, w = x.shape
+    params = torch.cat([_affine_params(t, values[a:b], h, w) for t, a, b in segments]).to(x.device)
+    rad = -torch.deg2rad(params[:, 0]).view(n, 1, 1)
+    # PIL rounds the matrix to 15 decimals before use.
+    cos = torch.round(torch.cos(rad) * 1e15) / 1e15
+    sin = torch.round(torch.sin(rad) * 1e15) / 1e15
+    xs, ys = _centres(h, w, x.device)
+    cx, cy = w / 2.0, h / 2.0
+    px, py = xs - cx, ys - cy
+    sx = torch.floor(cos * px + sin * py + (cx + params[:, 1].view(n, 1, 1))).long()
+    sy = torch.floor(cos * py - sin * px + (cy + params[:, 2].view(n, 1, 1))).long()
+    return _gather_nearest(x, sx, sy, fill)
+
+
+# ----------------------------------------------------------------------------- shear kernel
+
+
+def _shear_rows(x: Tensor, shear: Tensor, fill: float) -> Tensor:
+    """PIL ``transform(AFFINE, (1, s, 0, 0, 1, 0), BICUBIC)`` (ShearX about the top-left corner).
+
+    Row ``y`` is read from ``x + s (y + 0.5)``: a shift that is the same for the whole row,
+    so PIL's 2-D bicubic filter (``a = -1``, edge-clamped taps) reduces to four taps along
+    the row with one set of weights per row.
+    """
+    n, c, h, w = x.shape
+    xs, ys = _centres(h, w, x.device)
+    offset = shear.to(x.device, torch.float64).view(n, 1, 1) * ys  # (n, h, 1)
+    whole = torch.floor(offset)
+    t = (offset - whole).float()  # fractional position, per row
+    base = (xs - 0.5 + whole).long()  # (n, h, w): the tap at offset 0
+    src = xs + offset  # continuous source x of the pixel centre
+    inside = ((src >= 0) & (src < w)).unsqueeze(1).float()
+    a = -1.0
+    t2, t3 = t * t, t * t * t
+    weights = (  # cubic convolution weights of the taps at -1, 0, 1, 2 (PIL's BICUBIC)
+        a * t3 - 2 * a * t2 + a * t,
+        (a + 2) * t3 - (a + 3) * t2 + 1,
+        -(a + 2) * t3 + (2 * a + 3) * t2 - a * t,
+        -a * t3 + a * t2,
+    )
+    y = x.float()
+    out = None
+    for tap, wt in zip((-1, 0, 1, 2), weights, strict=True):
+        idx = (base + tap).clamp_(0, w - 1).unsqueeze(1).expand(n, c, h, w)
+        term = y.gather(3, idx).mul_(wt.unsqueeze(1))
+        out = term if out is None else out.add_(term)
+    out = out.clamp_(0, 255).mul_(inside).add_((1 - inside) * float(int(fill)))
+    return _to_uint8(out)
+
+
+def _shear_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
+    parts = []
+    for t, a, b in segments:
+        if t == "ShearX":
+            parts.append(_shear_rows(x[a:b], values[a:b], fill))
+        else:  # ShearY is ShearX of the transposed image
+            parts.append(_shear_rows(x[a:b].transpose(2, 3), values[a:b], fill).transpose(2, 3))
+    return torch.cat(parts)
+
+
+_KERNELS = {"lut": _lut_kernel, "blend": _blend_kernel, "affine": _affine_kernel, "shear": _shear_kernel}
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def apply_type(images: Tensor, op_type: str, values: Tensor, fill: float = 128) -> Tensor:
+    """Apply op type ``op_type`` with a per-sample parameter ``values`` (N,): the signed
+    magnitude (enhance offset, shear, translate fraction, degrees), the bits (Posterize),
+    the threshold (Solarize); ignored by AutoContrast, Equalize and Invert."""
+    _check(images)
+    n = images.shape[0]
+    if op_type not in KERNEL_OF_TYPE:
+        raise ValueError(f"unknown op type {op_type!r}")
+    if n == 0:
+        return images.clone()
+    values = values.to("cpu", torch.float64).reshape(n)
+    return _KERNELS[KERNEL_OF_TYPE[op_type]](images, [(op_type, 0, n)], values, fill)
+
+
+@functools.lru_cache(maxsize=32)
+def _tables(ops: tuple[OpSpec, ...]) -> tuple[Tensor, Tensor, tuple[str, ...], Tensor]:
+    """Per op: magnitude, whether it is signed; the op types sorted by kernel, and each op's
+    position in that order (so sorting samples by it makes every kernel's samples contiguous)."""
+    types = tuple(sorted({op.type for op in ops}, key=lambda t: (KERNEL_OF_TYPE[t], t)))
+    return (torch.tensor([op.magnitude or 0.0 for op in ops], dtype=torch.float64),
+            torch.tensor([op.signed for op in ops]),
+            types,
+            torch.tensor([types.index(op.type) for op in ops]))
+
+
+def _values(ops: tuple[OpSpec, ...], index: Tensor, signs: Tensor) -> Tensor:
+    """Per-sample parameter of ``ops[index]``: magnitude times sign for the signed ops."""
+    mags, signed, _, _ = _tables(ops)
+    return mags[index] * torch.where(signed[index], signs.to(torch.float64), 1.0)
+
+
+def apply_op(images: Tensor, op: OpSpec, signs: Tensor | None = None, fill: float = 128) -> Tensor:
+    """Apply ``op`` to every image in the batch; ``signs`` (N,) of ±1 for the signed ops."""
+    n = images.shape[0]
+    signs = torch.ones(n) if signs is None else signs.reshape(n).cpu()
+    return apply_type(images, op.type, _values((op,), torch.zeros(n, dtype=torch.long), signs), fill)
+
+
+def draw_signs(n: int, k: int = 2, generator: torch.Generator | None = None) -> Tensor:
+    """(n, k) int8 tensor of independent random ±1 signs, drawn on the CPU."""
+    return torch.randint(0, 2, (n, k), generator=generator, dtype=torch.int8) * 2 - 1
+
+
+def apply_pairs(
+    images: Tensor,
+    pairs: Tensor,
+    space: SearchSpace | Sequence[OpSpec],
+    signs: Tensor | None = None,
+    fill: float = 128,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Apply sub-policy ``pairs[i] = (op1, op2)`` (indices into ``space``) to image ``i``.
+
+    ``signs`` (N, 2) holds the direction of each signed op; drawn with ``generator``
+    when ``None``. For each position the batch is sorted by op type, each of the four
+    kernels runs once on its contiguous share, and the sort is undone.
+    """
+    _check(images)
+    ops = tuple(space.ops) if isinstance(space, SearchSpace) else tuple(space)
+    n = images.shape[0]
+    if pairs.shape != (n, 2):
+        raise ValueError(f"pairs must have shape ({n}, 2), got {tuple(pairs.shape)}")
+    if signs is None:
+        signs = draw_signs(n, 2, generator)
+    pairs = pairs.detach().to("cpu", torch.long)
+    signs = signs.to("cpu")
+    if n == 0:
+        return images.clone()
+    if pairs.min() < 0 or pairs.max() >= len(ops):
+        raise ValueError(f"op indices must lie in [0, {len(ops)})")
+    _, _, types, type_of_op = _tables(ops)
+    out = images
+    for pos in range(2):
+        type_ids = type_of_op[pairs[:, pos]]
+        order = torch.argsort(type_ids, stable=True)
+        values = _values(ops, pairs[order, pos], signs[order, pos])
+        by_kernel: dict[str, list[Segment]] = {}
+        start = 0
+        for t, cnt in enumerate(torch.bincount(type_ids, minlength=len(types)).tolist()):
+            if cnt:
+                by_kernel.setdefault(KERNEL_OF_TYPE[types[t]], []).append((types[t], start, start + cnt))
+                start += cnt
+        sorted_images = out.index_select(0, order.to(images.device))
+        parts = []
+        for kernel, segs in by_kernel.items():
+            a, b = segs[0][1], segs[-1][2]
+            local = [(t, s - a, e - a) for t, s, e in segs]
+            parts.append(_KERNELS[kernel](sorted_images[a:b], local, values[a:b], fill))
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(n)
+        out = torch.cat(parts).index_select(0, inverse.to(images.device))
+    return out
+
+
+# ----------------------------------------------------------------------------- crop / flip / cutout
+
+
+def random_crop(images: Tensor, padding: int = 4, offsets: Tensor | None = None, fill: int = 0,
+                generator: torch.Generator | None = None) -> Tensor:
+    """Pad by ``padding`` with ``fill`` and crop back at per-sample ``offsets`` (N, 2) = (top, left)."""
+    _check(images)
+    n, c, h, w = images.shape
+    if offsets is None:
+        offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
+    offsets = offsets.to(images.device, torch.long)
+    padded = F.pad(images, (padding,) * 4, value=fill)
+    rows = (offsets[:, 0:1] + torch.arange(h, device=images.device)).view(n, 1, h, 1)
+    cols = (offsets[:, 1:2] + torch.arange(w, device=images.device)).view(n, 1, 1, w)
+    flat = (rows * (w + 2 * padding) + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.reshape(n, c, -1).gather(2, flat).view(n, c, h, w)
+
+
+def hflip(images: Tensor, mask: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+    """Mirror the samples where ``mask`` (N,) is true (each with probability 1/2 when ``None``)."""
+    _check(images)
+    if mask is None:
+        mask = torch.rand(images.shape[0], generator=generator) < 0.5
+    mask = mask.to(images.device).view(-1, 1, 1, 1)
+    return torch.where(mask, images.flip(3), images)
+
+
+def cutout(images: Tensor, length: int = 16, centers: Tensor | None = None, fill: int | Sequence[int] = 0,
+           generator: torch.Generator | None = None) -> Tensor:
+    """One ``length`` square per sample, centred at ``centers`` (N, 2) = (y, x), clipped at the border.
+
+    ``fill`` is one value or one per channel (e.g. the dataset mean, which is what the
+    official release's zero in normalized space amounts to).
+    """
+    _check(images)
+    n, c, h, w = images.shape
+    if centers is None:
+        centers = torch.stack([torch.randint(0, h, (n,), generator=generator),
+                               torch.randint(0, w, (n,), generator=generator)], dim=1)
+    centers = centers.to(images.device, torch.long)
+    half = length // 2
+    ys = torch.arange(h, device=images.device).view(1, h, 1)
+    xs = torch.arange(w, device=images.device).view(1, 1, w)
+    cy, cx = centers[:, 0].view(n, 1, 1), centers[:, 1].view(n, 1, 1)
+    hole = (ys >= cy - half) & (ys < cy + half) & (xs >= cx - half) & (xs < cx + half)
+    fill_t = torch.as_tensor(fill, dtype=torch.uint8, device=images.device).reshape(-1)
+    fill_t = fill_t.view(1, -1, 1, 1).expand(n, c, h, w) if fill_t.numel() > 1 else fill_t.view(1, 1, 1, 1)
+    return torch.where(hole.unsqueeze(1), fill_t, images)
+
+

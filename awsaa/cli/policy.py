@@ -1,0 +1,92 @@
+"""``awsaa-policy``: look at policy files and at the ops.
+
+    awsaa-policy show FILE [--top 10]        top sub-policies, their probabilities, entropy
+    awsaa-policy plot FILE -o heat.png       36 x 36 probability heatmap, op names on the axes
+    awsaa-policy gallery -o ops.png          every op applied to real images of a dataset
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from awsaa.cli.common import run_main
+from awsaa.errors import AWSAAError
+
+PROG = "awsaa-policy"
+
+
+def _check_output(path: Path) -> None:
+    if path.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        raise AWSAAError(f"output {path} must end in .png, .pdf, .svg or .jpg")
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from awsaa.policy import Policy
+
+    pol = Policy.load(args.file)
+    space = pol.space
+    h, hmax = pol.entropy(), math.log(space.num_pairs)
+    print(f"{args.file}: {space.num_ops} ops, {space.num_pairs} sub-policies")
+    print(f"entropy {h:.4f} nats ({h / hmax:.1%} of uniform's {hmax:.4f}); "
+          f"perplexity {math.exp(h):.1f} sub-policies")
+    if pol.meta:
+        print("meta: " + ", ".join(f"{k}={v}" for k, v in pol.meta.items()))
+    print(f"\n{'rank':>4}  {'prob':>8}  {'x uniform':>9}  sub-policy")
+    for rank, (i, j, p) in enumerate(pol.top(args.top), 1):
+        print(f"{rank:>4}  {p:8.5f}  {p * space.num_pairs:9.2f}  {space.pair_label(i, j)}")
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from awsaa.plots import plot_policy
+    from awsaa.policy import Policy
+
+    pol = Policy.load(args.file)
+    _check_output(args.output)
+    plot_policy(pol, args.output, title=args.title or Path(args.file).name)
+    print(args.output)
+
+
+def cmd_gallery(args: argparse.Namespace) -> None:
+    from awsaa.plots import plot_op_gallery
+
+    _check_output(args.output)
+    plot_op_gallery(args.output, dataset=args.dataset, dataroot=args.dataroot, n_images=args.images,
+                    seed=args.seed, download=args.download)
+    print(args.output)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Inspect awsaa policy files and the op space.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("show", help="print the top sub-policies and the entropy of a policy file")
+    s.add_argument("file", type=Path)
+    s.add_argument("--top", type=int, default=10, help="how many sub-policies to list (default 10)")
+    s.set_defaults(fn=cmd_show)
+    s = sub.add_parser("plot", help="draw the op1 x op2 probability heatmap of a policy file")
+    s.add_argument("file", type=Path)
+    s.add_argument("-o", "--output", type=Path, required=True, help="image file to write (.png/.pdf/.svg)")
+    s.add_argument("--title", default=None)
+    s.set_defaults(fn=cmd_plot)
+    s = sub.add_parser("gallery", help="draw every op applied to real images of a dataset")
+    s.add_argument("-o", "--output", type=Path, required=True)
+    s.add_argument("--dataset", default="fashion_mnist")
+    s.add_argument("--dataroot", default=None)
+    s.add_argument("--download", action="store_true", help="download the dataset if it is missing")
+    s.add_argument("--images", type=int, default=4, help="test images per op (default 4)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_gallery)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(lambda: args.fn(args), PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Augmentation throughput on one machine, in one run: images per second of
+
+  (a) awsaa's batched tensor path: a sub-policy drawn per image from the uniform policy,
+      all 36 ops, batches of 256;
+  (b) torchvision's ``v2.AutoAugment`` (CIFAR-10 policy) applied image by image to tensors;
+  (c) awsaa's PIL reference, a sub-policy drawn per image, image by image;
+
+on 32x32 RGB images (real Fashion-MNIST test images padded to 32x32, three different images
+as the three planes). Rounds alternate between the three and the median round counts,
+so a noisy neighbour hurts all of them alike. Prints the ratios; BENCHMARKS.md records them.
+
+    .venv/bin/python benchmarks/augment.py [--seconds 3] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image
+from torchvision.transforms import v2
+
+from awsaa import Policy, SearchSpace
+from awsaa.augment import pil_ops, tensor_ops
+from awsaa.data import load_dataset
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def images_32(n: int) -> torch.Tensor:
+    x = load_dataset("fashion_mnist").test.images[: 3 * n, 0]
+    rgb = torch.stack([x[:n], x[n : 2 * n], x[2 * n : 3 * n]], dim=1)
+    return F.pad(rgb, (2, 2, 2, 2)).contiguous()
+
+
+def rate(fn, n_images: int, seconds: float) -> float:
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        done += n_images
+    return done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=2.0, help="per measurement round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    space = SearchSpace.default()
+    policy = Policy.uniform(space)
+    batch = images_32(args.batch)
+    dev_batch = batch.to(args.device)
+    g = torch.Generator().manual_seed(0)
+    singles = list(batch[:64])
+    pils = [Image.fromarray(x.permute(1, 2, 0).numpy()) for x in singles]
+    autoaug = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+
+    def batched():
+        pairs = policy.sample(args.batch, g)
+        tensor_ops.apply_pairs(dev_batch, pairs.to(args.device), space, fill=128, generator=g)
+        sync()
+
+    def tv_autoaugment():
+        for x in singles:
+            autoaug(x)
+
+    def pil_reference():
+        pairs = policy.sample(len(pils), g).tolist()
+        for im, (i, j) in zip(pils, pairs, strict=True):
+            pil_ops.apply_pair(im, (space.ops[i], space.ops[j]), fill=128)
+
+    cases = {"(a) awsaa batched tensor path": (batched, args.batch),
+             "(b) torchvision v2.AutoAugment, per image": (tv_autoaugment, len(singles)),
+             "(c) awsaa PIL reference, per image": (pil_reference, len(pils))}
+    for fn, _ in cases.values():  # warm-up
+        fn()
+    results = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, (fn, n) in cases.items():
+            results[name].append(rate(fn, n, args.seconds))
+    med = {name: statistics.median(v) for name, v in results.items()}
+
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+          f"device {args.device}; torch {torch.__version__}, torchvision {torchvision.__version__}")
+    print(f"32x32 RGB images, batch {args.batch}, {args.rounds} rounds of {args.seconds:.0f} s, median:")
+    for name, v in med.items():
+        print(f"  {name:45s} {v:10.0f} img/s")
+    a, b, c = med.values()
+    print(f"ratio (a)/(b) = {a / b:.1f}x   (target: at least 5x)")
+    print(f"ratio (a)/(c) = {a / c:.1f}x")
+    print(f"ratio (c)/(b) = {c / b:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
