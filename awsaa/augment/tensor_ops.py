@@ -15,8 +15,9 @@ pair position on all the samples that need it, whatever op and magnitude they dr
   tables: build one table per sample, then a single gather;
 * ``blend``: Brightness, Color, Contrast, Sharpness are PIL blends of the image with a
   degenerate image: build the degenerates, then a single blend;
-* ``affine``: Rotate, TranslateX, TranslateY are nearest-neighbour affine maps: a single
-  gather with per-sample source coordinates;
+* ``affine``: Rotate, TranslateX, TranslateY (and the nearest-neighbour shears that Fast
+  AutoAugment's policies use) are nearest-neighbour affine maps: a single gather with
+  per-sample source coordinates;
 * ``shear``: ShearX, ShearY (bicubic), one call per axis.
 """
 
@@ -35,6 +36,8 @@ KERNEL_OF_TYPE = {
     **dict.fromkeys(("AutoContrast", "Equalize", "Invert", "Posterize", "Solarize"), "lut"),
     **dict.fromkeys(("Brightness", "Color", "Contrast", "Sharpness"), "blend"),
     **dict.fromkeys(("Rotate", "TranslateX", "TranslateY"), "affine"),
+    # Not in the AWS space: nearest-neighbour shears, as Fast AutoAugment's ops use them.
+    **dict.fromkeys(("ShearXNearest", "ShearYNearest"), "affine"),
     **dict.fromkeys(("ShearX", "ShearY"), "shear"),
 }
 
@@ -193,33 +196,36 @@ def _gather_nearest(x: Tensor, sx: Tensor, sy: Tensor, fill: float) -> Tensor:
     return source.gather(2, flat).view(n, c, h, w)
 
 
-def _affine_params(t: str, v: Tensor, h: int, w: int) -> Tensor:
-    """(n, 3): rotation in degrees, source offset x and y in pixels."""
-    zero = torch.zeros_like(v)
-    if t == "Rotate":
-        return torch.stack([v, zero, zero], 1)
-    if t == "TranslateX":
-        return torch.stack([zero, v * w, zero], 1)
-    return torch.stack([zero, zero, v * h], 1)
+def _affine_coeffs(t: str, v: Tensor, h: int, w: int) -> Tensor:
+    """(n, 6) float64: PIL's inverse affine ``(a, b, c, d, e, f)``: the output pixel centre
+    ``(x, y)`` reads the source at ``(a x + b y + c, d x + e y + f)``."""
+    one, zero = torch.ones_like(v), torch.zeros_like(v)
+    if t == "Rotate":  # PIL Image.rotate(v): counter-clockwise about the centre
+        rad = -torch.deg2rad(v)
+        # PIL rounds the matrix to 15 decimals before use.
+        cos = torch.round(torch.cos(rad) * 1e15) / 1e15
+        sin = torch.round(torch.sin(rad) * 1e15) / 1e15
+        cx, cy = w / 2.0, h / 2.0
+        return torch.stack([cos, sin, cos * -cx + sin * -cy + cx, -sin, cos, -sin * -cx + cos * -cy + cy], 1)
+    if t == "TranslateX":  # a positive offset moves content left
+        return torch.stack([one, zero, v * w, zero, one, zero], 1)
+    if t == "TranslateY":
+        return torch.stack([one, zero, zero, zero, one, v * h], 1)
+    if t == "ShearXNearest":
+        return torch.stack([one, v, zero, zero, one, zero], 1)
+    if t == "ShearYNearest":
+        return torch.stack([one, zero, zero, v, one, zero], 1)
+    raise ValueError(f"no affine map for op type {t!r}")
 
 
 def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
-    """PIL ``Image.rotate(deg)`` (counter-clockwise about the centre) and
-    ``transform(AFFINE, (1, 0, dx, 0, 1, dy))`` (a positive ``dx`` moves content left), NEAREST.
-
-    Both are ``source = R(deg) (p - centre) + centre + offset`` for the pixel centre ``p``;
-    for a translation R is the identity and the sum is exact."""
+    """PIL ``Image.transform(AFFINE, coeffs, NEAREST)`` per sample (``Image.rotate`` included)."""
     n, _, h, w = x.shape
-    params = torch.cat([_affine_params(t, values[a:b], h, w) for t, a, b in segments]).to(x.device)
-    rad = -torch.deg2rad(params[:, 0]).view(n, 1, 1)
-    # PIL rounds the matrix to 15 decimals before use.
-    cos = torch.round(torch.cos(rad) * 1e15) / 1e15
-    sin = torch.round(torch.sin(rad) * 1e15) / 1e15
+    coeffs = torch.cat([_affine_coeffs(t, values[a:b], h, w) for t, a, b in segments]).to(x.device)
+    a, b, c, d, e, f = (coeffs[:, i].view(n, 1, 1) for i in range(6))
     xs, ys = _centres(h, w, x.device)
-    cx, cy = w / 2.0, h / 2.0
-    px, py = xs - cx, ys - cy
-    sx = torch.floor(cos * px + sin * py + (cx + params[:, 1].view(n, 1, 1))).long()
-    sy = torch.floor(cos * py - sin * px + (cy + params[:, 2].view(n, 1, 1))).long()
+    sx = torch.floor(a * xs + b * ys + c).long()
+    sy = torch.floor(d * xs + e * ys + f).long()
     return _gather_nearest(x, sx, sy, fill)
 
 
@@ -237,24 +243,20 @@ def _shear_rows(x: Tensor, shear: Tensor, fill: float) -> Tensor:
     xs, ys = _centres(h, w, x.device)
     offset = shear.to(x.device, torch.float64).view(n, 1, 1) * ys  # (n, h, 1)
     whole = torch.floor(offset)
-    t = (offset - whole).float()  # fractional position, per row
-    base = (xs - 0.5 + whole).long()  # (n, h, w): the tap at offset 0
+    t = (offset - whole).float().unsqueeze(1)  # fractional position, per row: (n, 1, h, 1)
     src = xs + offset  # continuous source x of the pixel centre
     inside = ((src >= 0) & (src < w)).unsqueeze(1).float()
-    a = -1.0
+    # One gather of the w + 3 source columns that a row's taps read (edge-clamped); the
+    # four taps are then slices of that window.
+    cols = torch.arange(-1, w + 2, device=x.device).view(1, 1, w + 3)
+    idx = (cols + whole.long()).clamp_(0, w - 1).unsqueeze(1).expand(n, c, h, w + 3)
+    window = x.float().gather(3, idx)
+    a = -1.0  # cubic convolution weights of the taps at -1, 0, 1, 2 (PIL's affine BICUBIC)
     t2, t3 = t * t, t * t * t
-    weights = (  # cubic convolution weights of the taps at -1, 0, 1, 2 (PIL's BICUBIC)
-        a * t3 - 2 * a * t2 + a * t,
-        (a + 2) * t3 - (a + 3) * t2 + 1,
-        -(a + 2) * t3 + (2 * a + 3) * t2 - a * t,
-        -a * t3 + a * t2,
-    )
-    y = x.float()
-    out = None
-    for tap, wt in zip((-1, 0, 1, 2), weights, strict=True):
-        idx = (base + tap).clamp_(0, w - 1).unsqueeze(1).expand(n, c, h, w)
-        term = y.gather(3, idx).mul_(wt.unsqueeze(1))
-        out = term if out is None else out.add_(term)
+    out = window[..., 0:w] * (a * t3 - 2 * a * t2 + a * t)
+    out += window[..., 1:w + 1] * ((a + 2) * t3 - (a + 3) * t2 + 1)
+    out += window[..., 2:w + 2] * (-(a + 2) * t3 + (2 * a + 3) * t2 - a * t)
+    out += window[..., 3:w + 3] * (-a * t3 + a * t2)
     out = out.clamp_(0, 255).mul_(inside).add_((1 - inside) * float(int(fill)))
     return _to_uint8(out)
 
@@ -291,9 +293,8 @@ def apply_type(images: Tensor, op_type: str, values: Tensor, fill: float = 128) 
 
 @functools.lru_cache(maxsize=32)
 def _tables(ops: tuple[OpSpec, ...]) -> tuple[Tensor, Tensor, tuple[str, ...], Tensor]:
-    """Per op: magnitude, whether it is signed; the op types sorted by kernel, and each op's
-    position in that order (so sorting samples by it makes every kernel's samples contiguous)."""
-    types = tuple(sorted({op.type for op in ops}, key=lambda t: (KERNEL_OF_TYPE[t], t)))
+    """Per op: magnitude, whether it is signed; the op types, and each op's type index."""
+    types = tuple(sorted({op.type for op in ops}))
     return (torch.tensor([op.magnitude or 0.0 for op in ops], dtype=torch.float64),
             torch.tensor([op.signed for op in ops]),
             types,
@@ -329,8 +330,8 @@ def apply_pairs(
     """Apply sub-policy ``pairs[i] = (op1, op2)`` (indices into ``space``) to image ``i``.
 
     ``signs`` (N, 2) holds the direction of each signed op; drawn with ``generator``
-    when ``None``. For each position the batch is sorted by op type, each of the four
-    kernels runs once on its contiguous share, and the sort is undone.
+    when ``None``. Each position is one :func:`apply_per_sample` call: four kernel calls
+    at most, whatever the batch size.
     """
     _check(images)
     ops = tuple(space.ops) if isinstance(space, SearchSpace) else tuple(space)
@@ -348,25 +349,51 @@ def apply_pairs(
     _, _, types, type_of_op = _tables(ops)
     out = images
     for pos in range(2):
-        type_ids = type_of_op[pairs[:, pos]]
-        order = torch.argsort(type_ids, stable=True)
-        values = _values(ops, pairs[order, pos], signs[order, pos])
-        by_kernel: dict[str, list[Segment]] = {}
-        start = 0
-        for t, cnt in enumerate(torch.bincount(type_ids, minlength=len(types)).tolist()):
-            if cnt:
-                by_kernel.setdefault(KERNEL_OF_TYPE[types[t]], []).append((types[t], start, start + cnt))
-                start += cnt
-        sorted_images = out.index_select(0, order.to(images.device))
-        parts = []
-        for kernel, segs in by_kernel.items():
-            a, b = segs[0][1], segs[-1][2]
-            local = [(t, s - a, e - a) for t, s, e in segs]
-            parts.append(_KERNELS[kernel](sorted_images[a:b], local, values[a:b], fill))
+        values = _values(ops, pairs[:, pos], signs[:, pos])
+        out = apply_per_sample(out, type_of_op[pairs[:, pos]], types, values, fill)
+    return out
+
+
+def apply_per_sample(images: Tensor, type_ids: Tensor, types: Sequence[str], values: Tensor, fill: float = 128,
+                     active: Tensor | None = None) -> Tensor:
+    """Apply op type ``types[type_ids[i]]`` with parameter ``values[i]`` to image ``i`` (only
+    where ``active[i]`` when given; the others pass through unchanged).
+
+    The active samples are sorted by kernel and type, each kernel runs once on its
+    contiguous share, and the results go back in place."""
+    n = images.shape[0]
+    type_ids = type_ids.to("cpu", torch.long)
+    values = values.to("cpu", torch.float64)
+    index = torch.arange(n) if active is None else active.to("cpu").nonzero().squeeze(1)
+    if index.numel() == 0:
+        return images
+    rank = torch.tensor(sorted(range(len(types)), key=lambda t: (KERNEL_OF_TYPE[types[t]], types[t])))
+    position = torch.empty_like(rank)
+    position[rank] = torch.arange(len(types))  # each type's place in kernel order
+    keys = position[type_ids[index]]
+    order = torch.argsort(keys, stable=True)
+    index, keys = index[order], keys[order]
+    vals = values[index]
+    by_kernel: dict[str, list[Segment]] = {}
+    start = 0
+    for p, cnt in enumerate(torch.bincount(keys, minlength=len(types)).tolist()):
+        if cnt:
+            t = types[int(rank[p])]
+            by_kernel.setdefault(KERNEL_OF_TYPE[t], []).append((t, start, start + cnt))
+            start += cnt
+    dev_index = index.to(images.device)
+    selected = images.index_select(0, dev_index)
+    parts = []
+    for kernel, segs in by_kernel.items():
+        a, b = segs[0][1], segs[-1][2]
+        local = [(t, s - a, e - a) for t, s, e in segs]
+        parts.append(_KERNELS[kernel](selected[a:b], local, vals[a:b], fill))
+    result = torch.cat(parts)
+    if active is None:  # every sample changed: undo the sort with one gather
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(n)
-        out = torch.cat(parts).index_select(0, inverse.to(images.device))
-    return out
+        return result.index_select(0, inverse.to(images.device))
+    return images.index_copy(0, dev_index, result)
 
 
 # ----------------------------------------------------------------------------- crop / flip / cutout
