@@ -40,6 +40,20 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             os.close(dir_fd)
 
 
+def read_text(path: str | os.PathLike, what: str, error: type[Exception] | None = None) -> str:
+    """A text file's content, or one-line ``error`` naming ``what`` (e.g. "policy file") and why."""
+    from awsaa.errors import AWSAAError
+
+    error = error or AWSAAError
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{what} {path} cannot be read: {e}") from None
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
 from awsaa.errors import AWSAAError
-from awsaa.fileio import atomic_write_text
+from awsaa.fileio import atomic_write_text, read_text
 
 FORMAT = "awsaa.policy"
 VERSION = 1
@@ -219,12 +219,7 @@ class Policy:
     def load(cls, path: str | os.PathLike) -> Policy:
         """Read and validate a policy file; errors name the file and the problem."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise AWSAAError(f"policy file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise AWSAAError(f"policy file {path} cannot be read: {e}") from None
+        text = read_text(path, "policy file")
         try:
             d = json.loads(text, parse_constant=_reject_constant)
         except (json.JSONDecodeError, ValueError) as e:

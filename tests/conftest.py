@@ -28,3 +28,15 @@ def rgb_images(fmnist):
     (so the colour ops see genuinely different channels)."""
     x = fmnist.test.images[:, 0]
     return torch.stack([x[64:128], x[128:192], x[192:256].flip(2)], dim=1).contiguous()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the tests that need it (no dashboard, small object store)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
+                 logging_level="WARNING")
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,175 @@
+"""``awsaa-train``: train networks with a policy, one Ray Tune trial per (config, seed).
+
+    awsaa-train -c configs/train/wrn40_2_cifar10.yaml --aug fa_reduced_cifar10 --seeds 0 1 2
+    awsaa-train -c configs/train/quick_fmnist.yaml --aug runs/search/x/policy.json
+    awsaa-train -c ... --resume                      # continue an interrupted experiment
+    awsaa-train -c ... --only-eval --save CKPT       # evaluate a checkpoint on the test set
+
+Without ``--address`` it starts a local Ray. Prints a line per trial and epoch, then the
+final-epoch test error of every trial and where checkpoints and metrics are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from awsaa.cli.common import run_main
+from awsaa.errors import AWSAAError
+
+PROG = "awsaa-train"
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise AWSAAError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def load_train_configs(args: argparse.Namespace):
+    """The configs of the command line, overrides applied, names and data checked."""
+    from awsaa import config as C
+
+    overrides = _parse_set(args.set or [])
+    for key in ("dataset", "aug", "epochs", "dataroot"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides[key] = value
+    configs = []
+    for path in args.config:
+        configs.append((Path(path), C.load(C.TrainConfig, path, overrides)))  # checks names too
+    return configs
+
+
+def _check_data(configs, local: bool) -> None:
+    """Fail before any work if a dataset is missing (only where this machine holds the data)."""
+    if not local:
+        return
+    from awsaa.data import load_dataset
+
+    seen = set()
+    for _, cfg in configs:
+        key = (cfg.dataset, cfg.dataroot)
+        if key not in seen:
+            seen.add(key)
+            load_dataset(cfg.dataset, cfg.dataroot)
+
+
+def _aug_label(aug: str) -> str:
+    return Path(aug).stem if aug.endswith(".json") else aug
+
+
+def only_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from awsaa.train import Trainer
+
+    if not args.save:
+        raise AWSAAError("--only-eval needs --save CKPT, the checkpoint to evaluate")
+    (_, cfg), *_ = load_train_configs(args)
+    torch.set_num_threads(args.cpus_per_trial or torch.get_num_threads())
+    trainer = Trainer(cfg)
+    trainer.load(args.save, weights_only=True)
+    acc, loss = trainer.evaluate(trainer.test_set)
+    print(f"{args.save}: {cfg.model} on {cfg.dataset} test set: top-1 error {100 - acc:.2f}% "
+          f"(accuracy {acc:.2f}%, loss {loss:.4f}, {len(trainer.test_set)} images)")
+    return 0
+
+
+def print_summary(summary: list[dict[str, Any]], exp_path: Path) -> None:
+    width = max(len(s["label"]) for s in summary) + 2
+    print(f"\n{'trial':<{width}}{'status':<8}{'epochs':>9}  {'final test error':>16}")
+    for s in summary:
+        err = f"{s['final_test_error']:.2f}%" if s["final_test_error"] is not None else "-"
+        print(f"{s['label']:<{width}}{s['status']:<8}{s['epochs_done']:>4}/{s['epochs']:<4}  {err:>16}")
+    groups: dict[str, list[float]] = {}
+    for s in summary:
+        if s["status"] == "done" and s["final_test_error"] is not None:
+            groups.setdefault(s["label"].rsplit("-seed", 1)[0], []).append(s["final_test_error"])
+    for name, errs in groups.items():
+        if len(errs) > 1:
+            print(f"{name}: final test error {statistics.mean(errs):.2f}% ± {statistics.stdev(errs):.2f} "
+                  f"(mean ± std over {len(errs)} seeds; min {min(errs):.2f}, max {max(errs):.2f})")
+    print(f"\nexperiment: {exp_path}")
+    print("checkpoints (last epoch, trainer.pt; evaluate with --only-eval --save PATH):")
+    for s in summary:
+        print(f"  {s['checkpoint'] or '-'}")
+    print(f"metrics: {exp_path}/<trial>/result.json (one JSON line per epoch), {exp_path}/summary.json")
+    print(f"TensorBoard: tensorboard --logdir {exp_path}")
+    for s in summary:
+        if s["error"]:
+            print(f"{PROG}: error: trial {s['label']} failed: {s['error']}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.only_eval:
+        return only_eval(args)
+    from awsaa.distributed.raycluster import init_ray
+    from awsaa.distributed.train_tune import Experiment, TrialSpec, check_experiment, run_experiment, slug
+
+    configs = load_train_configs(args)
+    _check_data(configs, local=args.address is None)
+    trials = []
+    for path, cfg in configs:
+        for seed in args.seeds:
+            label = f"{path.stem}-{cfg.dataset}-{_aug_label(cfg.aug)}-seed{seed}"
+            trials.append(TrialSpec(label, _with_seed(cfg, seed)))
+    first = configs[0][1]
+    name = args.name or slug("+".join(p.stem for p, _ in configs) + f"-{first.dataset}-{_aug_label(first.aug)}")
+    exp = Experiment(name=name, storage=Path(args.storage), trials=trials, gpus_per_trial=args.gpus_per_trial,
+                     cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures)
+    check_experiment(exp, args.resume)
+    init_ray(args.address, num_gpus=args.num_gpus)
+    print(f"{PROG}: experiment {exp.path}: {len(trials)} trial(s), {len(configs)} config(s) x seeds {args.seeds}"
+          + (" (resuming)" if args.resume else ""), flush=True)
+    summary = run_experiment(exp, resume=args.resume)
+    print_summary(summary, exp.path)
+    return 0 if all(s["status"] == "done" for s in summary) else 1
+
+
+def _with_seed(cfg, seed: int):
+    import dataclasses
+
+    return dataclasses.replace(cfg, seed=seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Train networks with an augmentation policy on Ray Tune.")
+    p.add_argument("-c", "--config", nargs="+", required=True, help="training config YAML file(s)")
+    p.add_argument("--dataset", help="override the config's dataset")
+    p.add_argument("--aug", help="none, cutout, autoaugment, randaugment, trivialaugment, uniform, "
+                                 "fa_reduced_cifar10, fa_reduced_imagenet, or a policy .json file")
+    p.add_argument("--epochs", type=int, help="override the config's epochs")
+    p.add_argument("--dataroot", help="where the dataset lives")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.lr=0.05")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one trial per seed (default: 0)")
+    p.add_argument("--name", help="experiment name (default: from the configs, dataset and aug)")
+    p.add_argument("--storage", default="runs/train", help="where experiments live (default runs/train)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of this name")
+    p.add_argument("--max-failures", type=int, default=3, help="retries of a failed trial (default 3)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPUs per trial (default: 1 when the cluster has GPUs); > 1 trains data-parallel")
+    p.add_argument("--cpus-per-trial", type=int, default=None)
+    p.add_argument("--num-gpus", type=int, default=None, help=argparse.SUPPRESS)  # logical GPUs, local tests
+    p.add_argument("--address", help="Ray cluster to use (default: start a local one)")
+    p.add_argument("--only-eval", action="store_true", help="only evaluate the checkpoint given by --save")
+    p.add_argument("--save", help="with --only-eval: the checkpoint (trainer.pt) to evaluate")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(lambda: run(args), PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

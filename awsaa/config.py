@@ -1,0 +1,256 @@
+"""Typed configs, loaded from YAML and validated with one-line errors that name the key.
+
+A config is a tree of dataclasses. :func:`from_dict` builds one from plain data (YAML,
+JSON, command-line overrides): an unknown key, a value of the wrong type or an
+impossible value raises :class:`ConfigError` naming the dotted key, e.g.
+``config train.yaml: optim.lr must be > 0, got -0.1``. YAML is read with ``safe_load``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from awsaa.errors import AWSAAError
+from awsaa.fileio import read_text
+
+T = TypeVar("T")
+
+
+class ConfigError(AWSAAError):
+    """A config that cannot be used; the message names the key."""
+
+
+# ----------------------------------------------------------------------------- generic loading
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _convert(value, arg, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, dict):
+            return from_dict(tp, value, prefix=key + ".")
+    elif origin is list:
+        if isinstance(value, list):
+            return [_convert(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a field type this loader does not know is a programming error
+        raise TypeError(f"unsupported config field type {tp!r}")
+    raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+
+
+def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, checking keys, types and values."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown key {prefix}{key}{hint}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], prefix + name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required key {prefix}{name}")
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        try:
+            check()
+        except ConfigError as e:
+            raise ConfigError(f"{prefix}{e}") from None
+    return obj
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def config_hash(obj: Any) -> str:
+    """A stable hash of a config's content (sha256 of its canonical JSON), 16 hex digits."""
+    blob = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    text = read_text(path, "config file", ConfigError)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+
+
+def load(cls: type[T], path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> T:
+    """Load ``cls`` from a YAML file, with dotted-key ``overrides`` applied on top."""
+    data = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    try:
+        return from_dict(cls, data)
+    except ConfigError as e:
+        raise ConfigError(f"config {path}: {e}") from None
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class OptimConfig:
+    """SGD with Nesterov momentum; linear warm-up, then cosine to ``final_lr`` or step decay
+    (``multistep``: times ``gamma`` at each of ``milestones``, in epochs), stepped per batch."""
+
+    lr: float = 0.1  # peak learning rate, reached at the end of the warm-up
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # not applied to BatchNorm parameters and biases
+    warmup_epochs: float = 0.0
+    warmup_from: float | None = None  # learning rate at step 0 of the warm-up (default lr / 10)
+    schedule: str = "cosine"  # cosine | multistep | constant
+    final_lr: float = 0.0  # cosine only
+    milestones: list[int] = field(default_factory=list)  # multistep only, in epochs
+    gamma: float = 0.1  # multistep only
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+
+    def check(self) -> None:
+        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        _require(not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0")
+        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _require(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        _require(self.warmup_from is None or 0 <= self.warmup_from <= self.lr,
+                 f"warmup_from must be in [0, lr], got {self.warmup_from}")
+        _require(self.schedule in ("cosine", "multistep", "constant"),
+                 f"schedule must be cosine, multistep or constant, got {self.schedule!r}")
+        _require(0 <= self.final_lr <= self.lr, f"final_lr must be in [0, lr], got {self.final_lr}")
+        _require(all(m > 0 for m in self.milestones) and self.milestones == sorted(self.milestones),
+                 f"milestones must be increasing positive epochs, got {self.milestones}")
+        _require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        _require(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        _require(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
+
+
+@dataclass
+class TrainConfig:
+    """One training recipe: the network, the data, the augmentation and the optimizer."""
+
+    model: str
+    dataset: str
+    epochs: int
+    batch_size: int
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    aug: str = "none"  # none | cutout | autoaugment | randaugment | trivialaugment | uniform | fa_* | policy.json
+    cutout: int = 16  # Cutout length applied after every aug but 'none'; 0 = off
+    crop_padding: int = 4  # random crop with this padding (in-memory datasets); 0 = off
+    hflip: bool = True
+    fill: int | None = None  # fill of the geometric ops; default: the dataset's (128 CIFAR, 0 F-MNIST)
+    train_size: int | None = None  # train on a stratified subset of this size (seeded); null = all
+    val_size: int = 0  # hold out a stratified validation split of this size; 0 = none
+    test_size: int | None = None  # evaluate on a stratified test subset (smoke tests); null = all
+    eval_every: int = 1  # evaluate every N epochs; the last epoch always
+    ema_decay: float = 0.0  # EMA of the weights (torch.optim.swa_utils.AveragedModel); 0 = off
+    drop_path: float = 0.0  # stochastic depth, where the architecture allows it
+    enlarged_batch: int = 1  # Enlarged Batch: augmented copies per image (pairs drawn without replacement)
+    image_size: int = 224  # crop size for ImageFolder datasets (ImageNet)
+    num_workers: int = 4  # DataLoader workers, ImageFolder datasets only
+    eval_batch_size: int = 1024
+    compile: bool = False  # torch.compile the model (CUDA)
+    dataroot: str | None = None
+    seed: int = 0
+
+    def check(self) -> None:
+        from awsaa import models
+        from awsaa.data import DATASETS
+        from awsaa.train.pipeline import check_aug
+
+        _require(self.model in models.list_models(),
+                 f"model {self.model!r} is unknown; choose from {', '.join(models.list_models())}")
+        _require(self.dataset in DATASETS, f"dataset {self.dataset!r} is unknown; choose from {', '.join(DATASETS)}")
+        try:
+            check_aug(self.aug)
+        except AWSAAError as e:
+            raise ConfigError(f"aug: {e}") from None
+        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(self.cutout >= 0, f"cutout must be >= 0, got {self.cutout}")
+        _require(self.crop_padding >= 0, f"crop_padding must be >= 0, got {self.crop_padding}")
+        _require(self.fill is None or 0 <= self.fill <= 255, f"fill must be in [0, 255], got {self.fill}")
+        _require(self.train_size is None or self.train_size >= 1, f"train_size must be >= 1, got {self.train_size}")
+        _require(self.val_size >= 0, f"val_size must be >= 0, got {self.val_size}")
+        _require(self.test_size is None or self.test_size >= 1, f"test_size must be >= 1, got {self.test_size}")
+        _require(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        _require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        _require(0 <= self.drop_path < 1, f"drop_path must be in [0, 1), got {self.drop_path}")
+        _require(self.enlarged_batch >= 1, f"enlarged_batch must be >= 1, got {self.enlarged_batch}")
+        _require(self.image_size >= 8, f"image_size must be >= 8, got {self.image_size}")
+        _require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        _require(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        _require(self.optim.warmup_epochs < self.epochs,
+                 f"optim.warmup_epochs ({self.optim.warmup_epochs}) must be < epochs ({self.epochs})")
+        _require(all(self.optim.warmup_epochs < m < self.epochs for m in self.optim.milestones),
+                 f"optim.milestones must lie between the warm-up and epochs ({self.epochs}), "
+                 f"got {self.optim.milestones}")

@@ -1,0 +1,1 @@
+"""Everything that uses Ray: Tune trainables, the search's actors, job submission."""

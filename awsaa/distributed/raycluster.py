@@ -1,0 +1,46 @@
+"""Starting or joining Ray, and what the cluster offers."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from awsaa.errors import AWSAAError
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
+             dashboard: bool = False) -> None:
+    """Join the cluster at ``address``, or start a local one (no-op if Ray is already up)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs = {"logging_level": logging.WARNING, "log_to_driver": True}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus,
+                     include_dashboard=dashboard, object_store_memory=256 * 1024**2, **kwargs)
+    except ConnectionError as e:
+        raise AWSAAError(f"cannot reach the Ray cluster at {address}: {' '.join(str(e).split())[:200]}") from None
+
+
+def has_real_gpus() -> bool:
+    """Whether the cluster's GPUs are physical (nodes with GPUs advertise ``accelerator_type:*``)
+    rather than logical ones given with ``--num-gpus`` for testing."""
+    import ray
+
+    return any(k.startswith("accelerator_type:") for k in ray.cluster_resources())
+
+
+def cluster_gpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0))
+
+
+def cluster_cpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 1))

@@ -1,0 +1,303 @@
+"""Final training as a Ray Tune experiment: one trial per (config, seed).
+
+Each trial is a plain function (:func:`train_trial`) that builds a :class:`Trainer`,
+restores from ``tune.get_checkpoint()`` when Tune restarts it, and reports every epoch
+with a checkpoint. ``FailureConfig`` retries a failed trial from its last epoch; an
+interrupted experiment resumes with ``Tuner.restore``. With more than one GPU per trial,
+the trial starts a ``TorchTrainer`` (data-parallel, NCCL on GPUs, gloo on CPUs) and
+reports its result (Tune can no longer wrap a TorchTrainer itself in Ray 2.60).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from awsaa.config import TrainConfig, from_dict, to_dict
+from awsaa.errors import AWSAAError
+from awsaa.fileio import atomic_write_json
+
+TRAINER_FILE = "trainer.pt"
+EXPERIMENT_FILE = "awsaa-experiment.json"
+
+
+def _quiet() -> None:
+    for name in ("ray", "ray.tune", "ray.train"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _set_threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(max(1, int(n)))
+
+
+# ----------------------------------------------------------------------------- trainables
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    """Tune trainable: train one (config, seed), an epoch per report, a checkpoint per epoch."""
+    from ray import tune
+
+    from awsaa.train import Trainer
+
+    _quiet()
+    spec = config["trial"]
+    _set_threads(spec.get("threads"))
+    cfg = from_dict(TrainConfig, spec["train"])
+    trainer = Trainer(cfg)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            trainer.load(Path(d) / TRAINER_FILE)
+    while trainer.epoch < cfg.epochs:
+        stats = trainer.run_epoch()
+        with tempfile.TemporaryDirectory() as d:
+            trainer.save(Path(d) / TRAINER_FILE)
+            tune.report({**stats.as_dict(), "epochs": cfg.epochs, "pid": os.getpid()},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _ddp_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker loop: one rank of a data-parallel training."""
+    import ray.train
+    import torch
+
+    from awsaa.train import Trainer
+
+    _quiet()
+    spec = config["trial"]
+    _set_threads(spec.get("threads"))
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = torch.device(f"cuda:{ctx.get_local_rank() % max(torch.cuda.device_count(), 1)}"
+                          if torch.cuda.is_available() else "cpu")
+    cfg = from_dict(TrainConfig, spec["train"])
+    trainer = Trainer(cfg, device=device, rank=rank, world_size=world)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            trainer.load(Path(d) / TRAINER_FILE)
+    while trainer.epoch < cfg.epochs:
+        stats = trainer.run_epoch()
+        metrics = {**stats.as_dict(), "epochs": cfg.epochs, "world_size": world}
+        if rank == 0:
+            with tempfile.TemporaryDirectory() as d:
+                trainer.save(Path(d) / TRAINER_FILE)
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+        else:
+            ray.train.report(metrics)
+
+
+def train_trial_ddp(config: dict[str, Any]) -> None:
+    """Tune trainable for one (config, seed) trained data-parallel on several GPUs (or CPU
+    workers with gloo, where the GPUs are logical): starts a ``TorchTrainer`` whose reports
+    reach Tune through ``TuneReportCallback``, an epoch at a time."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    _quiet()
+    spec = config["trial"]
+    real_gpus = bool(spec["real_gpus"])
+    # On logical GPUs (a CPU machine) the workers are plain CPU processes talking gloo.
+    # Each worker asks for its threads less a hundredth, which the waiting trial holds.
+    cpus = max(0.5, float(spec.get("threads") or 1) - 0.01)
+    resources = {"CPU": cpus, **({"GPU": 1.0} if real_gpus else {})}
+    trainer = TorchTrainer(
+        _ddp_worker,
+        train_loop_config=config,
+        torch_config=TorchConfig(backend="nccl" if real_gpus else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=int(spec["workers"]), use_gpu=real_gpus,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name="ddp", storage_path=spec["trial_storage"], callbacks=[TuneReportCallback()],
+            failure_config=ray.train.FailureConfig(max_failures=int(spec.get("max_failures", 0))),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            logging_config=ray.train.LoggingConfig(log_level="WARNING")),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+def format_epoch(m: dict[str, Any]) -> str:
+    val = f"  val acc {m['val_acc']:6.2f}%" if m.get("val_acc") is not None else ""
+    test = f"  test err {m['test_error']:6.2f}%" if m.get("test_error") is not None else ""
+    return (f"epoch {m['epoch']:>3}/{m['epochs']}  lr {m['lr']:.4g}  loss {m['train_loss']:.4f}  "
+            f"train acc {m['train_acc']:6.2f}%{val}{test}  {m['images_per_sec']:.0f} img/s")
+
+
+@dataclass
+class TrialSpec:
+    label: str
+    train: TrainConfig
+
+    def as_param(self, threads: int | None, workers: int, real_gpus: bool, max_failures: int,
+                 exp_path: Path) -> dict[str, Any]:
+        return {"label": self.label, "train": to_dict(self.train), "threads": threads, "workers": workers,
+                "real_gpus": real_gpus, "max_failures": max_failures,
+                "trial_storage": str(exp_path.resolve() / slug(self.label))}
+
+
+@dataclass
+class Experiment:
+    name: str
+    storage: Path
+    trials: list[TrialSpec]
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: int | None = None
+    max_failures: int = 3
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.storage / self.name
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "trials": [{"label": t.label, "train": to_dict(t.train)} for t in self.trials]}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")
+
+
+class EpochLines:
+    """A Tune callback that prints one line per trial and epoch, and trial failures."""
+
+    def __new__(cls, max_failures: int):  # built lazily so importing this module does not import Ray
+        from ray import tune
+
+        exp_max_failures = max_failures
+
+        class _EpochLines(tune.Callback):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                if "train_loss" in result and "lr" in result:
+                    print(f"{trial.config['trial']['label']}  {format_epoch(result)}", flush=True)
+
+            def on_trial_recover(self, iteration, trials, trial, **info):
+                print(f"{trial.config['trial']['label']}  failed; Tune restarts it from its last checkpoint "
+                      f"(retry {trial.num_failures} of {exp_max_failures})", flush=True)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                print(f"{trial.config['trial']['label']}  failed {trial.num_failures} times; no retries left",
+                      flush=True)
+
+        return _EpochLines()
+
+
+def check_experiment(exp: Experiment, resume: bool) -> None:
+    """Refuse, before any work, to overwrite an experiment or to resume one that differs."""
+    path = exp.path
+    record_file = path / EXPERIMENT_FILE
+    if resume:
+        if not record_file.exists():
+            raise AWSAAError(f"nothing to resume: {path} holds no awsaa training experiment")
+        try:
+            saved = json.loads(record_file.read_text())
+        except (OSError, ValueError) as e:
+            raise AWSAAError(f"experiment record {record_file} is unreadable: {e}") from None
+        if saved != exp.record():
+            raise AWSAAError(f"the configs or seeds differ from those experiment {path} was started with; "
+                             f"give the same ones to --resume, or start a new experiment with --name")
+    elif path.exists():
+        raise AWSAAError(f"experiment {path} already exists; pass --resume to continue it, or --name for a new one")
+
+
+def quiet_tune() -> None:
+    """Our own progress lines replace Tune's console output and snapshot warnings."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+
+
+def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]]:
+    """Run (or resume) ``exp`` on the Ray cluster this process is connected to; returns one
+    summary per trial: label, status, epochs done, final test error, trial and checkpoint paths."""
+    quiet_tune()
+    from ray import tune
+
+    from awsaa.distributed.raycluster import cluster_cpus, cluster_gpus, has_real_gpus
+
+    path = exp.path
+    record_file = path / EXPERIMENT_FILE
+    if resume:
+        if not record_file.exists():
+            raise AWSAAError(f"nothing to resume: {path} holds no awsaa training experiment")
+        saved = json.loads(record_file.read_text())
+        if saved != exp.record():
+            raise AWSAAError(f"the configs or seeds differ from those experiment {path} was started with; "
+                             f"give the same ones to --resume, or start a new experiment with --name")
+    elif path.exists():
+        raise AWSAAError(f"experiment {path} already exists; pass --resume to continue it, or --name for a new one")
+
+    gpus = exp.gpus_per_trial if exp.gpus_per_trial else (1.0 if cluster_gpus() >= 1 else 0.0)
+    real = has_real_gpus()
+    if exp.cpus_per_trial:
+        cpus = exp.cpus_per_trial
+    elif gpus:
+        cpus = max(1, int(cluster_cpus() // max(cluster_gpus(), 1)))
+    else:
+        cpus = max(1, int(cluster_cpus()))  # on a CPU machine: one trial at a time, all cores
+    ddp = gpus > 1
+    if ddp and gpus != int(gpus):
+        raise AWSAAError(f"--gpus-per-trial above 1 must be a whole number, got {gpus}")
+    workers = int(gpus) if ddp else 1
+    threads = max(1, cpus // workers) if ddp else cpus
+    if ddp:
+        # The trial only waits for its TorchTrainer, whose workers hold the CPUs and GPUs.
+        trainable = tune.with_resources(train_trial_ddp, {"cpu": 0.01})
+    else:
+        trainable = tune.with_resources(train_trial, {"cpu": cpus, "gpu": gpus})
+    run_config = tune.RunConfig(
+        name=exp.name, storage_path=str(exp.storage.resolve()), verbose=0, callbacks=[EpochLines(exp.max_failures)],
+        failure_config=tune.FailureConfig(max_failures=exp.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+    )
+    params = [t.as_param(threads, workers, real, exp.max_failures, path) for t in exp.trials]
+    if resume:
+        tuner = tune.Tuner.restore(str(path.resolve()), trainable=trainable, resume_errored=True)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(record_file, exp.record())
+        tuner = tune.Tuner(
+            trainable, param_space={"trial": tune.grid_search(params)}, run_config=run_config,
+            tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: slug(t.config["trial"]["label"]),
+                                        trial_name_creator=lambda t: t.config["trial"]["label"]),
+        )
+    results = tuner.fit()
+    summary = []
+    for r in results:
+        m = r.metrics or {}
+        ckpt = r.checkpoint.path if r.checkpoint is not None else m.get("checkpoint_path")
+        summary.append({
+            "label": r.config["trial"]["label"] if r.config else "?",
+            "status": "error" if r.error is not None else "done",
+            "error": _one_line(r.error) if r.error is not None else None,
+            "epochs_done": m.get("epoch", 0),
+            "epochs": m.get("epochs", r.config["trial"]["train"]["epochs"] if r.config else None),
+            "final_test_error": m.get("test_error"),
+            "path": r.path,
+            "checkpoint": str(Path(ckpt) / TRAINER_FILE) if ckpt else None,
+        })
+    summary.sort(key=lambda s: s["label"])
+    atomic_write_json(path / "summary.json", summary)
+
+    return summary
+
+
+def _one_line(err: BaseException) -> str:
+    """Tune wraps the trial's exception with its traceback: keep the last line, the error itself."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(err).__name__
+    return text[:300]

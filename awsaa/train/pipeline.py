@@ -1,0 +1,147 @@
+"""The training-time augmentation of uint8 batches, by ``--aug`` name or policy file.
+
+Order (DESIGN.md section 2, the AWS release): random crop (pad 4) -> horizontal flip ->
+policy -> Cutout (16, black) -> normalize. Fast AutoAugment's policies keep FAA's own
+order: policy -> crop -> flip -> Cutout (16, the mean colour: FAA cuts after normalizing).
+Everything here works on whole uint8 NCHW batches on the batch's device; the policy
+draws per image. ``--aug`` names:
+
+``none``            crop + flip (the baseline; no Cutout)
+``cutout``          crop + flip + Cutout
+``autoaugment``     torchvision's ``v2.AutoAugment`` (CIFAR-10 policy), image by image, + Cutout
+``randaugment``     torchvision's ``v2.RandAugment``, image by image, + Cutout
+``trivialaugment``  torchvision's ``v2.TrivialAugmentWide``, image by image, + Cutout
+``uniform``         the AWS shared policy (every pair equally likely), + Cutout
+``fa_reduced_cifar10``, ``fa_reduced_imagenet``
+                    Fast AutoAugment's published policies with its op semantics, + Cutout
+``PATH.json``       an awsaa policy file, + Cutout
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from awsaa.augment import tensor_ops
+from awsaa.errors import AWSAAError
+from awsaa.policy import Policy
+
+TORCHVISION_AUGS = ("autoaugment", "randaugment", "trivialaugment")
+FAA_AUGS = ("fa_reduced_cifar10", "fa_reduced_imagenet")
+AUG_NAMES = ("none", "cutout", *TORCHVISION_AUGS, "uniform", *FAA_AUGS)
+
+
+def check_aug(aug: str) -> None:
+    """Raise a one-line error unless ``aug`` is a known name or a valid policy file."""
+    if aug in AUG_NAMES:
+        return
+    if aug.endswith(".json") or os.sep in aug or Path(aug).exists():
+        Policy.load(aug)  # raises AWSAAError naming the problem
+        return
+    raise AWSAAError(f"unknown aug {aug!r}; choose from {', '.join(AUG_NAMES)}, or give a policy .json file")
+
+
+class PolicyAugment:
+    """An AWS policy: a pair drawn per image from ``policy`` and applied with the batched ops.
+
+    With ``copies`` > 1 (Enlarged Batch) the batch holds ``copies`` consecutive copies of
+    each image, and their pairs are drawn **without replacement** per image."""
+
+    def __init__(self, policy: Policy, fill: int) -> None:
+        self.policy, self.fill = policy, fill
+        self._flat = policy.probs().flatten().float()
+
+    def draw(self, n: int, copies: int, generator: torch.Generator | None) -> Tensor:
+        if copies == 1:
+            return self.policy.sample(n, generator)
+        images = n // copies
+        nonzero = int((self._flat > 0).sum())
+        replacement = copies > nonzero
+        idx = torch.multinomial(self._flat.expand(images, -1), copies, replacement=replacement,
+                                generator=generator).reshape(-1)
+        k = self.policy.space.num_ops
+        return torch.stack([idx // k, idx % k], dim=1)
+
+    def __call__(self, images: Tensor, copies: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        pairs = self.draw(images.shape[0], copies, generator)
+        out = tensor_ops.apply_pairs(images, pairs, self.policy.space, fill=self.fill, generator=generator)
+        return out, pairs
+
+
+class PerImageAugment:
+    """A torchvision v2 transform applied image by image (for the comparison baselines)."""
+
+    def __init__(self, transform: Callable[[Tensor], Tensor]) -> None:
+        self.transform = transform
+
+    def __call__(self, images: Tensor, copies: int, generator: torch.Generator | None) -> tuple[Tensor, None]:
+        return torch.stack([self.transform(x) for x in images]), None
+
+
+def make_policy_augment(aug: str, fill: int):
+    """The policy step of ``aug`` (``None`` for ``none`` and ``cutout``)."""
+    check_aug(aug)
+    if aug in ("none", "cutout"):
+        return None
+    if aug in TORCHVISION_AUGS:
+        from torchvision.transforms import v2
+
+        transform = {
+            "autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10, fill=fill),
+            "randaugment": lambda: v2.RandAugment(fill=fill),
+            "trivialaugment": lambda: v2.TrivialAugmentWide(fill=fill),
+        }[aug]()
+        return PerImageAugment(transform)
+    if aug in FAA_AUGS:
+        from awsaa.train.fast_autoaugment import FAAPolicyAugment
+
+        return FAAPolicyAugment.published(aug, fill)
+    if aug == "uniform":
+        return PolicyAugment(Policy.uniform(), fill)
+    return PolicyAugment(Policy.load(aug), fill)
+
+
+@dataclass
+class Pipeline:
+    """Crop -> flip -> policy -> Cutout on a uint8 batch; ``copies`` augmented copies per image."""
+
+    policy: object | None  # PolicyAugment, PerImageAugment, FAAPolicyAugment or None
+    crop_padding: int = 4
+    hflip: bool = True
+    cutout: int = 16
+    cutout_fill: tuple[int, ...] = (0,)
+    copies: int = 1
+
+    @classmethod
+    def from_config(cls, aug: str, fill: int, cutout: int, mean_fill: tuple[int, ...], crop_padding: int,
+                    hflip: bool, copies: int = 1) -> Pipeline:
+        """``mean_fill`` is the dataset mean as uint8, the Cutout colour of FAA's pipeline."""
+        policy = make_policy_augment(aug, fill)
+        cutout_fill = mean_fill if aug in FAA_AUGS else (0,)
+        return cls(policy, crop_padding, hflip, 0 if aug == "none" else cutout, cutout_fill, copies)
+
+    def __call__(self, images: Tensor, labels: Tensor, generator: torch.Generator | None = None,
+                 crop: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Augment a batch; returns (images, labels, pairs drawn or None). ``crop=False``
+        skips crop and flip (ImageFolder data arrives cropped and flipped by its loader)."""
+        if self.copies > 1:
+            images = images.repeat_interleave(self.copies, dim=0)
+            labels = labels.repeat_interleave(self.copies, dim=0)
+        pairs = None
+        first = getattr(self.policy, "policy_first", False)
+        if self.policy is not None and first:
+            images, pairs = self.policy(images, self.copies, generator)
+        if crop and self.crop_padding:
+            images = tensor_ops.random_crop(images, self.crop_padding, generator=generator)
+        if crop and self.hflip:
+            images = tensor_ops.hflip(images, generator=generator)
+        if self.policy is not None and not first:
+            images, pairs = self.policy(images, self.copies, generator)
+        if self.cutout:
+            images = tensor_ops.cutout(images, self.cutout, fill=self.cutout_fill, generator=generator)
+        return images, labels, pairs

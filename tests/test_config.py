@@ -1,0 +1,66 @@
+import pytest
+
+from awsaa import config as C
+from awsaa.config import ConfigError, TrainConfig
+
+BASE = "model: wrn10_1\ndataset: fashion_mnist\nepochs: 2\nbatch_size: 64\n"
+
+
+def load(tmp_path, text, **overrides):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return C.load(TrainConfig, p, overrides)
+
+
+def test_every_shipped_train_config_loads():
+    import glob
+
+    files = sorted(glob.glob("configs/train/*.yaml"))
+    assert len(files) >= 10
+    for f in files:
+        cfg = C.load(TrainConfig, f)
+        assert cfg.epochs >= 1
+
+
+def test_defaults_and_overrides(tmp_path):
+    cfg = load(tmp_path, BASE + "optim:\n  lr: 0.05\n", **{"optim.weight_decay": 0.001, "aug": "uniform"})
+    assert cfg.optim.lr == 0.05 and cfg.optim.weight_decay == 0.001 and cfg.aug == "uniform"
+    assert cfg.optim.nesterov is True and cfg.cutout == 16
+
+
+@pytest.mark.parametrize("text, pattern", [
+    (BASE + "epohcs: 3\n", r"unknown key epohcs \(did you mean epochs\?\)"),
+    (BASE + "optim:\n  lrr: 0.1\n", r"unknown key optim\.lrr"),
+    (BASE.replace("epochs: 2", "epochs: ten"), r"epochs must be an integer, got 'ten'"),
+    (BASE.replace("epochs: 2", "epochs: 2.5"), r"epochs must be an integer"),
+    (BASE + "hflip: maybe\n", r"hflip must be true or false"),
+    (BASE.replace("epochs: 2", "epochs: 0"), r"epochs must be >= 1, got 0"),
+    (BASE + "optim:\n  lr: -0.1\n", r"optim\.lr must be > 0, got -0.1"),
+    (BASE + "optim:\n  momentum: 1.5\n", r"optim\.momentum must be in"),
+    (BASE + "optim:\n  warmup_epochs: 5\n", r"warmup_epochs \(5.0\) must be < epochs"),
+    (BASE + "fill: 300\n", r"fill must be in \[0, 255\]"),
+    (BASE + "optim: 3\n", r"optim must be a mapping"),
+    (BASE.replace("model: wrn10_1", "model: vgg"), r"model 'vgg' is unknown"),
+    (BASE.replace("dataset: fashion_mnist", "dataset: mnist"), r"dataset 'mnist' is unknown"),
+    (BASE + "aug: autoaug\n", r"aug: unknown aug 'autoaug'"),
+    (BASE + "aug: /nonexistent/policy.json\n", r"aug: policy file /nonexistent/policy.json does not exist"),
+    ("model: wrn10_1\n", r"missing required key dataset"),
+    (BASE + "optim:\n  lr: [0.1\n", r"not valid YAML at line"),
+    ("- a\n- b\n", r"must hold a mapping"),
+])
+def test_bad_configs_give_one_line_errors_naming_the_key(tmp_path, text, pattern):
+    with pytest.raises(ConfigError, match=pattern) as e:
+        load(tmp_path, text)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        C.load(TrainConfig, tmp_path / "nope.yaml")
+
+
+def test_config_hash_is_stable_and_content_based(tmp_path):
+    a = load(tmp_path, BASE)
+    b = load(tmp_path, BASE)
+    c = load(tmp_path, BASE, epochs=3)
+    assert C.config_hash(a) == C.config_hash(b) != C.config_hash(c)

@@ -1,0 +1,111 @@
+"""awsaa-train on Ray Tune: trials per seed, the table, resume, a killed trial, DDP, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from awsaa.cli.train import main
+
+QUICK = "configs/train/quick_fmnist.yaml"
+TINY = ["--set", "train_size=512", "test_size=500", "eval_batch_size=500"]
+
+
+def results(trial_dir: Path) -> list[dict]:
+    f = trial_dir / "result.json"
+    if not f.exists():
+        return []
+    return [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+
+
+def test_experiment_table_resume_and_eval(tmp_path, capsys, ray_local):
+    args = ["-c", QUICK, "--epochs", "2", "--seeds", "0", "1", "--storage", str(tmp_path), *TINY]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    exp = tmp_path / "quick_fmnist-fashion_mnist-cutout"
+    for seed in (0, 1):
+        label = f"quick_fmnist-fashion_mnist-cutout-seed{seed}"
+        assert f"{label}  epoch   1/2" in out and f"{label}  epoch   2/2" in out
+        rows = results(exp / label)
+        assert [r["epoch"] for r in rows] == [1, 2]
+        table_line = next(line for line in out.splitlines() if line.startswith(label) and "done" in line)
+        assert f"{rows[-1]['test_error']:.2f}%" in table_line  # the final epoch's error, as reported
+        assert list((exp / label).glob("events.out.tfevents.*"))  # TensorBoard
+    summary = json.loads((exp / "summary.json").read_text())
+    assert {s["status"] for s in summary} == {"done"} and "mean ± std over 2 seeds" in out
+
+    # the same command again refuses to overwrite; --resume of a finished experiment changes nothing
+    assert main(args) == 2
+    assert "already exists; pass --resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
+    assert [r["epoch"] for r in results(exp / "quick_fmnist-fashion_mnist-cutout-seed0")] == [1, 2]
+    capsys.readouterr()
+    # a different seed list on --resume is refused
+    assert main(["-c", QUICK, "--epochs", "2", "--seeds", "0", "--storage", str(tmp_path), *TINY, "--resume"]) == 2
+    assert "differ from those" in capsys.readouterr().err
+
+    ckpt = summary[0]["checkpoint"]
+    assert main(["-c", QUICK, "--only-eval", "--save", ckpt, *TINY]) == 0
+    line = capsys.readouterr().out
+    assert f"top-1 error {summary[0]['final_test_error']:.2f}%" in line  # same weights, same test subset
+
+
+def test_a_killed_trial_resumes_from_its_last_epoch(tmp_path, capsys, ray_local):
+    trial = tmp_path / "crash" / "quick_fmnist-fashion_mnist-cutout-seed0"
+    killed = {}
+
+    def killer():
+        deadline = time.time() + 240
+        while time.time() < deadline and not killed:
+            rows = results(trial)
+            if len(rows) >= 2:
+                killed["pid"], killed["after_epoch"] = rows[-1]["pid"], rows[-1]["epoch"]
+                os.kill(rows[-1]["pid"], signal.SIGKILL)  # in the middle of the next epoch
+            time.sleep(0.2)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    assert main(["-c", QUICK, "--epochs", "6", "--name", "crash", "--storage", str(tmp_path), *TINY]) == 0
+    t.join(timeout=1)
+    assert killed, "the trial was never killed"
+    rows = results(trial)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]  # every epoch once, none lost, none repeated
+    assert {r["pid"] for r in rows if r["epoch"] > killed["after_epoch"]} != {killed["pid"]}  # a new process
+    out = capsys.readouterr().out
+    assert "failed; Tune restarts it from its last checkpoint (retry 1 of 3)" in out and "done       6/6" in out
+
+
+@pytest.mark.slow
+def test_data_parallel_trial_with_two_gloo_workers(tmp_path):
+    """--gpus-per-trial 2 on a CPU machine with 2 logical GPUs: a TorchTrainer of 2 gloo workers."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.train", "-c", QUICK, "--epochs", "2", "--storage",
+                        str(tmp_path), "--num-gpus", "2", "--gpus-per-trial", "2", *TINY],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = results(tmp_path / "quick_fmnist-fashion_mnist-cutout" / "quick_fmnist-fashion_mnist-cutout-seed0")
+    assert [row["epoch"] for row in rows] == [1, 2] and all(row["world_size"] == 2 for row in rows)
+    assert "done       2/2" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-c", "nope.yaml"], "config file nope.yaml does not exist"),
+    (["-c", QUICK, "--aug", "bogus"], "unknown aug 'bogus'"),
+    (["-c", QUICK, "--dataset", "mnist"], "dataset 'mnist' is unknown"),
+    (["-c", QUICK, "--set", "model=vgg"], "model 'vgg' is unknown"),
+    (["-c", QUICK, "--dataroot", "/nonexistent"], "dataroot /nonexistent does not exist"),
+    (["-c", QUICK, "--set", "epochs=0"], "epochs must be >= 1"),
+    (["-c", QUICK, "--only-eval"], "--only-eval needs --save"),
+    (["-c", QUICK, "--only-eval", "--save", "/nonexistent.pt"], "checkpoint /nonexistent.pt does not exist"),
+])
+def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, args, message):
+    assert main([*args, "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
