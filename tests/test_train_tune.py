@@ -105,7 +105,19 @@ def test_data_parallel_trial_with_two_gloo_workers(tmp_path):
     (["-c", QUICK, "--only-eval", "--save", "/nonexistent.pt"], "checkpoint /nonexistent.pt does not exist"),
 ])
 def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, args, message):
-    assert main([*args, "--storage", str(tmp_path)]) == 2
+    assert main([*args, "--storage", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_bad_policy_file_and_corrupt_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "policy.json"
+    bad.write_text('{"format": "awsaa.policy", "version": 1, "ops": ["Invert"], "probs": [[0.5]]}')
+    assert main(["-c", QUICK, "--aug", str(bad), "--storage", str(tmp_path / "runs")]) == 2
+    assert "probs sum to 0.5" in capsys.readouterr().err
+    ckpt = tmp_path / "trainer.pt"
+    ckpt.write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["-c", QUICK, "--only-eval", "--save", str(ckpt), *TINY]) == 2
+    assert "is corrupt or not a torch checkpoint" in capsys.readouterr().err
+    assert ckpt.read_bytes() == b"PK\x03\x04 not really a zip" and not (tmp_path / "runs").exists()

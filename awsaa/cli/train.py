@@ -40,13 +40,15 @@ def load_train_configs(args: argparse.Namespace):
     from awsaa import config as C
 
     overrides = _parse_set(args.set or [])
-    for key in ("dataset", "aug", "epochs", "dataroot"):
+    for key in ("dataset", "epochs", "dataroot"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
     configs = []
     for path in args.config:
-        configs.append((Path(path), C.load(C.TrainConfig, path, overrides)))  # checks names too
+        for aug in args.aug or [None]:
+            extra = {"aug": aug} if aug is not None else {}
+            configs.append((Path(path), C.load(C.TrainConfig, path, {**overrides, **extra})))  # checks names too
     return configs
 
 
@@ -124,12 +126,14 @@ def run(args: argparse.Namespace) -> int:
             label = f"{path.stem}-{cfg.dataset}-{_aug_label(cfg.aug)}-seed{seed}"
             trials.append(TrialSpec(label, _with_seed(cfg, seed)))
     first = configs[0][1]
-    name = args.name or slug("+".join(p.stem for p, _ in configs) + f"-{first.dataset}-{_aug_label(first.aug)}")
+    stems = "+".join(dict.fromkeys(p.stem for p, _ in configs))
+    augs = "+".join(dict.fromkeys(_aug_label(c.aug) for _, c in configs))
+    name = args.name or slug(f"{stems}-{first.dataset}-{augs}")
     exp = Experiment(name=name, storage=Path(args.storage), trials=trials, gpus_per_trial=args.gpus_per_trial,
                      cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures)
     check_experiment(exp, args.resume)
     init_ray(args.address, num_gpus=args.num_gpus)
-    print(f"{PROG}: experiment {exp.path}: {len(trials)} trial(s), {len(configs)} config(s) x seeds {args.seeds}"
+    print(f"{PROG}: experiment {exp.path}: {len(trials)} trial(s), {len(configs)} config(s)/aug(s) x seeds {args.seeds}"
           + (" (resuming)" if args.resume else ""), flush=True)
     summary = run_experiment(exp, resume=args.resume)
     print_summary(summary, exp.path)
@@ -146,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Train networks with an augmentation policy on Ray Tune.")
     p.add_argument("-c", "--config", nargs="+", required=True, help="training config YAML file(s)")
     p.add_argument("--dataset", help="override the config's dataset")
-    p.add_argument("--aug", help="none, cutout, autoaugment, randaugment, trivialaugment, uniform, "
-                                 "fa_reduced_cifar10, fa_reduced_imagenet, or a policy .json file")
+    p.add_argument("--aug", nargs="+", help="none, cutout, autoaugment, randaugment, trivialaugment, uniform, "
+                                            "fa_reduced_cifar10, fa_reduced_imagenet, or a policy .json file; "
+                                            "several: one trial per aug")
     p.add_argument("--epochs", type=int, help="override the config's epochs")
     p.add_argument("--dataroot", help="where the dataset lives")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.lr=0.05")

@@ -8,7 +8,7 @@ draws per image. ``--aug`` names:
 
 ``none``            crop + flip (the baseline; no Cutout)
 ``cutout``          crop + flip + Cutout
-``autoaugment``     torchvision's ``v2.AutoAugment`` (CIFAR-10 policy), image by image, + Cutout
+``autoaugment``     torchvision's ``v2.AutoAugment`` (its CIFAR-10, SVHN or ImageNet policy), per image, + Cutout
 ``randaugment``     torchvision's ``v2.RandAugment``, image by image, + Cutout
 ``trivialaugment``  torchvision's ``v2.TrivialAugmentWide``, image by image, + Cutout
 ``uniform``         the AWS shared policy (every pair equally likely), + Cutout
@@ -83,16 +83,19 @@ class PerImageAugment:
         return torch.stack([self.transform(x) for x in images]), None
 
 
-def make_policy_augment(aug: str, fill: int):
-    """The policy step of ``aug`` (``None`` for ``none`` and ``cutout``)."""
+def make_policy_augment(aug: str, fill: int, dataset: str = "cifar10"):
+    """The policy step of ``aug`` (``None`` for ``none`` and ``cutout``). torchvision's
+    AutoAugment uses its ImageNet policy on ImageNet data, its SVHN policy on SVHN, else CIFAR-10's."""
     check_aug(aug)
     if aug in ("none", "cutout"):
         return None
     if aug in TORCHVISION_AUGS:
         from torchvision.transforms import v2
 
+        _AA_POLICY = {"imagenet": v2.AutoAugmentPolicy.IMAGENET, "reduced_imagenet": v2.AutoAugmentPolicy.IMAGENET,
+                      "svhn": v2.AutoAugmentPolicy.SVHN}
         transform = {
-            "autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10, fill=fill),
+            "autoaugment": lambda: v2.AutoAugment(_AA_POLICY.get(dataset, v2.AutoAugmentPolicy.CIFAR10), fill=fill),
             "randaugment": lambda: v2.RandAugment(fill=fill),
             "trivialaugment": lambda: v2.TrivialAugmentWide(fill=fill),
         }[aug]()
@@ -119,9 +122,9 @@ class Pipeline:
 
     @classmethod
     def from_config(cls, aug: str, fill: int, cutout: int, mean_fill: tuple[int, ...], crop_padding: int,
-                    hflip: bool, copies: int = 1) -> Pipeline:
+                    hflip: bool, copies: int = 1, dataset: str = "cifar10") -> Pipeline:
         """``mean_fill`` is the dataset mean as uint8, the Cutout colour of FAA's pipeline."""
-        policy = make_policy_augment(aug, fill)
+        policy = make_policy_augment(aug, fill, dataset)
         cutout_fill = mean_fill if aug in FAA_AUGS else (0,)
         return cls(policy, crop_padding, hflip, 0 if aug == "none" else cutout, cutout_fill, copies)
 

@@ -139,7 +139,7 @@ class Trainer:
         fill = cfg.fill if cfg.fill is not None else ds.info.fill
         mean_fill = tuple(round(m * 255) for m in ds.info.mean)
         self.pipeline = Pipeline.from_config(cfg.aug, fill, cfg.cutout, mean_fill, cfg.crop_padding, cfg.hflip,
-                                             cfg.enlarged_batch)
+                                             cfg.enlarged_batch, cfg.dataset)
         if policy_override is not None:
             self.pipeline.policy = policy_override
         # ImageFolder data: Fast AutoAugment's policy runs per image in the loader, before the
