@@ -87,6 +87,7 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
+    hints.update(getattr(cls, "_late_types", lambda: {})())
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
@@ -115,7 +116,8 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def config_hash(obj: Any) -> str:
     """A stable hash of a config's content (sha256 of its canonical JSON), 16 hex digits."""
-    blob = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"))
+    data = obj if isinstance(obj, dict) else to_dict(obj)
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -254,3 +256,131 @@ class TrainConfig:
         _require(all(self.optim.warmup_epochs < m < self.epochs for m in self.optim.milestones),
                  f"optim.milestones must lie between the warm-up and epochs ({self.epochs}), "
                  f"got {self.optim.milestones}")
+
+
+# ----------------------------------------------------------------------------- search
+
+
+def _pretrain_optim() -> OptimConfig:
+    # DESIGN.md section 2, stage 1: LR 0.05 -> 0.2 over 1 epoch, cosine to 0.001, wd 1e-4,
+    # label smoothing 0.05, grad-norm clip 3.0
+    return OptimConfig(lr=0.2, warmup_epochs=1.0, warmup_from=0.05, final_lr=0.001, weight_decay=1e-4,
+                       label_smoothing=0.05, grad_clip=3.0)
+
+
+@dataclass
+class PretrainConfig:
+    """Stage 1: the proxy network trained under the shared (uniform) policy."""
+
+    epochs: int = 200  # length of the schedule
+    stop_epoch: int | None = None  # cut the schedule here ("most of a schedule"); null = at the end
+    batch_size: int = 256
+    optim: OptimConfig = field(default_factory=_pretrain_optim)
+    ema_decay: float = 0.0  # EMA of the shared weights; the fine-tunes start from the average
+    enlarged_batch: int = 1
+
+    def check(self) -> None:
+        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _require(self.stop_epoch is None or 1 <= self.stop_epoch <= self.epochs,
+                 f"stop_epoch must be in [1, epochs], got {self.stop_epoch}")
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        _require(self.enlarged_batch >= 1, f"enlarged_batch must be >= 1, got {self.enlarged_batch}")
+        _require(self.optim.warmup_epochs < self.epochs,
+                 f"optim.warmup_epochs ({self.optim.warmup_epochs}) must be < epochs ({self.epochs})")
+
+
+@dataclass
+class FinetuneConfig:
+    """Stage 2, one trajectory: fine-tune a copy of the shared weights under the current policy."""
+
+    epochs: int = 10
+    lr: float | None = None  # constant; null = the learning rate where stage 1 stopped
+    batch_size: int = 256
+    reward_top_k: int = 2  # reward = mean of the k best validation top-1 accuracies
+    enlarged_batch: int = 1
+
+    def check(self) -> None:
+        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _require(self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(1 <= self.reward_top_k <= self.epochs,
+                 f"reward_top_k must be in [1, epochs ({self.epochs})], got {self.reward_top_k}")
+        _require(self.enlarged_batch >= 1, f"enlarged_batch must be >= 1, got {self.enlarged_batch}")
+
+
+@dataclass
+class WorkersConfig:
+    """The fine-tune worker actors."""
+
+    count: int | None = None  # null = one per trajectory
+    num_gpus: float = 0.0  # per worker; fractions share a GPU (0.5: two workers per GPU)
+    num_cpus: float = 1.0  # per worker; the worker's torch threads on CPU
+
+    def check(self) -> None:
+        _require(self.count is None or self.count >= 1, f"count must be >= 1, got {self.count}")
+        _require(self.num_gpus >= 0, f"num_gpus must be >= 0, got {self.num_gpus}")
+        _require(self.num_gpus <= 1 or self.num_gpus == int(self.num_gpus),
+                 f"num_gpus above 1 must be a whole number, got {self.num_gpus}")
+        _require(self.num_cpus > 0, f"num_cpus must be > 0, got {self.num_cpus}")
+
+
+def _agent_config():
+    from awsaa.search.agents import AgentConfig
+
+    return AgentConfig()
+
+
+@dataclass
+class SearchConfig:
+    """An AWS search: the proxy network and data, stage 1, stage 2 and the agent."""
+
+    model: str = "wrn28_10"
+    dataset: str = "cifar100"
+    val_size: int = 10_000  # stratified validation split carved from the training set (seed 0)
+    train_size: int | None = None  # search on a stratified subset of the training set; null = all
+    fill: int | None = None  # fill of the geometric ops; default: the dataset's
+    cutout: int = 16
+    crop_padding: int = 4
+    hflip: bool = True
+    loops: int = 350
+    trajectories: int = 8  # M per loop
+    agent: str = "ppo"  # ppo | reinforce
+    agent_config: Any = field(default_factory=_agent_config)  # awsaa.search.agents.AgentConfig
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    eval_batch_size: int = 1024
+    dataroot: str | None = None
+    seed: int = 0
+
+    def check(self) -> None:
+        from awsaa import models
+        from awsaa.data import DATASETS
+
+        _require(self.model in models.list_models(),
+                 f"model {self.model!r} is unknown; choose from {', '.join(models.list_models())}")
+        _require(self.dataset in DATASETS, f"dataset {self.dataset!r} is unknown; choose from {', '.join(DATASETS)}")
+        _require(self.val_size >= 1, f"val_size must be >= 1 (the reward is a validation accuracy), "
+                                     f"got {self.val_size}")
+        _require(self.train_size is None or self.train_size > self.val_size,
+                 f"train_size ({self.train_size}) must exceed val_size ({self.val_size})")
+        _require(self.fill is None or 0 <= self.fill <= 255, f"fill must be in [0, 255], got {self.fill}")
+        _require(self.cutout >= 0, f"cutout must be >= 0, got {self.cutout}")
+        _require(self.loops >= 1, f"loops must be >= 1, got {self.loops}")
+        _require(self.trajectories >= 1, f"trajectories must be >= 1, got {self.trajectories}")
+        _require(self.agent in ("ppo", "reinforce"), f"agent must be ppo or reinforce, got {self.agent!r}")
+        _require(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+
+    @staticmethod
+    def _late_types() -> dict[str, Any]:
+        from awsaa.search.agents import AgentConfig  # imported late: the agents import this module's users
+
+        return {"agent_config": AgentConfig}
+
+    def stage1_key(self) -> dict[str, Any]:
+        """What determines the shared weights (the hash of this names a stage-1 checkpoint)."""
+        d = to_dict(self)
+        keep = ("model", "dataset", "val_size", "train_size", "fill", "cutout", "crop_padding", "hflip",
+                "pretrain", "seed")
+        return {k: d[k] for k in keep}

@@ -78,3 +78,22 @@ def plot_op_gallery(path: str | os.PathLike, dataset: str = "fashion_mnist", dat
     fig.suptitle(f"the {space.num_ops} ops on {dataset} test images (signed ops: +, -, +, ...)")
     _save(fig, path)
     plt.close(fig)
+
+
+def plot_rewards(history: list[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Per loop: every trajectory's reward (dots), their mean and the baseline (lines)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    loops = [h["loop"] for h in history]
+    for h in history:
+        ax.scatter([h["loop"]] * len(h["rewards"]), h["rewards"], s=6, color="0.6")
+    ax.plot(loops, [h["mean_reward"] if h["mean_reward"] is not None else float("nan") for h in history],
+            label="mean reward", color="C0")
+    ax.plot(loops, [h["baseline"] if h["baseline"] is not None else float("nan") for h in history],
+            label="baseline", color="C1", linestyle="--")
+    ax.set_xlabel("loop")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title(title)
+    ax.legend()
+    _save(fig, path)
+    plt.close(fig)

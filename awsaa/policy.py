@@ -100,8 +100,9 @@ class Policy:
     def from_params(cls, space: SearchSpace, first: Tensor, second: Tensor,
                     normalization: str = "sigmoid", meta: dict[str, Any] | None = None) -> Policy:
         k = space.num_ops
-        first = torch.as_tensor(first, dtype=torch.float64).detach().cpu()
-        second = torch.as_tensor(second, dtype=torch.float64).detach().cpu()
+        # copies: a policy is a snapshot, never a view of an agent's live parameters
+        first = torch.as_tensor(first, dtype=torch.float64).detach().cpu().clone()
+        second = torch.as_tensor(second, dtype=torch.float64).detach().cpu().clone()
         if first.shape != (k,):
             raise AWSAAError(f"params.first has shape {tuple(first.shape)}, expected ({k},)")
         if second.shape != (k, k):

@@ -40,3 +40,48 @@ def ray_local():
                  logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray head started with ``ray start --head --block`` in its own process session, so that
+    teardown stops this cluster alone (``ray stop`` would stop every Ray on the machine).
+    Yields ``(gcs_address, metrics_port, env)``."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    port, metrics = free_port(), free_port()
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    proc = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={port}",
+                             f"--metrics-export-port={metrics}", "--num-cpus=2", "--include-dashboard=false",
+                             "--disable-usage-stats"],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import socket
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    time.sleep(2)
+    yield f"127.0.0.1:{port}", metrics, env
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

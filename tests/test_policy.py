@@ -135,3 +135,11 @@ def test_bad_policy_files_give_one_line_errors(tmp_path, case):
 def test_missing_file():
     with pytest.raises(AWSAAError, match="does not exist"):
         Policy.load("/nonexistent/p.json")
+
+
+def test_a_policy_is_a_snapshot_of_the_parameters():
+    first, second = torch.zeros(36), torch.zeros(36, 36)
+    pol = Policy.from_params(SPACE, first, second)
+    first += 5.0
+    assert pol == Policy.uniform(SPACE)
+    assert Policy.from_dict(pol.to_dict()) == pol

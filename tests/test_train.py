@@ -131,7 +131,7 @@ def test_resume_from_checkpoint_is_exact(tmp_path, data):
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_bad_checkpoints_are_refused(tmp_path, data):
+def test_bad_checkpoints_are_refused(tmp_path, data, capsys):
     t = Trainer(tiny(), data=data)
     t.save(tmp_path / "ok.pt")
     raw = (tmp_path / "ok.pt").read_bytes()
@@ -149,9 +149,11 @@ def test_bad_checkpoints_are_refused(tmp_path, data):
     with open(tmp_path / "evil.pt", "wb") as f:
         pickle.dump({"format": "awsaa.checkpoint", "x": Evil()}, f)
     torch.save({"format": "awsaa.checkpoint", "version": 1, "kind": "train", "x": Evil()}, tmp_path / "evil2.pt")
-    for name in ("evil.pt", "evil2.pt"):
-        with pytest.raises(AWSAAError, match="is refused: it holds pickled objects"):
-            load_checkpoint(tmp_path / name)
+    with pytest.raises(AWSAAError, match="is refused: it holds pickled objects"):  # torch.save'd payload
+        load_checkpoint(tmp_path / "evil2.pt")
+    with pytest.raises(AWSAAError, match="corrupt or not a torch checkpoint"):  # a bare pickle
+        load_checkpoint(tmp_path / "evil.pt")
+    assert "pwned" not in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "ok.pt", kind="train")["epoch"] == 0
 
 

@@ -8,6 +8,23 @@ import os
 from awsaa.errors import AWSAAError
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast, in one line, when ``host:port`` accepts no connection (``ray.init`` would
+    keep retrying for minutes). ``auto`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise AWSAAError(f"Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.1:6379)")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise AWSAAError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
              dashboard: bool = False) -> None:
     """Join the cluster at ``address``, or start a local one (no-op if Ray is already up)."""
@@ -16,6 +33,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     if ray.is_initialized():
         return
     kwargs = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, **kwargs)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -39,13 +39,33 @@ class AgentConfig:
     lr: float = 0.1  # Adam learning rate after the warm-up
     warmup_lr: float = 0.0125  # at the first loop
     warmup_loops: int = 10
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     baseline_momentum: float = 0.9
     advantage_scale: float = 0.5
     clip: float = 0.2  # PPO only
     max_inner_steps: int = 5  # PPO only
     kl_stop: float = 0.002  # PPO only
     entropy_bonus: float = 0.0
+
+    def check(self) -> None:
+        from awsaa.config import ConfigError
+
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ConfigError(msg)
+
+        need(self.normalization in ("sigmoid", "softmax"), f"normalization must be sigmoid or softmax, "
+                                                           f"got {self.normalization!r}")
+        need(self.lr > 0 and self.warmup_lr > 0, "lr and warmup_lr must be > 0")
+        need(self.warmup_loops >= 0, f"warmup_loops must be >= 0, got {self.warmup_loops}")
+        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), "
+                                                                           f"got {self.betas}")
+        need(0 <= self.baseline_momentum < 1, f"baseline_momentum must be in [0, 1), got {self.baseline_momentum}")
+        need(self.advantage_scale > 0, f"advantage_scale must be > 0, got {self.advantage_scale}")
+        need(0 < self.clip < 1, f"clip must be in (0, 1), got {self.clip}")
+        need(self.max_inner_steps >= 1, f"max_inner_steps must be >= 1, got {self.max_inner_steps}")
+        need(self.kl_stop > 0, f"kl_stop must be > 0, got {self.kl_stop}")
+        need(self.entropy_bonus >= 0, f"entropy_bonus must be >= 0, got {self.entropy_bonus}")
 
 
 @dataclass
@@ -138,7 +158,7 @@ class _Agent:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain values only (loads with ``torch.load(weights_only=True)``)."""
-        return {"agent": self.name, "config": {**asdict(self.config), "betas": list(self.config.betas)},
+        return {"agent": self.name, "config": asdict(self.config),
                 "ops": list(self.space.names), "first": self.first.detach().clone(),
                 "second": self.second.detach().clone(), "optimizer": copy.deepcopy(self.optimizer.state_dict()),
                 "baseline": self.baseline, "loops_done": self.loops_done}

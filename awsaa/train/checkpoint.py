@@ -33,9 +33,12 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[st
         raise AWSAAError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise AWSAAError(f"checkpoint {path} is refused: it holds pickled objects, not only tensors and plain "
-                         f"values, and loading it could run code") from None
+    except pickle.UnpicklingError as e:
+        # torch's weights-only unpickler names the global it refused; other errors are damage
+        if "was not an allowed global" in str(e) or "is blocked" in str(e):
+            raise AWSAAError(f"checkpoint {path} is refused: it holds pickled objects, not only tensors and "
+                             f"plain values, and loading it could run code") from None
+        raise AWSAAError(f"checkpoint {path} is corrupt or not a torch checkpoint (it does not unpickle)") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AWSAAError(f"checkpoint {path} is corrupt or not a torch checkpoint: {msg}") from None

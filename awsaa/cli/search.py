@@ -1,0 +1,167 @@
+"""``awsaa-search``: find an augmentation policy with Augmentation-Wise Weight Sharing.
+
+    awsaa-search -c configs/search/quick_fmnist.yaml            # stage 1, then stage 2
+    awsaa-search -c configs/search/X.yaml --pretrained CKPT     # reuse shared weights from elsewhere
+    awsaa-search --resume runs/search/RUN                       # continue after an interruption
+    awsaa-search -c ... --address HEAD:6379                     # on a running Ray cluster
+
+Stage 1's shared weights are cached under ``<storage>/pretrained/<stage-1 hash>.pt`` and
+reused by any later search with the same stage-1 config. Prints a line per loop, then
+the top sub-policies and the path of ``policy.json``, which ``awsaa-train --aug`` takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from awsaa.cli.common import run_main
+from awsaa.cli.train import _parse_set
+from awsaa.errors import AWSAAError
+
+PROG = "awsaa-search"
+
+
+def load_search_config(args: argparse.Namespace):
+    from awsaa import config as C
+
+    overrides = _parse_set(args.set or [])
+    for key in ("loops", "dataroot"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    return C.load(C.SearchConfig, args.config, overrides)
+
+
+def load_shared(path: Path, cfg) -> dict[str, Any]:
+    """A stage-1 checkpoint, refused (one line) unless it was made by this stage-1 config."""
+    from awsaa.search.stages import stage1_hash
+    from awsaa.train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path, kind="shared")
+    expected = stage1_hash(cfg)
+    if state.get("stage1_hash") != expected:
+        raise AWSAAError(f"pretrained checkpoint {path} was made by a different stage-1 config "
+                         f"(hash {state.get('stage1_hash')}, this config's is {expected})")
+    return state
+
+
+def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None) -> None:
+    from awsaa.policy import Policy
+
+    if best is None:
+        print(f"\n{PROG}: no loop produced a reward; no policy.json (see {run_dir / 'history.jsonl'})")
+        return
+    pol = Policy.load(run_dir / "policy.json")
+    space = pol.space
+    h, hmax = pol.entropy(), math.log(space.num_pairs)
+    print(f"\nsearch {run_dir.name}: {loops_done} loops; best mean reward {best['mean_reward']:.2f}% "
+          f"at loop {best['loop']} (its policy, before that loop's update, is the result)")
+    print(f"entropy {h:.4f} nats ({h / hmax:.1%} of uniform's); top sub-policies:")
+    for rank, (i, j, p) in enumerate(pol.top(10), 1):
+        print(f"  {rank:>2}. {p:.5f} ({p * space.num_pairs:5.2f}x uniform)  {space.pair_label(i, j)}")
+    print(f"\npolicy:  {run_dir / 'policy.json'}")
+    print(f"history: {run_dir / 'history.jsonl'}   heatmap: {run_dir / 'policy_heatmap.png'}   "
+          f"rewards: {run_dir / 'reward_curve.png'}")
+    print(f"train with it: awsaa-train -c configs/train/<recipe>.yaml --aug {run_dir / 'policy.json'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from awsaa.config import config_hash
+    from awsaa.distributed.raycluster import init_ray
+    from awsaa.search.stages import stage1_hash
+    from awsaa.search.state import SearchState
+    from awsaa.train.checkpoint import save_checkpoint
+
+    storage = Path(args.storage)
+    shared: dict[str, Any] | None = None
+    if args.resume:
+        run_dir = Path(args.resume)
+        info, cfg = SearchState.read_run(run_dir)
+        if args.config:
+            given = load_search_config(args)
+            if config_hash(given) != info["config_hash"]:
+                raise AWSAAError(f"config {args.config} differs from the one run {run_dir} was started with; "
+                                 f"resume without -c, or start a new run")
+        state = SearchState.load(run_dir)  # refuses a corrupt state before any work
+        if state.loops_done >= cfg.loops:
+            raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops; its result is "
+                             f"{run_dir / 'policy.json'}")
+        cache = Path(info["pretrained"])
+        if cache.exists():
+            shared = load_shared(cache, cfg)
+        name = run_dir.name
+        print(f"{PROG}: resuming {run_dir} at loop {state.loops_done + 1} of {cfg.loops}", flush=True)
+    else:
+        if not args.config:
+            raise AWSAAError("give a search config with -c, or a run to continue with --resume")
+        cfg = load_search_config(args)
+        name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = storage / name
+        if run_dir.exists():
+            raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")
+        cache = storage / "pretrained" / f"{stage1_hash(cfg)}.pt"
+        if args.pretrained:
+            cache = Path(args.pretrained)
+            shared = load_shared(cache, cfg)
+        elif cache.exists():
+            shared = load_shared(cache, cfg)
+            print(f"{PROG}: reusing the stage-1 weights of {cache} (same stage-1 config)", flush=True)
+        if args.address is None:
+            from awsaa.data import load_dataset
+
+            load_dataset(cfg.dataset, cfg.dataroot)  # a missing dataset fails here, before any work
+
+    init_ray(args.address)
+    import ray
+
+    if not args.resume:
+        SearchState.create(run_dir, cfg, {"name": name, "stage1_hash": stage1_hash(cfg),
+                                          "pretrained": str(cache.resolve()), "created": time.time()})
+        print(f"{PROG}: run {run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
+              f"{cfg.workers.count or cfg.trajectories} fine-tune workers, {cfg.model} on {cfg.dataset}", flush=True)
+    if shared is None:
+        from awsaa.distributed.search import stage1_remote
+
+        print(f"{PROG}: stage 1: training the shared weights under the uniform policy "
+              f"({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} of {cfg.pretrain.epochs} epochs)", flush=True)
+        shared_ref = stage1_remote(cfg)
+        shared = ray.get(shared_ref)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(cache, shared)
+        print(f"{PROG}: stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "
+              f"saved {cache}", flush=True)
+    else:
+        shared_ref = ray.put(shared)
+
+    from awsaa.distributed.search import run_loops
+
+    summary = run_loops(cfg, run_dir, name, shared_ref, log=lambda line: print(line, flush=True))
+    print_summary(run_dir, summary["loops_done"], summary["best"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Search an augmentation policy with AWS (Tian et al., 2020).")
+    p.add_argument("-c", "--config", help="search config YAML (see configs/search/)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its last finished loop")
+    p.add_argument("--pretrained", metavar="CKPT", help="stage-1 checkpoint to use (made by the same stage-1 config)")
+    p.add_argument("--name", help="run name (default: config name and time)")
+    p.add_argument("--storage", default="runs/search", help="where runs and stage-1 weights live (default runs/search)")
+    p.add_argument("--loops", type=int, help="override the config's number of loops")
+    p.add_argument("--dataroot", help="where the dataset lives")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. finetune.epochs=3")
+    p.add_argument("--address", help="Ray cluster to use (default: start a local one)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main(lambda: run(args), PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The two stages of the AWS search as plain torch, built on :class:`awsaa.train.Trainer`.
+
+Stage 1 (:func:`pretrain`) trains the proxy network under the shared (uniform) policy for
+``pretrain.stop_epoch`` epochs of a ``pretrain.epochs`` schedule and keeps the weights and
+the optimizer state. Stage 2's unit of work (:class:`FineTuner`) reloads both, fine-tunes
+under the current policy at a constant learning rate (by default the one where stage 1
+stopped) while drawing a pair per image and counting the pairs, and returns the reward:
+the mean of the ``reward_top_k`` best validation top-1 accuracies. Neither stage looks at
+the test set.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from awsaa.config import SearchConfig, TrainConfig, config_hash
+from awsaa.errors import AWSAAError
+from awsaa.policy import Policy
+from awsaa.train.pipeline import PolicyAugment
+from awsaa.train.trainer import Trainer
+
+
+def stage1_hash(cfg: SearchConfig) -> str:
+    return config_hash(cfg.stage1_key())
+
+
+def train_config(cfg: SearchConfig, stage: str, lr: float | None = None) -> TrainConfig:
+    """The :class:`TrainConfig` of stage ``"pretrain"`` or ``"finetune"`` (at learning rate ``lr``)."""
+    common = {"model": cfg.model, "dataset": cfg.dataset, "aug": "uniform", "cutout": cfg.cutout,
+              "crop_padding": cfg.crop_padding, "hflip": cfg.hflip, "fill": cfg.fill, "train_size": cfg.train_size,
+              "val_size": cfg.val_size, "eval_batch_size": cfg.eval_batch_size, "dataroot": cfg.dataroot,
+              "seed": cfg.seed}
+    if stage == "pretrain":
+        p = cfg.pretrain
+        return TrainConfig(epochs=p.epochs, batch_size=p.batch_size, optim=p.optim, ema_decay=p.ema_decay,
+                           enlarged_batch=p.enlarged_batch, **common)
+    f = cfg.finetune
+    optim = dataclasses.replace(cfg.pretrain.optim, lr=lr or 1.0, schedule="constant", warmup_epochs=0.0,
+                                warmup_from=None, final_lr=0.0, milestones=[])
+    return TrainConfig(epochs=f.epochs, batch_size=f.batch_size, optim=optim, enlarged_batch=f.enlarged_batch,
+                       **common)
+
+
+def pretrain(cfg: SearchConfig, device: Any = None, data: Any = None,
+             on_epoch: Callable[[int, int, float, float, float], None] | None = None) -> dict[str, Any]:
+    """Stage 1. Returns the shared state: weights (the EMA's when ``ema_decay``), optimizer
+    state, the learning rate where the schedule was cut, and the stage-1 config hash."""
+    trainer = Trainer(train_config(cfg, "pretrain"), device=device, data=data)
+    stop = cfg.pretrain.stop_epoch or cfg.pretrain.epochs
+    val_acc = float("nan")
+    while trainer.epoch < stop:
+        loss, _, seconds, _ = trainer.train_epoch()
+        val_acc = trainer.evaluate(trainer.val_set)[0]
+        if on_epoch is not None:
+            on_epoch(trainer.epoch, stop, loss, val_acc, seconds)
+    weights = trainer.ema.module.state_dict() if trainer.ema is not None else trainer.model.state_dict()
+    return {
+        "kind": "shared",
+        "stage1_hash": stage1_hash(cfg),
+        "model_name": cfg.model,
+        "model": {k: v.detach().cpu() for k, v in weights.items()},
+        "optimizer": trainer.optimizer.state_dict(),
+        "epoch": trainer.epoch,
+        "lr": float(trainer.optimizer.param_groups[0]["lr"]),
+        "val_acc": float(val_acc),
+    }
+
+
+@dataclass
+class FinetuneResult:
+    reward: float
+    val_accs: list[float]
+    counts: torch.Tensor  # (K, K) pair usage
+    seconds: float
+    images: int
+
+
+class FineTuner:
+    """Stage 2's unit of work; build once per worker, :meth:`run` once per trajectory."""
+
+    def __init__(self, cfg: SearchConfig, shared: dict[str, Any], device: Any = None, data: Any = None) -> None:
+        if shared.get("stage1_hash") != stage1_hash(cfg):
+            raise AWSAAError("the shared weights were made by a different stage-1 config")
+        self.cfg = cfg
+        self.shared = shared
+        self.lr = cfg.finetune.lr if cfg.finetune.lr is not None else float(shared["lr"])
+        self.trainer = Trainer(train_config(cfg, "finetune", self.lr), device=device, data=data,
+                               policy_override=None)
+        fill = cfg.fill if cfg.fill is not None else self.trainer.info.fill
+        self.fill = fill
+
+    def run(self, policy: Policy, seed: int) -> FinetuneResult:
+        t = self.trainer
+        torch.manual_seed(seed)
+        t.generator.manual_seed(seed)
+        t.model.load_state_dict(self.shared["model"])
+        # A deep copy: Optimizer.load_state_dict may keep the given momentum buffers and update
+        # them in place, which would carry one trajectory into the next.
+        t.optimizer.load_state_dict(copy.deepcopy(self.shared["optimizer"]))
+        for group in t.optimizer.param_groups:
+            group["lr"] = self.lr
+        t.pipeline.policy = PolicyAugment(policy, self.fill)
+        k = policy.space.num_ops
+        counts = torch.zeros(k, k, dtype=torch.long)
+        accs, images, start = [], 0, time.perf_counter()
+        for _ in range(self.cfg.finetune.epochs):
+            _, _, _, seen = t.train_epoch(pair_counts=counts)
+            images += seen
+            accs.append(t.evaluate(t.val_set)[0])
+        top = sorted(accs)[-self.cfg.finetune.reward_top_k:]
+        return FinetuneResult(sum(top) / len(top), accs, counts, time.perf_counter() - start, images)

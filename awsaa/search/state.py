@@ -1,0 +1,193 @@
+"""A search run on disk: the controller's state, saved after every loop, and its exports.
+
+Run directory::
+
+    run.json              what this is (format, version, name, config and stage-1 hashes)
+    config.yaml           the resolved search config
+    state.pt              the source of truth: agent state, loops done, history, best loop
+    history.jsonl         one JSON line per loop (rewards, baseline, entropy, KL, inner steps,
+                          top pairs, wall time), exported from state.pt
+    policy.json           the policy of the loop with the highest mean reward, taken before
+                          that loop's update: the search's result
+    policy_last.json      the policy after the last update
+    policy_heatmap.png    the result's 36 x 36 probabilities
+    reward_curve.png      mean reward and baseline per loop
+
+Every file is written atomically, ``state.pt`` first; the exports are rebuilt from it, so a
+crash between two writes leaves a consistent run that ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from awsaa.augment.space import SearchSpace
+from awsaa.config import SearchConfig, config_hash, from_dict, to_dict
+from awsaa.errors import AWSAAError
+from awsaa.fileio import atomic_write_json, atomic_write_text
+from awsaa.policy import Policy
+from awsaa.search.agents import make_agent
+from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
+
+RUN_FORMAT = "awsaa.search-run"
+RUN_VERSION = 1
+
+
+def policy_hash(policy: Policy) -> str:
+    """Identifies a policy's exact parameters (or probabilities): equal hashes, equal agents."""
+    h = hashlib.sha256()
+    parts = [policy.params["first"], policy.params["second"]] if policy.params else [policy.probs()]
+    for t in parts:
+        h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _top_pairs(policy: Policy, k: int = 5) -> list[dict[str, Any]]:
+    return [{"pair": [policy.space.names[i], policy.space.names[j]], "p": round(p, 6)} for i, j, p in policy.top(k)]
+
+
+class SearchState:
+    """The agent, the history and the best loop of one search; persisted in ``run_dir``."""
+
+    def __init__(self, run_dir: Path, cfg: SearchConfig) -> None:
+        self.run_dir = Path(run_dir)
+        self.cfg = cfg
+        self.space = SearchSpace.default()
+        self.agent = make_agent(cfg.agent, self.space, cfg.agent_config)
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ creation / loading
+    @classmethod
+    def create(cls, run_dir: Path, cfg: SearchConfig, info: dict[str, Any]) -> SearchState:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        state = cls(run_dir, cfg)
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        atomic_write_json(run_dir / "run.json", {"format": RUN_FORMAT, "version": RUN_VERSION,
+                                                 "config_hash": config_hash(cfg), **info})
+        state.save()
+        return state
+
+    @staticmethod
+    def read_run(run_dir: Path) -> tuple[dict[str, Any], SearchConfig]:
+        """``run.json`` and the config of an existing run, or a one-line error."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise AWSAAError(f"run directory {run_dir} does not exist")
+        try:
+            info = json.loads((run_dir / "run.json").read_text())
+        except (OSError, ValueError):
+            raise AWSAAError(f"{run_dir} is not an awsaa search run (no readable run.json)") from None
+        if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
+            raise AWSAAError(f"{run_dir} is not an awsaa search run (run.json has no \"format\": \"{RUN_FORMAT}\")")
+        if info.get("version") != RUN_VERSION:
+            raise AWSAAError(f"search run {run_dir} has version {info.get('version')!r}; "
+                             f"this awsaa reads {RUN_VERSION}")
+        try:
+            data = yaml.safe_load((run_dir / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise AWSAAError(f"search run {run_dir}: config.yaml is unreadable: {e}") from None
+        cfg = from_dict(SearchConfig, data)
+        if config_hash(cfg) != info.get("config_hash"):
+            raise AWSAAError(f"search run {run_dir}: config.yaml was changed after the run started")
+        return info, cfg
+
+    @classmethod
+    def load(cls, run_dir: Path) -> SearchState:
+        _, cfg = cls.read_run(run_dir)
+        state = cls(run_dir, cfg)
+        path = Path(run_dir) / "state.pt"
+        raw = load_checkpoint(path, kind="search-state")
+        try:
+            state.agent.load_state_dict(raw["agent"])
+            state.history = list(raw["history"])
+            state.best = raw["best"]
+            if len(state.history) != state.agent.loops_done:
+                raise ValueError(f"{len(state.history)} history entries for {state.agent.loops_done} loops")
+        except (KeyError, TypeError, ValueError, RuntimeError, AWSAAError) as e:
+            raise AWSAAError(f"controller state {path} is corrupt: {' '.join(str(e).split())[:200]}") from None
+        return state
+
+    # ------------------------------------------------------------------ the loop
+    @property
+    def loops_done(self) -> int:
+        return self.agent.loops_done
+
+    def policy(self) -> Policy:
+        return self.agent.policy({"loop": self.loops_done + 1})
+
+    def record(self, loop: int, trajectories: list[dict[str, Any]], failed: list[dict[str, Any]],
+               wall_seconds: float) -> dict[str, Any]:
+        """Update the agent with loop ``loop``'s trajectories (each: ``traj``, ``reward``,
+        ``counts`` (K, K), ``val_accs``, ...), save, and return the history entry. A loop
+        that is already recorded returns its entry unchanged: a reward is never counted twice."""
+        if loop < self.loops_done:
+            return self.history[loop]
+        if loop != self.loops_done:
+            raise AWSAAError(f"loop {loop} recorded out of order (next is {self.loops_done})")
+        good = [t for t in trajectories if math.isfinite(float(t["reward"]))]
+        bad = failed + [{"traj": t["traj"], "error": f"non-finite reward {t['reward']}"}
+                        for t in trajectories if t not in good]
+        used = self.policy()
+        entry: dict[str, Any] = {"loop": loop + 1, "trajectories": len(good), "failed": bad,
+                                 "rewards": [float(t["reward"]) for t in good],
+                                 "entropy_before": used.entropy(), "policy_hash": policy_hash(used),
+                                 "top_pairs": _top_pairs(used),
+                                 "wall_seconds": wall_seconds, "time": time.time(),
+                                 "details": [{k: v for k, v in t.items() if k != "counts"} for t in good]}
+        if good:
+            stats = self.agent.update([t["reward"] for t in good], [t["counts"] for t in good])
+            entry.update(mean_reward=stats.mean_reward, baseline=stats.baseline, advantages=stats.advantages,
+                         kl=stats.kl, inner_steps=stats.inner_steps, entropy=stats.entropy, lr=stats.lr)
+            if self.best is None or stats.mean_reward > self.best["mean_reward"]:
+                self.best = {"loop": loop + 1, "mean_reward": stats.mean_reward, "policy": used.to_dict()}
+        else:  # every trajectory failed: the agent sees nothing, the loop still counts
+            self.agent.loops_done += 1
+            entry.update(mean_reward=None, baseline=self.agent.baseline, advantages=[], kl=0.0, inner_steps=0,
+                         entropy=used.entropy(), lr=None)
+        self.history.append(entry)
+        self.save()
+        return entry
+
+    # ------------------------------------------------------------------ persistence
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / "state.pt", {"kind": "search-state", "agent": self.agent.state_dict(),
+                                                    "history": self.history, "best": self.best})
+        self.export()
+
+    def best_policy(self) -> Policy | None:
+        if self.best is None:
+            return None
+        pol = Policy.from_dict(self.best["policy"])
+        pol.meta = {"run": self.run_dir.name, "loop": self.best["loop"], "mean_reward": self.best["mean_reward"],
+                    "note": "the policy used in the loop with the highest mean reward (before its update)"}
+        return pol
+
+    def export(self) -> None:
+        d = self.run_dir
+        atomic_write_text(d / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        self.agent.policy({"run": d.name, "after_loop": self.loops_done}).save(d / "policy_last.json")
+        best = self.best_policy()
+        if best is not None:
+            best.save(d / "policy.json")
+
+    def plots(self) -> None:
+        """The heatmap of the result and the reward curve (matplotlib; called at the end)."""
+        from awsaa.plots import plot_policy, plot_rewards
+
+        best = self.best_policy()
+        if best is not None:
+            plot_policy(best, self.run_dir / "policy_heatmap.png",
+                        title=f"{self.run_dir.name}: loop {self.best['loop']} (best mean reward)")
+        if self.history:
+            plot_rewards(self.history, self.run_dir / "reward_curve.png", title=self.run_dir.name)
+
+

@@ -1,0 +1,211 @@
+"""awsaa-search on a local Ray: a whole tiny search, resume after a crash, a dead worker, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from awsaa import Policy
+from awsaa.cli.search import main
+from awsaa.search.state import policy_hash
+
+TINY = {
+    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 600, "val_size": 200, "cutout": 14,
+    "loops": 3, "trajectories": 2, "eval_batch_size": 200,
+    "pretrain": {"epochs": 3, "stop_epoch": 2, "batch_size": 64,
+                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
+    "finetune": {"epochs": 2, "batch_size": 64},
+    "workers": {"count": 2, "num_cpus": 1},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def processes_with(marker: str) -> list[int]:
+    """PIDs whose command line (Ray sets it to ``ray::Class.method``) contains ``marker``."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if marker in (d / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+def history(run: Path) -> list[dict]:
+    f = run / "history.jsonl"
+    return [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
+
+
+def test_a_whole_search_its_outputs_and_the_stage1_cache(tmp_path, tiny_config, capsys, ray_local):
+    storage = tmp_path / "runs"
+    assert main(["-c", str(tiny_config), "--storage", str(storage), "--name", "a"]) == 0
+    out = capsys.readouterr().out
+    run = storage / "a"
+    h = history(run)
+    assert [e["loop"] for e in h] == [1, 2, 3] and all(e["trajectories"] == 2 for e in h)
+    for e in h:
+        assert len(e["rewards"]) == 2 and {d["traj"] for d in e["details"]} == {0, 1}
+        assert e["inner_steps"] >= 1 and e["entropy"] > 0 and e["wall_seconds"] > 0 and e["top_pairs"]
+    for n in (1, 2, 3):
+        assert f"loop   {n}/3  mean reward" in out
+    assert "ETA" in out and f"policy:  {run / 'policy.json'}" in out
+    best = max(h, key=lambda e: e["mean_reward"])
+    pol = Policy.load(run / "policy.json")
+    assert pol.meta["loop"] == best["loop"] and policy_hash(pol) == best["policy_hash"]
+    assert (run / "policy_heatmap.png").stat().st_size > 10_000 and (run / "reward_curve.png").exists()
+    assert (run / "policy_last.json").exists() and (run / "state.pt").exists()
+    cached = list((storage / "pretrained").glob("*.pt"))
+    assert len(cached) == 1
+
+    # a second search with the same stage-1 config reuses the shared weights
+    assert main(["-c", str(tiny_config), "--storage", str(storage), "--name", "b", "--loops", "1"]) == 0
+    assert "reusing the stage-1 weights" in capsys.readouterr().out
+    # a finished run cannot be resumed; a run name cannot be reused
+    assert main(["--resume", str(run), "--storage", str(storage)]) == 2
+    assert "already finished all 3 loops" in capsys.readouterr().err
+    assert main(["-c", str(tiny_config), "--storage", str(storage), "--name", "a"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_an_interrupted_search_resumes_exactly(tmp_path, tiny_config, capsys, ray_local):
+    """The driver and its whole local Ray are killed after loop 2; --resume continues at loop
+    3 with the agent exactly as saved after loop 2."""
+    storage, run = tmp_path / "runs", tmp_path / "runs" / "r"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "-c", str(tiny_config), "--loops", "5",
+                             "--storage", str(storage), "--name", "r"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while len(history(run)) < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    finally:
+        proc.wait()
+    before = history(run)
+    assert 2 <= len(before) < 5, "the search was not interrupted mid-way"
+    saved = policy_hash(Policy.load(run / "policy_last.json"))
+
+    assert main(["--resume", str(run)]) == 0
+    after = history(run)
+    assert [e["loop"] for e in after] == [1, 2, 3, 4, 5]
+    assert after[: len(before)] == before  # the finished loops are untouched
+    assert after[len(before)]["policy_hash"] == saved  # the agent continues exactly
+    assert f"resuming {run} at loop {len(before) + 1} of 5" in capsys.readouterr().out
+
+
+def test_a_dead_worker_costs_no_loop_and_no_double_count(tmp_path, tiny_config, capsys, ray_local):
+    killed = []
+
+    def killer():
+        deadline = time.time() + 300
+        while not killed and time.time() < deadline:
+            for pid in processes_with("ray::_Worker.run"):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.1)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    assert main(["-c", str(tiny_config), "--storage", str(tmp_path), "--name", "w"]) == 0
+    t.join(timeout=1)
+    assert killed, "no fine-tune worker was killed"
+    out = capsys.readouterr().out
+    assert "a fine-tune worker died" in out
+    for e in history(tmp_path / "w"):
+        assert e["trajectories"] == 2 and sorted(d["traj"] for d in e["details"]) == [0, 1]
+        assert e["failed"] == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-c", "nope.yaml"], "config file nope.yaml does not exist"),
+    (["-c", "configs/search/quick_fmnist.yaml", "--set", "trajectoriez=3"], "unknown key trajectoriez"),
+    (["-c", "configs/search/quick_fmnist.yaml", "--set", "loops=0"], "loops must be >= 1"),
+    (["-c", "configs/search/quick_fmnist.yaml", "--set", "agent=a2c"], "agent must be ppo or reinforce"),
+    (["--resume", "configs"], "is not an awsaa search run"),
+    ([], "give a search config with -c"),
+    (["-c", "configs/search/quick_fmnist.yaml", "--pretrained", "/nonexistent.pt"], "does not exist"),
+])
+def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, args, message):
+    assert main([*args, "--storage", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_corrupt_state_mismatched_pretrained_and_unreachable_address(tmp_path, tiny_config, capsys):
+    from awsaa.config import SearchConfig, from_dict
+    from awsaa.search.state import SearchState
+    from awsaa.train.checkpoint import save_checkpoint
+
+    cfg = from_dict(SearchConfig, TINY)
+    run = tmp_path / "runs" / "c"
+    SearchState.create(run, cfg, {"name": "c", "pretrained": str(tmp_path / "p.pt")})
+    (run / "state.pt").write_bytes(b"\x00" * 64)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert main(["--resume", str(run)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing overwritten
+
+    save_checkpoint(tmp_path / "other.pt", {"kind": "shared", "stage1_hash": "0123456789abcdef"})
+    assert main(["-c", str(tiny_config), "--pretrained", str(tmp_path / "other.pt"),
+                 "--storage", str(tmp_path / "s")]) == 2
+    assert "was made by a different stage-1 config" in capsys.readouterr().err
+
+    # in a fresh process: this one may already be connected to the tests' local Ray
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "-c", str(tiny_config), "--address", "127.0.0.1:1",
+                        "--storage", str(tmp_path / "s2")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in r.stderr and not (tmp_path / "s2").exists()
+
+
+def test_controller_metrics_reach_the_metrics_endpoint(tmp_path, tiny_config, ray_head):
+    """awsaa's gauges appear on the head's Prometheus endpoint (what the dashboard's charts read)."""
+    import urllib.request
+
+    address, metrics_port, env = ray_head
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["loops"] = 6
+    tiny_config.write_text(yaml.safe_dump(cfg))
+    stderr = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "-c", str(tiny_config), "--address", address,
+                             "--storage", str(tmp_path / "runs"), "--name", "m"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=stderr)
+    seen: dict[str, float] = {}
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+            except OSError:  # the metrics agent starts a little after the head
+                time.sleep(1)
+                continue
+            for line in text.splitlines():
+                if line.startswith("ray_awsaa_search_") and 'run="m"' in line:
+                    seen[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
+            if seen.get("ray_awsaa_search_loop", 0) >= 1 and "ray_awsaa_search_mean_reward" in seen:
+                break
+            time.sleep(1)
+    finally:
+        proc.wait(timeout=600)
+        stderr.close()
+    assert proc.returncode == 0, (tmp_path / "stderr.txt").read_text()[-2000:]
+    assert seen.get("ray_awsaa_search_loop", 0) >= 1
+    assert 0 < seen["ray_awsaa_search_mean_reward"] <= 100 and 0 < seen["ray_awsaa_search_baseline"] <= 100
+    assert 0 < seen["ray_awsaa_search_entropy"] <= 7.2
