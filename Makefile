@@ -11,7 +11,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo test test-all lint bench clean
+.PHONY: setup data demo gallery test test-all lint bench clean
 
 setup: $(STAMP)
 
@@ -22,13 +22,19 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import awsaa, torch, torchvision, ray" || { echo "setup failed"; exit 1; }
 	@touch $@
 
-data:
+data: setup
 	@if [ ! -f $(FMNIST) ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian's dataset-fashion-mnist"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	fi
+	@if [ ! -f $(FMNIST) ]; then \
+		$(BIN)/python -c "from awsaa.data import load_dataset; load_dataset('fashion_mnist', download=True)"; \
+	fi
 
 demo: setup data
+	@$(BIN)/awsaa-search -c configs/search/quick_fmnist.yaml --storage runs/demo
+
+gallery: setup data
 	@$(BIN)/awsaa-policy gallery --download -o runs/demo/ops.png
 
 lint: setup
@@ -42,6 +48,8 @@ test-all: setup data lint
 
 bench: setup data
 	@$(BIN)/python benchmarks/augment.py
+	@$(BIN)/python benchmarks/train.py
+	@$(BIN)/python benchmarks/search.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

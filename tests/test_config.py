@@ -64,3 +64,15 @@ def test_config_hash_is_stable_and_content_based(tmp_path):
     b = load(tmp_path, BASE)
     c = load(tmp_path, BASE, epochs=3)
     assert C.config_hash(a) == C.config_hash(b) != C.config_hash(c)
+
+
+def test_every_shipped_search_config_loads():
+    import glob
+
+    from awsaa.config import SearchConfig
+
+    files = sorted(glob.glob("configs/search/*.yaml"))
+    assert len(files) >= 3
+    for f in files:
+        cfg = C.load(SearchConfig, f)
+        assert cfg.loops >= 1 and cfg.agent in ("ppo", "reinforce")
