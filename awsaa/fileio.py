@@ -67,3 +67,19 @@ def atomic_save(path: str | os.PathLike, writer: Callable[[IO], None]) -> None:
     """Write a binary file through ``writer(f)`` (e.g. ``lambda f: torch.save(obj, f)``) atomically."""
     with atomic_open(path, "wb") as f:
         writer(f)
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str = "directory") -> Path:
+    """Create ``path`` if needed and prove a file can be written in it (then removed), so an
+    unwritable run or storage directory is one line before any work starts."""
+    from awsaa.errors import AWSAAError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".awsaa-write-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise AWSAAError(f"cannot write to the {what} {path}: {e.strerror or e}") from None
+    return path

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -6,6 +7,27 @@ import torch
 # Ray 2.60 turns token auth on for new local clusters; tests never want it.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+# What the fault suite (tests/test_faults.py) and the bad-input battery injected and what it cost:
+# {fault: [times injected, loops or epochs lost]}. Printed at the end of the run and written to
+# $AWSAA_FAULT_TOTALS when set (RELIABILITY.md quotes the totals).
+FAULTS: dict[str, list[int]] = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FAULTS:
+        return
+    injected = sum(v[0] for v in FAULTS.values())
+    lost = sum(v[1] for v in FAULTS.values())
+    terminalreporter.section("faults injected")
+    for name, (n, lost_here) in sorted(FAULTS.items()):
+        terminalreporter.write_line(f"{n:4d}  {name}  (lost: {lost_here})")
+    terminalreporter.write_line(f"total: {injected} injected and survived, {lost} loops/epochs lost")
+    if os.environ.get("AWSAA_FAULT_TOTALS"):
+        import json
+
+        with open(os.environ["AWSAA_FAULT_TOTALS"], "w") as f:
+            json.dump({"faults": FAULTS, "injected": injected, "lost": lost}, f, indent=1)
 
 
 @pytest.fixture(scope="session")
@@ -51,37 +73,103 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def ray_head(tmp_path):
-    """A Ray head started with ``ray start --head --block`` in its own process session, so that
-    teardown stops this cluster alone (``ray stop`` would stop every Ray on the machine).
-    Yields ``(gcs_address, metrics_port, env)``."""
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
+def ray_head(ray_nodes):
+    """A single-node Ray head (no dashboard). Yields ``(gcs_address, metrics_port, env)``."""
+    port = free_port()
+    _, metrics = ray_nodes.start("--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false")
+    wait_port(port)
+    yield f"127.0.0.1:{port}", metrics, ray_nodes.env
 
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    port, metrics = free_port(), free_port()
-    ray_bin = str(Path(sys.executable).with_name("ray"))
-    proc = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={port}",
-                             f"--metrics-export-port={metrics}", "--num-cpus=2", "--include-dashboard=false",
-                             "--disable-usage-stats"],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+class RayNodes:
+    """Ray nodes on this machine, each ``ray start --block`` in its own process session with
+    its own agent ports (two nodes' agents would collide on Ray's default ports)."""
+
+    def __init__(self, env: dict) -> None:
+        import sys
+        from pathlib import Path
+
+        self.ray = str(Path(sys.executable).with_name("ray"))
+        bin_dir = str(Path(sys.executable).parent)
+        self.env = {**env, "PATH": bin_dir + os.pathsep + env.get("PATH", "")}
+        self.procs: list = []
+
+    def start(self, *args: str):
+        """Start a node; returns ``(process, metrics export port)``."""
+        import subprocess
+
+        metrics = free_port()
+        ports = [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+                 f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={metrics}"]
+        proc = subprocess.Popen([self.ray, "start", "--block", "--disable-usage-stats", *ports, *args], env=self.env,
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc, metrics
+
+    def kill(self, proc, sig=None) -> None:
+        import signal
+        import subprocess
+
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig or signal.SIGKILL)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop_all(self) -> None:
+        import signal
+
+        for p in self.procs:
+            self.kill(p, signal.SIGTERM)
+
+
+def wait_port(port: int, timeout: float = 90) -> None:
     import socket
+    import time
 
-    deadline = time.time() + 60
+    deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return
         except OSError:
             time.sleep(0.5)
-    time.sleep(2)
-    yield f"127.0.0.1:{port}", metrics, env
-    os.killpg(proc.pid, signal.SIGTERM)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@pytest.fixture
+def ray_nodes():
+    nodes = RayNodes({**os.environ, "RAY_AUTH_MODE": "disabled"})
+    yield nodes
+    nodes.stop_all()
+
+
+def _parent(pid: int) -> int:
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def processes_with(marker: str, ancestor: int | None = None) -> list[int]:
+    """PIDs of this test's processes (descendants of ``ancestor``, default this process: other
+    Ray clusters on the machine are left alone) whose command line (Ray sets it to
+    ``ray::Class.method``) contains ``marker``."""
+    ancestor = ancestor or os.getpid()
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                if marker not in (d / "cmdline").read_bytes().decode(errors="replace"):
+                    continue
+            except OSError:
+                continue
+            p = int(d.name)
+            while p > 1 and p != ancestor:
+                p = _parent(p)
+            if p == ancestor:
+                pids.append(int(d.name))
+    return pids

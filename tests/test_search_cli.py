@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import processes_with
 
 from awsaa import Policy
 from awsaa.cli.search import main
@@ -31,19 +32,6 @@ def tiny_config(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
     return path
-
-
-def processes_with(marker: str) -> list[int]:
-    """PIDs whose command line (Ray sets it to ``ray::Class.method``) contains ``marker``."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if marker in (d / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(d.name))
-            except OSError:
-                continue
-    return pids
 
 
 def history(run: Path) -> list[dict]:

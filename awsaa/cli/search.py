@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from awsaa.cli.common import run_main
+from awsaa.cli.common import Interrupted, install_stop_signals, run_main
 from awsaa.cli.train import _parse_set
 from awsaa.errors import AWSAAError
+from awsaa.fileio import ensure_writable_dir
 
 PROG = "awsaa-search"
 
@@ -71,12 +72,11 @@ def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None) -
 
 def run(args: argparse.Namespace) -> int:
     from awsaa.config import config_hash
-    from awsaa.distributed.raycluster import init_ray
+    from awsaa.distributed.raycluster import default_storage, init_ray, joining_a_cluster, leave_job_working_dir
     from awsaa.search.stages import stage1_hash
     from awsaa.search.state import SearchState
-    from awsaa.train.checkpoint import save_checkpoint
 
-    storage = Path(args.storage)
+    storage = Path(args.storage or default_storage("search")).expanduser().resolve()
     shared: dict[str, Any] | None = None
     if args.resume:
         run_dir = Path(args.resume)
@@ -110,13 +110,36 @@ def run(args: argparse.Namespace) -> int:
         elif cache.exists():
             shared = load_shared(cache, cfg)
             print(f"{PROG}: reusing the stage-1 weights of {cache} (same stage-1 config)", flush=True)
-        if args.address is None:
+        if not joining_a_cluster(args.address):
             from awsaa.data import load_dataset
 
             load_dataset(cfg.dataset, cfg.dataroot)  # a missing dataset fails here, before any work
 
+    ensure_writable_dir(run_dir if args.resume else storage, "run directory" if args.resume else "storage")
+    leave_job_working_dir(storage)
     init_ray(args.address)
+    install_stop_signals()
+    try:
+        return _search(args, cfg, run_dir, name, cache, shared)
+    except Interrupted as e:
+        raise Interrupted(e.signum, _where_it_stands(run_dir, cfg)) from None
+
+
+def _where_it_stands(run_dir: Path, cfg) -> str:
+    if not (run_dir / "state.pt").exists():
+        return "the run had not started; nothing to continue"
+    f = run_dir / "history.jsonl"
+    done = len(f.read_text().splitlines()) if f.exists() else 0
+    return f"the run is saved after loop {done} of {cfg.loops}; continue with: awsaa-search --resume {run_dir}"
+
+
+def _search(args: argparse.Namespace, cfg, run_dir: Path, name: str, cache: Path,
+            shared: dict[str, Any] | None) -> int:
     import ray
+
+    from awsaa.search.stages import stage1_hash
+    from awsaa.search.state import SearchState
+    from awsaa.train.checkpoint import save_checkpoint
 
     if not args.resume:
         SearchState.create(run_dir, cfg, {"name": name, "stage1_hash": stage1_hash(cfg),
@@ -128,14 +151,13 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"{PROG}: stage 1: training the shared weights under the uniform policy "
               f"({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} of {cfg.pretrain.epochs} epochs)", flush=True)
-        shared_ref = stage1_remote(cfg)
-        shared = ray.get(shared_ref)
+        shared = ray.get(stage1_remote(cfg))
         cache.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(cache, shared)
         print(f"{PROG}: stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "
               f"saved {cache}", flush=True)
-    else:
-        shared_ref = ray.put(shared)
+    # Put by the driver: the shared state then outlives the worker node that computed it.
+    shared_ref = ray.put(shared)
 
     from awsaa.distributed.search import run_loops
 
@@ -144,23 +166,45 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_locally(args: argparse.Namespace) -> None:
+    """Before submitting a job: the config must load (the data lives on the cluster)."""
+    if args.config:
+        load_search_config(args)
+    elif not args.resume:
+        raise AWSAAError("give a search config with -c, or a run to continue with --resume")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Search an augmentation policy with AWS (Tian et al., 2020).")
     p.add_argument("-c", "--config", help="search config YAML (see configs/search/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its last finished loop")
     p.add_argument("--pretrained", metavar="CKPT", help="stage-1 checkpoint to use (made by the same stage-1 config)")
     p.add_argument("--name", help="run name (default: config name and time)")
-    p.add_argument("--storage", default="runs/search", help="where runs and stage-1 weights live (default runs/search)")
+    p.add_argument("--storage", help="where runs and stage-1 weights live "
+                                     "(default: runs/search; $AWSAA_STORAGE/search when set)")
     p.add_argument("--loops", type=int, help="override the config's number of loops")
     p.add_argument("--dataroot", help="where the dataset lives")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. finetune.epochs=3")
-    p.add_argument("--address", help="Ray cluster to use (default: start a local one)")
+    p.add_argument("--address", help="Ray cluster: HOST:PORT to run from here, or the dashboard URL "
+                                     "http://HEAD:8265 to submit as a Ray job (default: a local Ray)")
+    p.add_argument("--no-wait", action="store_true", help="with a job address: submit and return at once")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    return run_main(lambda: run(args), PROG)
+    return run_main(lambda: dispatch(args, argv), PROG)
+
+
+def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--address http://...``: check what can be checked here, then submit as a Ray job."""
+    from awsaa.distributed.jobs import is_job_address, submit
+
+    if is_job_address(args.address):
+        check_locally(args)
+        return submit(PROG, argv, args.address, wait=not args.no_wait)
+    return run(args)
 
 
 if __name__ == "__main__":

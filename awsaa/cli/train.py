@@ -12,6 +12,7 @@ final-epoch test error of every trial and where checkpoints and metrics are.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from pathlib import Path
@@ -19,8 +20,9 @@ from typing import Any
 
 import yaml
 
-from awsaa.cli.common import run_main
+from awsaa.cli.common import install_stop_signals, run_main
 from awsaa.errors import AWSAAError
+from awsaa.fileio import ensure_writable_dir
 
 PROG = "awsaa-train"
 
@@ -48,7 +50,10 @@ def load_train_configs(args: argparse.Namespace):
     for path in args.config:
         for aug in args.aug or [None]:
             extra = {"aug": aug} if aug is not None else {}
-            configs.append((Path(path), C.load(C.TrainConfig, path, {**overrides, **extra})))  # checks names too
+            cfg = C.load(C.TrainConfig, path, {**overrides, **extra})  # checks names and policy files too
+            if Path(cfg.aug).is_file():  # a policy file: by absolute path from here on
+                cfg = dataclasses.replace(cfg, aug=str(Path(cfg.aug).resolve()))
+            configs.append((Path(path), cfg))
     return configs
 
 
@@ -115,11 +120,11 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.only_eval:
         return only_eval(args)
-    from awsaa.distributed.raycluster import init_ray
+    from awsaa.distributed.raycluster import default_storage, init_ray, joining_a_cluster, leave_job_working_dir
     from awsaa.distributed.train_tune import Experiment, TrialSpec, check_experiment, run_experiment, slug
 
     configs = load_train_configs(args)
-    _check_data(configs, local=args.address is None)
+    _check_data(configs, local=not joining_a_cluster(args.address))
     trials = []
     for path, cfg in configs:
         for seed in args.seeds:
@@ -129,10 +134,15 @@ def run(args: argparse.Namespace) -> int:
     stems = "+".join(dict.fromkeys(p.stem for p, _ in configs))
     augs = "+".join(dict.fromkeys(_aug_label(c.aug) for _, c in configs))
     name = args.name or slug(f"{stems}-{first.dataset}-{augs}")
-    exp = Experiment(name=name, storage=Path(args.storage), trials=trials, gpus_per_trial=args.gpus_per_trial,
-                     cpus_per_trial=args.cpus_per_trial, max_failures=args.max_failures)
+    storage = Path(args.storage or default_storage("train")).expanduser().resolve()
+    exp = Experiment(name=name, storage=storage, trials=trials, gpus_per_trial=args.gpus_per_trial,
+                     cpus_per_trial=args.cpus_per_trial,
+                     max_failures=args.max_failures)
     check_experiment(exp, args.resume)
+    ensure_writable_dir(exp.storage, "storage")
+    leave_job_working_dir(exp.storage)
     init_ray(args.address, num_gpus=args.num_gpus)
+    install_stop_signals()
     print(f"{PROG}: experiment {exp.path}: {len(trials)} trial(s), {len(configs)} config(s)/aug(s) x seeds {args.seeds}"
           + (" (resuming)" if args.resume else ""), flush=True)
     summary = run_experiment(exp, resume=args.resume)
@@ -141,9 +151,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _with_seed(cfg, seed: int):
-    import dataclasses
-
     return dataclasses.replace(cfg, seed=seed)
+
+
+def check_locally(args: argparse.Namespace) -> None:
+    """Before submitting a job: the configs and policy files must load (the data lives on the cluster)."""
+    load_train_configs(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,22 +171,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.lr=0.05")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one trial per seed (default: 0)")
     p.add_argument("--name", help="experiment name (default: from the configs, dataset and aug)")
-    p.add_argument("--storage", default="runs/train", help="where experiments live (default runs/train)")
+    p.add_argument("--storage", help="where experiments live (default: runs/train; $AWSAA_STORAGE/train when set)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of this name")
     p.add_argument("--max-failures", type=int, default=3, help="retries of a failed trial (default 3)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="GPUs per trial (default: 1 when the cluster has GPUs); > 1 trains data-parallel")
     p.add_argument("--cpus-per-trial", type=int, default=None)
     p.add_argument("--num-gpus", type=int, default=None, help=argparse.SUPPRESS)  # logical GPUs, local tests
-    p.add_argument("--address", help="Ray cluster to use (default: start a local one)")
+    p.add_argument("--address", help="Ray cluster: HOST:PORT to run from here, or the dashboard URL "
+                                     "http://HEAD:8265 to submit as a Ray job (default: a local Ray)")
+    p.add_argument("--no-wait", action="store_true", help="with a job address: submit and return at once")
     p.add_argument("--only-eval", action="store_true", help="only evaluate the checkpoint given by --save")
     p.add_argument("--save", help="with --only-eval: the checkpoint (trainer.pt) to evaluate")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    return run_main(lambda: run(args), PROG)
+    return run_main(lambda: dispatch(args, argv), PROG)
+
+
+def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--address http://...``: check what can be checked here, then submit as a Ray job."""
+    from awsaa.distributed.jobs import is_job_address, submit
+
+    if is_job_address(args.address):
+        check_locally(args)
+        return submit(PROG, argv, args.address, wait=not args.no_wait)
+    return run(args)
 
 
 if __name__ == "__main__":

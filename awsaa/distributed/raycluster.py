@@ -25,13 +25,44 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise AWSAAError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
+def joining_a_cluster(address: str | None) -> bool:
+    """Whether the tools will run on an existing cluster: an explicit address, or ``RAY_ADDRESS``
+    (which Ray sets for a job's driver)."""
+    return bool(address or os.environ.get("RAY_ADDRESS"))
+
+
+def default_storage(kind: str):
+    """Where runs live when ``--storage`` is not given: ``$AWSAA_STORAGE/<kind>`` (the cluster
+    sets it to its shared file system), else ``~/awsaa-runs/<kind>`` inside a Ray job (whose
+    working directory is temporary), else ``runs/<kind>`` here."""
+    from pathlib import Path
+
+    if os.environ.get("AWSAA_STORAGE"):
+        return Path(os.environ["AWSAA_STORAGE"]).expanduser() / kind
+    if os.environ.get("RAY_ADDRESS"):
+        return Path("~/awsaa-runs").expanduser() / kind
+    return Path("runs") / kind
+
+
+def leave_job_working_dir(storage) -> None:
+    """Inside a Ray job, move out of the job's working directory (Ray may delete it while
+    the job runs, once no worker uses it) into ``storage``. Paths are absolute by then."""
+    from pathlib import Path
+
+    if os.environ.get("RAY_ADDRESS"):
+        Path(storage).mkdir(parents=True, exist_ok=True)
+        os.chdir(storage)
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
              dashboard: bool = False) -> None:
-    """Join the cluster at ``address``, or start a local one (no-op if Ray is already up)."""
+    """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one (no-op if
+    Ray is already up)."""
     import ray
 
     if ray.is_initialized():
         return
+    address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs = {"logging_level": logging.WARNING, "log_to_driver": True}
     if address:
         check_reachable(address)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -74,7 +75,16 @@ class _Controller:
 
     def record(self, loop: int, trajectories: list[dict[str, Any]], failed: list[dict[str, Any]],
                wall_seconds: float) -> dict[str, Any]:
-        entry = self.state.record(loop, trajectories, failed, wall_seconds)
+        from awsaa.errors import AWSAAError
+        from awsaa.search.state import SearchState
+
+        try:
+            entry = self.state.record(loop, trajectories, failed, wall_seconds)
+        except OSError as e:  # disk full, storage gone: the files still hold the last good loop
+            run_dir = self.state.run_dir
+            self.state = SearchState.load(run_dir)  # forget the unsaved update too
+            raise AWSAAError(f"cannot save the search state in {run_dir}: {e.strerror or e}; the run is saved "
+                             f"after loop {self.state.loops_done}, continue with --resume once that is fixed") from None
         self._publish()
         return entry
 
@@ -129,13 +139,16 @@ def worker_actor(cfg: SearchConfig, shared_ref: Any, index: int, name: str):
 
 
 def stage1_remote(cfg: SearchConfig):
-    """Stage 1 as a Ray task on a worker node (a GPU when the cluster has one): its ObjectRef
-    is the shared state, which the fine-tune workers then receive through the object store."""
+    """Stage 1 as a Ray task on a worker node (a GPU when the cluster has one); its result is
+    the shared state."""
     ray = _ray()
     from awsaa.distributed.raycluster import has_real_gpus
 
     gpus = 1 if has_real_gpus() else 0
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1))) if not gpus else max(1, round(cfg.workers.num_cpus))
+    if gpus:
+        cpus = max(1, round(cfg.workers.num_cpus))
+    else:  # a CPU cluster: the largest node, all of it
+        cpus = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]] + [1])
 
     def stage1(cfg_dict: dict[str, Any], threads: int) -> dict[str, Any]:
         import torch
@@ -168,6 +181,8 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
     ray = _ray()
     from ray.exceptions import RayActorError, RayTaskError
 
+    from awsaa.errors import AWSAAError
+
     controller = controller_actor(run_dir, name)
     n_workers = cfg.workers.count or cfg.trajectories
     workers = [worker_actor(cfg, shared_ref, i, name) for i in range(n_workers)]
@@ -194,7 +209,10 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
                 traj, attempt, w = pending.pop(ref)
                 try:
                     out = ray.get(ref)
-                except RayActorError:  # the worker process or its node died: not the trajectory's fault
+                except RayActorError as e:
+                    if e.actor_init_failed:  # our __init__ raised (bad data, config): it would every time
+                        raise AWSAAError(f"a fine-tune worker could not start: {_last_line(e)}") from None
+                    # the worker process or its node died: not the trajectory's fault
                     workers[w] = worker_actor(cfg, shared_ref, spawned, name)
                     spawned += 1
                     queue.appendleft((traj, attempt))
@@ -211,7 +229,10 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
                         results[traj] = out
                 free.append(w)
         wall = time.time() - t0
-        entry = ray.get(controller.record.remote(loop, [results[t] for t in sorted(results)], failed, wall))
+        try:
+            entry = ray.get(controller.record.remote(loop, [results[t] for t in sorted(results)], failed, wall))
+        except RayTaskError as e:
+            raise AWSAAError(_last_line(e)) from None
         loop_seconds.append(wall)
         eta = (cfg.loops - loop - 1) * sum(loop_seconds) / len(loop_seconds)
         mean = f"{entry['mean_reward']:.2f}" if entry["mean_reward"] is not None else "  -  "
@@ -226,5 +247,8 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
 
 
 def _last_line(err: BaseException) -> str:
+    """The error itself, without Ray's traceback or the exception's module-qualified class name."""
+    err = getattr(err, "cause", None) or err
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(err).__name__)[:200]
+    line = lines[-1] if lines else type(err).__name__
+    return re.sub(r"^(?:[A-Za-z_][\w.]*\.)?AWSAAError: ", "", line)[:300]

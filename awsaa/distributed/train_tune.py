@@ -264,7 +264,8 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
         failure_config=tune.FailureConfig(max_failures=exp.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
-    params = [t.as_param(threads, workers, real, exp.max_failures, path) for t in exp.trials]
+    trials = exp.trials if resume else _with_policies_inside(exp, path)
+    params = [t.as_param(threads, workers, real, exp.max_failures, path) for t in trials]
     if resume:
         tuner = tune.Tuner.restore(str(path.resolve()), trainable=trainable, resume_errored=True)
     else:
@@ -275,7 +276,14 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
             tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: slug(t.config["trial"]["label"]),
                                         trial_name_creator=lambda t: t.config["trial"]["label"]),
         )
-    results = tuner.fit()
+    from awsaa.cli.common import Interrupted, ask_tune_to_stop, graceful_section
+
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours (install_stop_signals) asks Tune to stop
+    with graceful_section(ask_tune_to_stop) as g:
+        results = tuner.fit()
+    if g.signum is not None:
+        raise Interrupted(g.signum, f"experiment {path} is saved at its trials' last finished epochs; "
+                                    f"continue with the same command and --resume")
     summary = []
     for r in results:
         m = r.metrics or {}
@@ -294,6 +302,28 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
     atomic_write_json(path / "summary.json", summary)
 
     return summary
+
+
+def _with_policies_inside(exp: Experiment, path: Path) -> list[TrialSpec]:
+    """Copy every policy file the trials use into ``<experiment>/policies/`` and point the
+    trials there: the experiment holds what it was trained with, and trials on other nodes
+    read it from the experiment's (shared) storage rather than from this machine."""
+    import dataclasses
+    import shutil
+
+    copies: dict[str, str] = {}
+    out = []
+    for t in exp.trials:
+        aug = t.train.aug
+        if aug.endswith(".json") or Path(aug).is_file():
+            if aug not in copies:
+                target = path / "policies" / f"{len(copies)}-{Path(aug).name}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(aug, target)
+                copies[aug] = str(target.resolve())
+            t = TrialSpec(t.label, dataclasses.replace(t.train, aug=copies[aug]))
+        out.append(t)
+    return out
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,0 +1,143 @@
+"""``awsaa-search`` and ``awsaa-train`` submit themselves as Ray jobs when ``--address`` is
+the cluster's Jobs/dashboard URL (``http://HEAD:8265``).
+
+The job runs the same command on the head, without ``--address`` (inside a job Ray sets
+``RAY_ADDRESS``, and the tools join that cluster). Its runtime environment carries only
+what the job needs: a working directory holding the config files and policy files named on
+the command line (the command refers to them by file name), and ``RAY_AUTH_MODE``. The
+client prints the job id and the dashboard URL, follows the logs until the job ends
+(``--no-wait`` detaches at once) and exits with the job's status: 0 when it succeeded.
+Ctrl-C stops the following, not the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from awsaa.errors import AWSAAError
+
+# Options whose value is a file on this machine that the job needs (copied into its working dir).
+FILE_OPTIONS = ("-c", "--config", "--aug")
+
+
+def is_job_address(address: str | None) -> bool:
+    return bool(address) and address.startswith(("http://", "https://"))
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def job_command(prog: str, argv: Sequence[str], workdir: Path) -> list[str]:
+    """The command the job runs: ``argv`` without ``--address``/``--no-wait``, local files
+    replaced by their copies in ``workdir`` (by name)."""
+    out: list[str] = [prog]
+    args = list(argv)
+    i = 0
+    taking_files = False
+    while i < len(args):
+        a = args[i]
+        if a in ("--address",):
+            i += 2
+            continue
+        if a.startswith("--address="):
+            i += 1
+            continue
+        if a == "--no-wait":
+            i += 1
+            continue
+        if a.startswith("-"):
+            taking_files = a in FILE_OPTIONS
+            out.append(a)
+        elif taking_files and Path(a).is_file():
+            name = _unique_name(workdir, Path(a).name)
+            shutil.copy2(a, workdir / name)
+            out.append(name)
+        else:
+            out.append(a)
+        i += 1
+    return out  # without --storage the job uses the head's $AWSAA_STORAGE, else ~/awsaa-runs
+
+
+def _unique_name(workdir: Path, name: str) -> str:
+    candidate, n = name, 1
+    while (workdir / candidate).exists():
+        n += 1
+        candidate = f"{Path(name).stem}-{n}{Path(name).suffix}"
+    return candidate
+
+
+def _client(address: str):
+    from ray.job_submission import JobSubmissionClient
+
+    for name in list(logging.root.manager.loggerDict):
+        if name == "ray" or name.startswith(("ray.dashboard", "ray._private")):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return JobSubmissionClient(address)
+    except Exception as e:  # ConnectionError, AuthenticationError, RuntimeError, ...
+        text = _one_line(e)
+        if "auth" in type(e).__name__.lower() or "token" in text.lower() or "401" in text or "403" in text:
+            raise AWSAAError(f"the Ray cluster at {address} refused the token: {text}") from None
+        raise AWSAAError(f"cannot reach the Ray Jobs server at {address}: {text}") from None
+
+
+def submit(prog: str, argv: Sequence[str], address: str, wait: bool = True) -> int:
+    """Submit ``prog argv`` as a job on the cluster at ``address``; follow it when ``wait``."""
+    client = _client(address)
+    with tempfile.TemporaryDirectory(prefix="awsaa-job-") as d:
+        workdir = Path(d)
+        command = job_command(prog, argv, workdir)
+        runtime_env = {"working_dir": str(workdir),
+                       "env_vars": {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}}
+        for attempt in range(12):
+            try:
+                job_id = client.submit_job(entrypoint=shlex.join(command), runtime_env=runtime_env,
+                                           metadata={"tool": prog})
+                break
+            except Exception as e:
+                # A head that has just started answers "no available agent ... try again later".
+                if "try again" in str(e) and attempt < 11:
+                    time.sleep(5)
+                    continue
+                raise AWSAAError(f"the Ray Jobs server at {address} did not accept the job: {_one_line(e)}") from None
+    print(f"{prog}: submitted job {job_id}: {shlex.join(command)}", flush=True)
+    print(f"{prog}: dashboard: {address.rstrip('/')}/#/jobs/{job_id}   logs: ray job logs -f {job_id} "
+          f"--address {address}", flush=True)
+    if not wait:
+        return 0
+    try:
+        asyncio.run(_follow(client, job_id))
+    except KeyboardInterrupt:
+        print(f"\n{prog}: stopped following; job {job_id} keeps running "
+              f"(ray job logs -f {job_id} / ray job stop {job_id} --address {address})", file=sys.stderr)
+        return 130
+    return _final_status(client, job_id, prog)
+
+
+async def _follow(client, job_id: str) -> None:
+    async for lines in client.tail_job_logs(job_id):
+        print(lines, end="", flush=True)
+
+
+def _final_status(client, job_id: str, prog: str) -> int:
+    from ray.job_submission import JobStatus
+
+    info = client.get_job_info(job_id)
+    if info.status == JobStatus.SUCCEEDED:
+        print(f"{prog}: job {job_id} succeeded", flush=True)
+        return 0
+    detail = _one_line(Exception(info.message or "")) if info.message else "no message"
+    status = str(getattr(info.status, "value", info.status)).lower()
+    print(f"{prog}: error: job {job_id} {status}: {detail}", file=sys.stderr)
+    return 1

@@ -1,0 +1,154 @@
+"""The cluster path on one machine: a head with the ``awsaa_head`` resource and a node with
+logical GPUs, both started with ``ray start``; search and training submitted as Ray jobs.
+
+Marked ``slow``: the default ``make test`` skips it, ``make test-all`` (and CI) runs it."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import free_port, wait_port
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 600, "val_size": 200, "cutout": 14,
+    "loops": 2, "trajectories": 2, "eval_batch_size": 200,
+    "pretrain": {"epochs": 3, "stop_epoch": 2, "batch_size": 64,
+                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
+    "finetune": {"epochs": 2, "batch_size": 64},
+    "workers": {"count": 2, "num_cpus": 1, "num_gpus": 1},  # only the GPU node can host them
+}
+
+
+def ray_cli(nodes, *args: str) -> str:
+    return subprocess.run([nodes.ray, *args], env=nodes.env, capture_output=True, text=True, check=True,
+                          timeout=120).stdout
+
+
+def actors(nodes, gcs: str, class_name: str) -> list[dict]:
+    out = ray_cli(nodes, "list", "actors", "--address", gcs, "--filter", f"class_name={class_name}", "--format",
+                  "json", "--limit", "1000", "--detail")
+    return json.loads(out)
+
+
+def node_ids(nodes, gcs: str) -> dict[str, dict]:
+    out = ray_cli(nodes, "list", "nodes", "--address", gcs, "--format", "json", "--detail")
+    return {n["node_id"]: n for n in json.loads(out)}
+
+
+def history(run: Path) -> list[dict]:
+    f = run / "history.jsonl"
+    return [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
+
+
+def cli(tool: str, *args: str, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"awsaa.cli.{tool}", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_nodes):
+    gcs_port, dash = free_port(), free_port()
+    ray_nodes.start("--head", f"--port={gcs_port}", "--num-cpus=1", '--resources={"awsaa_head": 1}',
+                    "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}")
+    wait_port(gcs_port)
+    gcs, jobs = f"127.0.0.1:{gcs_port}", f"http://127.0.0.1:{dash}"
+    gpu_node, _ = ray_nodes.start(f"--address={gcs}", "--num-cpus=2", "--num-gpus=2")
+    wait_port(dash)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    storage = tmp_path / "runs"
+    env = ray_nodes.env
+
+    # 1. a search submitted as a job: controller on the head, fine-tune workers on the GPU node
+    r = cli("search", "--address", jobs, "-c", str(config), "--storage", str(storage), "--name", "a", env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "submitted job raysubmit_" in r.stdout and f"{jobs}/#/jobs/raysubmit_" in r.stdout
+    assert "succeeded" in r.stdout and (storage / "a" / "policy.json").exists()
+    nodes = node_ids(ray_nodes, gcs)
+    head = next(i for i, n in nodes.items() if n["is_head_node"])
+    gpu = next(i for i, n in nodes.items() if not n["is_head_node"])
+    controllers = actors(ray_nodes, gcs, "_Controller")
+    workers = actors(ray_nodes, gcs, "_Worker")
+    assert controllers and all(a["node_id"] == head for a in controllers)
+    assert workers and all(a["node_id"] == gpu for a in workers)
+
+    # 2. training submitted as a job, the policy file travelling with it
+    r = cli("train", "--address", jobs, "-c", "configs/train/quick_fmnist.yaml", "--epochs", "1",
+            "--aug", str(storage / "a" / "policy.json"), "--set", "train_size=256", "test_size=200",
+            "--storage", str(tmp_path / "train"), env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "done       1/1" in r.stdout
+
+    # 2b. the same through Ray's own CLI
+    r = subprocess.run([ray_nodes.ray, "job", "submit", "--address", jobs, "--", "awsaa-train", "-c",
+                        str(Path("configs/train/quick_fmnist.yaml").resolve()), "--epochs", "1", "--aug", "cutout",
+                        "--set", "train_size=256", "test_size=200", "--storage", str(tmp_path / "train2")],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "done       1/1" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+    assert list((tmp_path / "train2").glob("*/summary.json"))
+
+    # 3. a search that loses its GPU node mid-way; a fresh node joins; every loop done once
+    more = dict(TINY, loops=4)
+    config.write_text(yaml.safe_dump(more))
+    r = cli("search", "--address", jobs, "-c", str(config), "--storage", str(storage), "--name", "b", "--no-wait",
+            env=env)
+    assert r.returncode == 0, r.stderr
+    job_id = r.stdout.split("submitted job ")[1].split(":")[0]
+    deadline = time.time() + 600
+    while not history(storage / "b") and time.time() < deadline:
+        time.sleep(0.5)
+    assert history(storage / "b"), "the search never finished a loop"
+    ray_nodes.kill(gpu_node)
+    ray_nodes.start(f"--address={gcs}", "--num-cpus=2", "--num-gpus=2")
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(jobs)
+    while client.get_job_status(job_id) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        assert time.time() < deadline, "the search did not finish after the node was replaced"
+        time.sleep(2)
+    logs = client.get_job_logs(job_id)
+    assert client.get_job_status(job_id) == JobStatus.SUCCEEDED, logs[-3000:]
+    h = history(storage / "b")
+    assert [e["loop"] for e in h] == [1, 2, 3, 4]
+    for e in h:
+        assert e["trajectories"] == 2 and sorted(d["traj"] for d in e["details"]) == [0, 1]
+
+    # 4. a job that fails: one line with the job id, non-zero exit
+    bad = dict(TINY, dataroot="/nonexistent")
+    config.write_text(yaml.safe_dump(bad))
+    r = cli("search", "--address", jobs, "-c", str(config), "--storage", str(storage), "--name", "c", env=env)
+    assert r.returncode == 1
+    assert "error: job raysubmit_" in r.stderr and "failed" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_head_that_refuses_the_token(tmp_path, ray_nodes):
+    gcs_port, dash = free_port(), free_port()
+    token = tmp_path / "token"
+    token.write_text("a" * 64)
+    ray_nodes.env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    ray_nodes.start("--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}")
+    wait_port(dash)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("b" * 64)
+    env = {**ray_nodes.env, "RAY_AUTH_TOKEN_PATH": str(wrong)}
+    r = cli("search", "--address", f"http://127.0.0.1:{dash}", "-c", "configs/search/quick_fmnist.yaml", env=env,
+            timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "refused the token" in r.stderr, r.stderr
+    assert "a" * 64 not in r.stdout + r.stderr  # the token is never printed
+
+
+def test_an_address_with_nothing_behind_it():
+    import os
+
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    r = cli("train", "--address", "http://127.0.0.1:1", "-c", "configs/train/quick_fmnist.yaml", env=env,
+            timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "cannot reach the Ray Jobs server at http://127.0.0.1:1" in r.stderr

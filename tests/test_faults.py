@@ -1,0 +1,346 @@
+"""The fault suite (marker ``faults``): faults injected into small searches and trainings.
+
+Each test counts what it injected into ``FAULTS`` and the loops or epochs a fault cost;
+``tests/conftest.py`` prints the totals at the end of the run (RELIABILITY.md quotes them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import processes_with
+
+from awsaa import Policy
+from awsaa.cli.search import main as search_main
+from awsaa.config import SearchConfig, from_dict
+from awsaa.search.state import SearchState, policy_hash
+
+pytestmark = pytest.mark.faults
+
+TINY = {
+    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 400, "val_size": 200, "cutout": 14,
+    "loops": 10, "trajectories": 2, "eval_batch_size": 200,
+    "pretrain": {"epochs": 2, "stop_epoch": 1, "batch_size": 64,
+                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
+    "finetune": {"epochs": 1, "batch_size": 64, "reward_top_k": 1},
+    "workers": {"count": 2, "num_cpus": 1},
+}
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+
+
+def count(fault: str, injected: int = 1, lost: int = 0) -> None:
+    from conftest import FAULTS
+
+    FAULTS.setdefault(fault, [0, 0])
+    FAULTS[fault][0] += injected
+    FAULTS[fault][1] += lost
+
+
+def write_config(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **changes}))
+    return path
+
+
+def history(run: Path) -> list[dict]:
+    f = run / "history.jsonl"
+    return [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
+
+
+def assert_every_loop_once(run: Path, loops: int, trajectories: int = 2) -> list[dict]:
+    h = history(run)
+    assert [e["loop"] for e in h] == list(range(1, loops + 1))
+    for e in h:
+        assert e["trajectories"] == trajectories and e["failed"] == []
+        assert sorted(d["traj"] for d in e["details"]) == list(range(trajectories))  # none twice, none missing
+        assert len(e["rewards"]) == trajectories
+    return h
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"the process ended (rc {proc.returncode}) before {what}: {out[-2000:]}")
+        time.sleep(0.2)
+
+
+def test_workers_sigkilled_at_random_moments(tmp_path, capsys, ray_local):
+    """>= 5 fine-tune workers SIGKILLed mid-trajectory in a 10-loop search: every loop once,
+    each with exactly its 2 trajectory results, none counted twice."""
+    killed: list[int] = []
+    stop = threading.Event()
+    rng = random.Random(0)
+
+    def killer():
+        while not stop.is_set() and len(killed) < 6:
+            time.sleep(rng.uniform(0.5, 4.0))
+            busy = processes_with("ray::_Worker.run")
+            if busy:
+                pid = rng.choice(busy)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except ProcessLookupError:
+                    pass
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    try:
+        rc = search_main(["-c", str(write_config(tmp_path)), "--storage", str(tmp_path / "runs"), "--name", "k"])
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    assert rc == 0
+    assert len(killed) >= 5, f"only {len(killed)} workers were killed"
+    out = capsys.readouterr().out
+    assert out.count("a fine-tune worker died") >= 5
+    assert_every_loop_once(tmp_path / "runs" / "k", 10)
+    count("fine-tune worker SIGKILL", injected=len(killed))
+
+
+def test_controller_killed_mid_search(tmp_path, capsys, ray_local):
+    """The detached controller is SIGKILLed between loops; Ray restarts it, it reloads its saved
+    state, and the next loop runs with exactly the agent saved after the last finished loop."""
+    run = tmp_path / "runs" / "c"
+    result: dict = {}
+
+    def search():
+        result["rc"] = search_main(["-c", str(write_config(tmp_path, loops=5)), "--storage", str(tmp_path / "runs"),
+                                    "--name", "c"])
+
+    t = threading.Thread(target=search)
+    t.start()
+    try:
+        killed = None
+        deadline = time.time() + 600
+        while killed is None and time.time() < deadline and t.is_alive():
+            h = history(run)
+            last = Policy.load(run / "policy_last.json") if len(h) >= 2 else None
+            if last is not None and last.meta.get("after_loop") == len(h):  # both files written for loop k
+                k, saved = len(h), policy_hash(last)
+                pids = processes_with("ray::_Controller")
+                if pids and len(history(run)) == k:
+                    os.kill(pids[0], signal.SIGKILL)
+                    if len(history(run)) == k:  # killed between two records
+                        killed = (pids[0], k, saved)
+            time.sleep(0.05)
+        assert killed, "the controller was not killed between two loops"
+        wait_for(lambda: [p for p in processes_with("ray::_Controller") if p != killed[0]] or not t.is_alive(),
+                 120, what="a new controller process")
+    finally:
+        t.join(timeout=900)
+    assert result.get("rc") == 0
+    h = assert_every_loop_once(run, 5)
+    _, k, saved = killed
+    assert h[k]["policy_hash"] == saved  # loop k+1 used the agent exactly as saved after loop k
+    count("controller SIGKILL")
+
+
+def test_whole_local_ray_stopped_then_resume(tmp_path):
+    """The driver and the whole local Ray it started are SIGKILLed mid-search; --resume finishes
+    it and the history is continuous (each loop once)."""
+    config = write_config(tmp_path, loops=4)
+    run = tmp_path / "runs" / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "-c", str(config), "--storage",
+                             str(tmp_path / "runs"), "--name", "r"], env=ENV, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: len(history(run)) >= 2, 600, proc, "loop 2")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = len(history(run))
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "--resume", str(run)], env=ENV,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"resuming {run} at loop {done + 1} of 4" in r.stdout
+    assert_every_loop_once(run, 4)
+    count("local Ray cluster killed (driver + all Ray processes)")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_search_stopped_by_a_signal_then_resumed(tmp_path, sig):
+    """SIGTERM, or Ctrl-C (SIGINT to the whole process group, as a terminal sends it): a clear
+    message, exit 143/130, the run saved at its last finished loop, and --resume finishes it."""
+    config = write_config(tmp_path, loops=4)
+    run = tmp_path / "runs" / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "-c", str(config), "--storage",
+                             str(tmp_path / "runs"), "--name", "s"], env=ENV, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(history(run)) >= 1, 600, proc, "loop 1")
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + sig, err[-2000:]
+    done = len(history(run))
+    last = err.strip().splitlines()[-1]
+    assert last == (f"awsaa-search: interrupted ({signal.Signals(sig).name}); the run is saved after loop {done} "
+                    f"of 4; continue with: awsaa-search --resume {run}"), err[-2000:]
+    assert "Traceback" not in err
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "--resume", str(run)], env=ENV,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert_every_loop_once(run, 4)
+    count(f"awsaa-search {signal.Signals(sig).name}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_training_stopped_by_a_signal_then_resumed(tmp_path, sig):
+    """awsaa-train (Ray Tune): a stop signal after the first epoch's checkpoint stops the
+    experiment at a clean point, exit 143/130, and the same command with --resume finishes
+    every trial with its epochs counted once."""
+    storage = tmp_path / "train"
+    cmd = [sys.executable, "-m", "awsaa.cli.train", "-c", "configs/train/quick_fmnist.yaml", "--epochs", "4",
+           "--set", "train_size=512", "test_size=200", "--storage", str(storage), "--name", "t"]
+    proc = subprocess.Popen(cmd, env=ENV, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    trial = storage / "t"
+    try:
+        wait_for(lambda: any(trial.glob("*/checkpoint_000000/trainer.pt")), 600, proc, "the first checkpoint")
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + sig, out[-2000:] + err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"awsaa-train: interrupted ({signal.Signals(sig).name}); experiment ")
+    assert "continue with the same command and --resume" in last
+    r = subprocess.run([*cmd, "--resume"], env=ENV, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    summary = json.loads((trial / "summary.json").read_text())
+    assert [s["epochs_done"] for s in summary] == [4] and summary[0]["status"] == "done"
+    epochs = [json.loads(x)["epoch"] for x in next(trial.glob("*/result.json")).read_text().splitlines()]
+    assert sorted(set(epochs)) == [1, 2, 3, 4]
+    count(f"awsaa-train {signal.Signals(sig).name}")
+
+
+def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
+    """Replace the fine-tune workers by actors that fail as ``plan`` says:
+    ``{(loop, traj): times}`` raise a non-finite-loss error that many times, then succeed."""
+    import ray
+
+    import awsaa.distributed.search as S
+
+    @ray.remote(num_cpus=0)
+    class Fake:
+        def run(self, loop, traj, policy, seed):
+            import math
+            import time as _t
+            from pathlib import Path as _P
+
+            n = plan.get((loop, traj), 0)
+            f = _P(marker_dir) / f"{loop}-{traj}"
+            seen = int(f.read_text()) if f.exists() else 0
+            f.write_text(str(seen + 1))
+            if seen < n:
+                raise FloatingPointError(f"training loss became nan at epoch 1 (loop {loop}, traj {traj})")
+            # loop 4, trajectory 0: a non-finite reward that slipped through never reaches the agent
+            reward = math.nan if (loop, traj) == (3, 0) else 50.0 + 10 * traj + loop
+            counts = torch.zeros(36, 36, dtype=torch.long)
+            counts[traj, loop % 36] = 100
+            return {"traj": traj, "loop": loop, "reward": reward, "val_accs": [reward], "counts": counts,
+                    "finetune_seconds": 0.0, "images": 100, "started": _t.time(), "ended": _t.time(), "pid": 0,
+                    "node": "fake"}
+
+    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
+
+
+def test_a_non_finite_loss_runs_again_once_then_counts_as_failed(tmp_path, monkeypatch, ray_local):
+    """Loop 1: trajectory 0 fails once (NaN loss) and succeeds on its rerun. Loop 2: trajectory 1
+    fails twice and is recorded as failed. Loop 3: both fail twice, the agent is untouched.
+    Loop 4: a NaN reward is dropped. The agent never sees a non-finite reward."""
+    import awsaa.distributed.search as S
+
+    cfg = from_dict(SearchConfig, {**TINY, "loops": 4})
+    run = tmp_path / "run"
+    SearchState.create(run, cfg, {"name": "n", "pretrained": "-"})
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    _fake_workers(monkeypatch, markers, {(0, 0): 1, (1, 1): 2, (2, 0): 2, (2, 1): 2})
+    lines: list[str] = []
+    S.run_loops(cfg, run, "n", None, log=lines.append)
+    h = history(run)
+    assert [e["loop"] for e in h] == [1, 2, 3, 4]
+    assert h[0]["trajectories"] == 2 and h[0]["failed"] == []
+    assert any("trajectory 0 failed (training loss became nan" in x and "running it once more" in x for x in lines)
+    assert h[1]["trajectories"] == 1 and [f["traj"] for f in h[1]["failed"]] == [1]
+    assert "training loss became nan" in h[1]["failed"][0]["error"]
+    assert h[2]["trajectories"] == 0 and h[2]["mean_reward"] is None and h[2]["inner_steps"] == 0
+    assert h[3]["trajectories"] == 1 and "non-finite reward" in h[3]["failed"][0]["error"]
+    # loop 3 left the agent as loop 2 made it: loop 4 ran with the same policy
+    assert h[3]["policy_hash"] == h[2]["policy_hash"]
+    assert all(x == x and abs(x) != float("inf") for e in h for x in e["rewards"])
+    attempts = {p.name: int(p.read_text()) for p in markers.iterdir()}
+    assert attempts["0-0"] == 2 and attempts["1-1"] == 2 and attempts["2-0"] == 2 and attempts["1-0"] == 1
+    count("non-finite loss / reward in a fine-tune", injected=6)
+
+
+def test_an_unwritable_storage_is_refused_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    rc = search_main(["-c", str(write_config(tmp_path)), "--storage", str(blocker / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert f"cannot write to the storage {blocker / 'runs'}: Not a directory" in err
+    assert blocker.read_text() == "not a directory"
+    count("unwritable storage")
+
+
+def test_a_write_that_fails_half_way_leaves_the_last_good_state(tmp_path, monkeypatch):
+    """The disk fills while the state is being saved: state.pt, history.jsonl and the policy
+    files keep their last good bytes, no temporary file is left, the error says what happened."""
+    import awsaa.train.checkpoint as ckpt
+    from awsaa.distributed.search import _Controller
+
+    cfg = from_dict(SearchConfig, {**TINY, "loops": 3})
+    run = tmp_path / "run"
+    SearchState.create(run, cfg, {"name": "w", "pretrained": "-"})
+    c = _Controller(str(run))
+    counts = torch.zeros(36, 36, dtype=torch.long)
+    counts[0, 0] = 10
+    traj = [{"traj": 0, "loop": 0, "reward": 60.0, "val_accs": [60.0], "counts": counts}]
+    c.record(0, traj, [], 1.0)
+    good = {p.name: p.read_bytes() for p in run.iterdir()}
+
+    real_save = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        f.truncate(100)  # half the file is on disk ...
+        raise OSError(28, "No space left on device")  # ... then the disk is full
+
+    monkeypatch.setattr(ckpt.torch, "save", full_disk)
+    with pytest.raises(Exception, match=r"cannot save the search state in .*: No space left on device; the run is "
+                                        r"saved after loop 1"):
+        c.record(1, [dict(traj[0], loop=1)], [], 1.0)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == good
+    assert c.loops_done() == 1  # the controller forgot the unsaved update too
+    monkeypatch.setattr(ckpt.torch, "save", real_save)
+    assert c.record(1, [dict(traj[0], loop=1)], [], 1.0)["loop"] == 2  # and goes on once the disk has room
+    count("write failing half-way (disk full)")
