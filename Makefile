@@ -11,7 +11,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo gallery test test-all lint bench clean
+.PHONY: setup data demo gallery test test-faults test-slow test-all lint bench clean
 
 setup: $(STAMP)
 
@@ -40,8 +40,16 @@ gallery: setup data
 lint: setup
 	@$(BIN)/ruff check .
 
+# The fast suite. The fault suite (-m faults) and the multi-node cluster tests (-m slow)
+# have their own targets; CI (.ci/run) runs all three.
 test: setup data lint
-	@$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -m "not slow and not faults" $(PYTEST_ARGS)
+
+test-faults: setup data
+	@$(BIN)/python -m pytest -q -m faults $(PYTEST_ARGS)
+
+test-slow: setup data
+	@$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 test-all: setup data lint
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)

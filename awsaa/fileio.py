@@ -70,14 +70,19 @@ def atomic_save(path: str | os.PathLike, writer: Callable[[IO], None]) -> None:
 
 
 def ensure_writable_dir(path: str | os.PathLike, what: str = "directory") -> Path:
-    """Create ``path`` if needed and prove a file can be written in it (then removed), so an
-    unwritable run or storage directory is one line before any work starts."""
+    """Prove that ``path`` can be written (or created) before any work starts: a probe file is
+    written and removed in ``path`` or its nearest existing parent. Nothing is left behind, so
+    a later error (an unreachable cluster, say) leaves the file system as it was."""
     from awsaa.errors import AWSAAError
 
     path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise AWSAAError(f"cannot write to the {what} {path}: {existing} is not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".awsaa-write-probe.")
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".awsaa-write-probe.")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -33,9 +34,26 @@ def is_job_address(address: str | None) -> bool:
     return bool(address) and address.startswith(("http://", "https://"))
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _one_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    lines = [ANSI.sub("", line).strip() for line in str(e).splitlines() if line.strip()]
     return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def _tool_error(client, job_id: str, prog: str) -> str | None:
+    """The tool's own one-line error from the job's log (worker lines may come after it)."""
+    try:
+        logs = client.get_job_logs(job_id)
+    except Exception:
+        return None
+    for line in reversed(ANSI.sub("", logs).splitlines()):
+        if line.startswith(f"{prog}: error: "):
+            return line[len(f"{prog}: error: "):].strip()[:300]
+        if line.startswith(f"{prog}: interrupted"):
+            return line[len(f"{prog}: "):].strip()[:300]
+    return None
 
 
 def job_command(prog: str, argv: Sequence[str], workdir: Path) -> list[str]:
@@ -137,7 +155,8 @@ def _final_status(client, job_id: str, prog: str) -> int:
     if info.status == JobStatus.SUCCEEDED:
         print(f"{prog}: job {job_id} succeeded", flush=True)
         return 0
-    detail = _one_line(Exception(info.message or "")) if info.message else "no message"
+    detail = _tool_error(client, job_id, prog) or (_one_line(Exception(info.message)) if info.message
+                                                     else "no message")
     status = str(getattr(info.status, "value", info.status)).lower()
     print(f"{prog}: error: job {job_id} {status}: {detail}", file=sys.stderr)
     return 1

@@ -1,0 +1,325 @@
+"""The bad-input battery: one table, every case through the command-line tools.
+
+Each case builds its input files in a fresh directory, runs a tool, and asserts: a non-zero
+exit, exactly one line on stderr that names the problem, no traceback, and every file in the
+directory (inputs and any outputs already there) byte-identical afterwards.
+
+The address cases run in a fresh process (this one may already hold a Ray connection)."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from awsaa import Policy
+from awsaa.cli.policy import main as policy_main
+from awsaa.cli.search import main as search_main
+from awsaa.cli.train import main as train_main
+from awsaa.config import SearchConfig, from_dict
+from awsaa.search.state import SearchState
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK_TRAIN = ROOT / "configs" / "train" / "quick_fmnist.yaml"
+SEARCH = {
+    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 400, "val_size": 200, "loops": 1,
+    "trajectories": 2, "pretrain": {"epochs": 2, "stop_epoch": 1},
+    "finetune": {"epochs": 1, "reward_top_k": 1}, "workers": {"count": 2, "num_cpus": 1},
+}
+MARKER = "/tmp/awsaa-pwned-by-a-test"
+
+
+class Evil:
+    """Unpickling this runs a shell command: what a malicious checkpoint would carry."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+# ----------------------------------------------------------------------------- builders
+# Each takes the case's directory and returns the argv of the tool (files made inside d).
+
+
+def yaml_file(d: Path, text: str, name: str = "c.yaml") -> Path:
+    (d / name).write_text(text)
+    return d / name
+
+
+def train_cfg(d: Path, **changes) -> Path:
+    cfg = yaml.safe_load(QUICK_TRAIN.read_text())
+    for key, value in changes.items():
+        node = cfg
+        *path, last = key.split(".")
+        for k in path:
+            node = node[k]
+        node[last] = value
+    return yaml_file(d, yaml.safe_dump(cfg))
+
+
+def policy_file(d: Path, mutate: Callable[[dict], None] | None = None, text: str | None = None) -> Path:
+    f = d / "p.json"
+    if text is not None:
+        f.write_text(text)
+        return f
+    obj = json.loads(json.dumps(Policy.uniform().to_dict()))
+    if mutate:
+        mutate(obj)
+    f.write_text(json.dumps(obj))
+    return f
+
+
+def _no_params(obj: dict) -> dict:
+    obj.pop("params", None)
+    return obj
+
+
+def set_prob(obj: dict, value) -> None:
+    obj.pop("params", None)
+    obj["probs"][0][0] = value
+
+
+def trained_checkpoint(d: Path, model: str = "wrn10_1") -> Path:
+    """A real trainer checkpoint, written by the trainer for ``model``."""
+    from awsaa.config import TrainConfig, load
+    from awsaa.train.trainer import Trainer
+
+    cfg = load(TrainConfig, QUICK_TRAIN, {"model": model, "epochs": 1, "train_size": 64, "test_size": 64})
+    t = Trainer(cfg, device="cpu")
+    path = d / "trainer.pt"
+    t.save(path)
+    return path
+
+
+def finished_run(d: Path) -> Path:
+    cfg = from_dict(SearchConfig, SEARCH)
+    run = d / "runs" / "done"
+    state = SearchState.create(run, cfg, {"name": "done", "pretrained": str(d / "none.pt")})
+    counts = torch.zeros(36, 36, dtype=torch.long)
+    counts[0, 0] = 5
+    state.record(0, [{"traj": 0, "loop": 0, "reward": 50.0, "val_accs": [50.0], "counts": counts}], [], 1.0)
+    return run
+
+
+def open_run(d: Path, loops: int = 3) -> Path:
+    cfg = from_dict(SearchConfig, dict(SEARCH, loops=loops))
+    run = d / "runs" / "open"
+    SearchState.create(run, cfg, {"name": "open", "pretrained": str(d / "none.pt")})
+    return run
+
+
+def search_yaml(d: Path, **changes) -> Path:
+    return yaml_file(d, yaml.safe_dump({**copy.deepcopy(SEARCH), **changes}), "s.yaml")
+
+
+def fmnist_copy(d: Path) -> Path:
+    root = d / "data" / "fashion-mnist"
+    root.mkdir(parents=True)
+    for f in Path("/usr/share/datasets/fashion-mnist").glob("*.gz"):
+        shutil.copy(f, root / f.name)
+    return d / "data"
+
+
+def truncated_gz(d: Path) -> Path:
+    data = fmnist_copy(d)
+    f = data / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
+    raw = gzip.decompress(f.read_bytes())
+    f.write_bytes(gzip.compress(raw[: len(raw) // 2]))
+    return data
+
+
+def cifar_dir(d: Path, corrupt: bool) -> Path:
+    root = d / "cifar" / "cifar-10-batches-py"
+    root.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": torch.zeros(10, 3072, dtype=torch.uint8).numpy(), b"labels": list(range(10))}
+        (root / name).write_bytes(pickle.dumps(batch)[: 100 if corrupt and name == "data_batch_3" else None])
+    return d / "cifar"
+
+
+def pickled_code_cifar(d: Path) -> Path:
+    root = cifar_dir(d, corrupt=False) / "cifar-10-batches-py"
+    (root / "data_batch_1").write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}))
+    return d / "cifar"
+
+
+# ----------------------------------------------------------------------------- the table
+# (id, tool, argv builder, what stderr must name)
+
+CASES = [
+    # configs
+    ("yaml-malformed", "train", lambda d: ["-c", str(yaml_file(d, "model: [wrn10_1\nepochs: 3\n"))], "YAML"),
+    ("yaml-not-a-mapping", "train", lambda d: ["-c", str(yaml_file(d, "- 1\n- 2\n"))], "mapping"),
+    ("yaml-missing", "train", lambda d: ["-c", str(d / "nope.yaml")], "does not exist"),
+    ("yaml-unknown-key", "train", lambda d: ["-c", str(train_cfg(d, epochz=3))], "unknown key epochz"),
+    ("yaml-wrong-type", "train", lambda d: ["-c", str(train_cfg(d, epochs="ten"))], "epochs"),
+    ("yaml-negative-lr", "train", lambda d: ["-c", str(train_cfg(d, **{"optim.lr": -0.1}))], "optim.lr must be > 0"),
+    ("yaml-unknown-model", "train", lambda d: ["-c", str(train_cfg(d, model="wrn99_9"))], "wrn99_9"),
+    ("yaml-unknown-aug", "train", lambda d: ["-c", str(QUICK_TRAIN), "--aug", "autoaugmnt"], "autoaugmnt"),
+    ("set-bad-value", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "batch_size=-4"], "batch_size"),
+    ("search-zero-trajectories", "search", lambda d: ["-c", str(search_yaml(d, trajectories=0))], "trajectories"),
+    ("search-bad-agent", "search", lambda d: ["-c", str(search_yaml(d, agent="a2c"))], "agent must be ppo"),
+    ("search-top-k-too-big", "search", lambda d: ["-c", str(search_yaml(d, finetune={"epochs": 1, "reward_top_k": 3}))],
+     "reward_top_k"),
+    # policy files
+    ("policy-truncated", "policy", lambda d: ["show", str(policy_file(d, text='{"format": "awsaa.policy", "ver'))],
+     "not valid JSON"),
+    ("policy-wrong-shape", "policy", lambda d: ["show", str(policy_file(d, lambda o: (o.pop("params"),
+                                                                                      o["probs"].pop())))], "36"),
+    ("policy-wrong-version", "policy", lambda d: ["show", str(policy_file(d, lambda o: o.update(version=2)))],
+     "version"),
+    ("policy-nan", "policy", lambda d: ["show", str(policy_file(d, lambda o: set_prob(o, float("nan"))))], "NaN"),
+    ("policy-infinite", "policy", lambda d: ["show", str(policy_file(d, text=json.dumps(
+        _no_params(Policy.uniform().to_dict())).replace("0.0007716", "1e999", 1)))], "finite"),
+    ("policy-negative", "policy", lambda d: ["show", str(policy_file(d, lambda o: set_prob(o, -0.5)))], "negative"),
+    ("policy-unknown-op", "policy", lambda d: ["show", str(policy_file(
+        d, lambda o: o.update(ops=[*o["ops"][:-1], "Zoom_3"])))], "Zoom_3"),
+    ("policy-not-normalized", "policy", lambda d: ["show", str(policy_file(d, lambda o: set_prob(o, 0.5)))], "sum"),
+    ("policy-as-aug", "train", lambda d: ["-c", str(QUICK_TRAIN), "--aug", str(policy_file(
+        d, lambda o: o.update(format="something.else")))], "format"),
+    # checkpoints
+    ("ckpt-truncated", "train", lambda d: ["-c", str(QUICK_TRAIN), "--only-eval", "--save", str(
+        _truncate(trained_checkpoint(d)))], "corrupt"),
+    ("ckpt-other-architecture", "train", lambda d: ["-c", str(QUICK_TRAIN), "--only-eval", "--save",
+                                                    str(trained_checkpoint(d, "wrn16_2"))], "wrn16_2"),
+    ("ckpt-pickled-code", "train", lambda d: ["-c", str(QUICK_TRAIN), "--only-eval", "--save", str(
+        _evil_checkpoint(d / "evil.pt"))], "refused"),
+    ("pretrained-random-bytes", "search", lambda d: ["-c", str(search_yaml(d)), "--pretrained", str(
+        _write(d / "p.pt", os.urandom(4096)))], "corrupt"),
+    ("state-pickled-code", "search", lambda d: ["--resume", str(_evil_state(open_run(d)))], "refused"),
+    # datasets
+    ("dataset-missing", "train", lambda d: ["-c", str(QUICK_TRAIN), "--dataset", "cifar10", "--dataroot",
+                                            str(_mkdir(d / "empty"))], "cifar10"),
+    ("dataroot-not-a-dir", "train", lambda d: ["-c", str(QUICK_TRAIN), "--dataroot", str(d / "nowhere")],
+     "does not exist"),
+    ("fmnist-truncated", "train", lambda d: ["-c", str(QUICK_TRAIN), "--dataroot", str(truncated_gz(d))],
+     "corrupted dataset file"),
+    ("cifar-truncated", "train", lambda d: ["-c", str(QUICK_TRAIN), "--dataset", "cifar10", "--dataroot",
+                                            str(cifar_dir(d, corrupt=True))], "corrupted dataset file"),
+    ("cifar-pickled-code", "train", lambda d: ["-c", str(QUICK_TRAIN), "--dataset", "cifar10", "--dataroot",
+                                               str(pickled_code_cifar(d))], "corrupted dataset file"),
+    # run directories
+    ("resume-not-a-run", "search", lambda d: ["--resume", str(_mkdir(d / "just-a-dir"))], "not an awsaa search run"),
+    ("resume-finished-run", "search", lambda d: ["--resume", str(finished_run(d))], "already finished"),
+    ("resume-config-changed", "search", lambda d: ["--resume", str(open_run(d)), "-c", str(search_yaml(d, loops=7))],
+     "differs"),
+    ("run-name-taken", "search", lambda d: ["-c", str(search_yaml(d)), "--storage", str(open_run(d).parent),
+                                            "--name", "open"], "already exists"),
+    ("train-resume-nothing", "train", lambda d: ["-c", str(QUICK_TRAIN), "--storage", str(_mkdir(d / "t")),
+                                                 "--name", "x", "--resume"], "nothing to resume"),
+    ("storage-is-a-file", "train", lambda d: ["-c", str(QUICK_TRAIN), "--storage", str(_write(d / "f", b"x") / "s")],
+     "cannot write to the storage"),
+]
+
+ADDRESS_CASES = [
+    ("address-unreachable", "search", lambda d: ["-c", str(search_yaml(d)), "--address", "127.0.0.1:1"],
+     "cannot reach the Ray cluster at 127.0.0.1:1"),
+    ("jobs-address-unreachable", "train", lambda d: ["-c", str(QUICK_TRAIN), "--address", "http://127.0.0.1:1"],
+     "cannot reach the Ray Jobs server"),
+    ("address-not-an-address", "search", lambda d: ["-c", str(search_yaml(d)), "--address", "nohost"],
+     "nohost"),
+]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _truncate(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _evil_checkpoint(path: Path) -> Path:
+    torch.save({"format": "awsaa.checkpoint", "version": 1, "kind": "train", "payload": Evil()}, path)
+    return path
+
+
+def _evil_state(run: Path) -> Path:
+    _evil_checkpoint(run / "state.pt")
+    return run
+
+
+MAINS = {"train": train_main, "search": search_main, "policy": policy_main}
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def check(rc: int, err: str, names: str, before: dict, d: Path) -> None:
+    from conftest import FAULTS
+
+    assert rc != 0
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.endswith("\n"), f"not one line: {err!r}"
+    assert names.lower() in err.lower(), f"{names!r} not named in: {err!r}"
+    assert snapshot(d) == before, "a file changed"
+    assert not os.path.exists(MARKER), "a pickled payload ran"
+    FAULTS.setdefault("bad inputs refused", [0, 0])[0] += 1
+
+
+@pytest.mark.parametrize("tool, build, names", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input(tmp_path, capsys, tool, build, names):
+    d = _mkdir(tmp_path / "case")
+    argv = build(d)
+    if tool in ("train", "search") and "--storage" not in argv:
+        argv += ["--storage", str(d / "runs")]
+    before = snapshot(d)
+    capsys.readouterr()
+    rc = MAINS[tool](argv)
+    check(rc, capsys.readouterr().err, names, before, d)
+
+
+@pytest.mark.parametrize("tool, build, names", [c[1:] for c in ADDRESS_CASES], ids=[c[0] for c in ADDRESS_CASES])
+def test_bad_address(tmp_path, tool, build, names):
+    d = _mkdir(tmp_path / "case")
+    argv = [*build(d), "--storage", str(d / "runs")]
+    before = snapshot(d)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    r = subprocess.run([sys.executable, "-m", f"awsaa.cli.{tool}", *argv], env=env, capture_output=True, text=True,
+                       timeout=300)
+    check(r.returncode, r.stderr, names, before, d)
+
+
+def test_a_head_that_refuses_the_token(tmp_path, ray_nodes):
+    """A head with token auth; the client holds another token: one line, the token never printed."""
+    from conftest import free_port, wait_port
+
+    gcs_port, dash = free_port(), free_port()
+    token = tmp_path / "token"
+    token.write_text("a" * 64)
+    ray_nodes.env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    ray_nodes.start("--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}")
+    wait_port(dash)
+    d = _mkdir(tmp_path / "case")
+    wrong = _write(d / "wrong", b"b" * 64)
+    before = snapshot(d)
+    env = {**ray_nodes.env, "RAY_AUTH_TOKEN_PATH": str(wrong)}
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "--address", f"http://127.0.0.1:{dash}", "-c",
+                        str(ROOT / "configs/search/quick_fmnist.yaml")], env=env, capture_output=True, text=True,
+                       timeout=300)
+    check(r.returncode, r.stderr, "refused the token", before, d)
+    assert "a" * 64 not in r.stdout + r.stderr  # the token is never printed
+
+
+def test_the_battery_is_big_enough():
+    assert len(CASES) + len(ADDRESS_CASES) + 1 >= 25
