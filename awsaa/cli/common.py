@@ -27,6 +27,19 @@ class Interrupted(BaseException):
         return signal.Signals(self.signum).name
 
 
+def as_interrupted(e: BaseException) -> Interrupted | None:
+    """The :class:`Interrupted` behind ``e``, if any. Raised from a signal handler while Ray's
+    C++ core is waiting, it surfaces wrapped (``SystemError: ... returned a result with an
+    exception set``), with ours as its context."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, Interrupted):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 _graceful: dict[str, object] = {"stop": None, "signum": None}
 
 
@@ -103,3 +116,9 @@ def _run(fn: Callable[[], int | None], prog: str) -> int:
         return 130
     except BrokenPipeError:  # e.g. `awsaa-policy show p.json | head`
         return 0
+    except Exception as e:
+        stop = as_interrupted(e)
+        if stop is None:
+            raise
+        print(f"{prog}: interrupted ({stop.name})" + (f"; {stop.detail}" if stop.detail else ""), file=sys.stderr)
+        return 128 + stop.signum

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from awsaa.cli.common import Interrupted, install_stop_signals, run_main
+from awsaa.cli.common import Interrupted, as_interrupted, install_stop_signals, run_main
 from awsaa.cli.train import _parse_set
 from awsaa.errors import AWSAAError
 from awsaa.fileio import ensure_writable_dir
@@ -121,15 +121,36 @@ def run(args: argparse.Namespace) -> int:
     install_stop_signals()
     try:
         return _search(args, cfg, run_dir, name, cache, shared)
-    except Interrupted as e:
-        raise Interrupted(e.signum, _where_it_stands(run_dir, cfg)) from None
+    except BaseException as e:
+        stop = as_interrupted(e)
+        if stop is None:
+            raise
+        _stop_controller(name)
+        raise Interrupted(stop.signum, _where_it_stands(run_dir, cfg)) from None
+
+
+def _stop_controller(name: str) -> None:
+    """Stop the run's detached controller, so that nothing writes the run after the message
+    below; ``--resume`` starts a new one from the saved state."""
+    import contextlib
+
+    import ray
+
+    from awsaa.distributed.search import NAMESPACE
+
+    with contextlib.suppress(Exception):
+        ray.kill(ray.get_actor(f"awsaa-controller:{name}", namespace=NAMESPACE), no_restart=True)
 
 
 def _where_it_stands(run_dir: Path, cfg) -> str:
+    from awsaa.search.state import SearchState
+
     if not (run_dir / "state.pt").exists():
         return "the run had not started; nothing to continue"
-    f = run_dir / "history.jsonl"
-    done = len(f.read_text().splitlines()) if f.exists() else 0
+    try:
+        done = SearchState.load(run_dir).loops_done  # state.pt is the source of truth
+    except AWSAAError:
+        return f"the run's state could not be read back; check {run_dir / 'state.pt'}"
     return f"the run is saved after loop {done} of {cfg.loops}; continue with: awsaa-search --resume {run_dir}"
 
 
