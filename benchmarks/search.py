@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("-c", "--config", default="configs/search/quick_fmnist.yaml")
     ap.add_argument("--loops", type=int, default=3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--pretrained", help="stage-1 checkpoint of the same config (skips stage 1)")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -45,7 +46,12 @@ def main() -> None:
     cfg = C.load(C.SearchConfig, args.config)
     torch.set_num_threads(os.cpu_count() or 1)
     t0 = time.time()
-    shared = pretrain(cfg)
+    if args.pretrained:
+        from awsaa.cli.search import load_shared
+
+        shared = load_shared(Path(args.pretrained), cfg)
+    else:
+        shared = pretrain(cfg)
     print(f"stage 1 ({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} epochs, in-process, not measured below): "
           f"{time.time() - t0:.0f} s")
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING",

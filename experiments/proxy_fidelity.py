@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--finetune-epochs", type=int, default=None, help="override finetune.epochs")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="fine-tune seeds averaged per policy")
     ap.add_argument("--out", default="runs/proxy_fidelity.json")
+    ap.add_argument("--pretrained", help="stage-1 checkpoint of the same search config (e.g. awsaa-search's "
+                                         "<storage>/pretrained/<hash>.pt) instead of running stage 1 again")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     scfg = C.load(C.SearchConfig, args.search_config)
@@ -85,7 +87,12 @@ def main() -> None:
     tcfg = C.load(C.TrainConfig, args.train_config)
     data = load_dataset(scfg.dataset, scfg.dataroot)
     start = time.time()
-    shared = pretrain(scfg, data=data)
+    if args.pretrained:
+        from awsaa.cli.search import load_shared
+
+        shared = load_shared(Path(args.pretrained), scfg)  # refused unless made by this stage-1 config
+    else:
+        shared = pretrain(scfg, data=data)
     print(f"stage 1: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.4g} ({time.time() - start:.0f} s)")
     tuner = FineTuner(scfg, shared, data=data)
     val_images = tuner.trainer.val_set.images.cpu()

@@ -170,6 +170,16 @@ def stage1_remote(cfg: SearchConfig):
 # ----------------------------------------------------------------------------- the loop
 
 
+def wait_get(ref: Any) -> Any:
+    """``ray.get(ref)``, but waiting in 1 s steps: Python runs its signal handlers between
+    them, so SIGTERM / Ctrl-C stop the driver promptly even while stage 1 or a long
+    controller call is running (a plain ``ray.get`` can hold them off until it returns)."""
+    ray = _ray()
+    while not ray.wait([ref], timeout=1.0)[0]:
+        pass
+    return ray.get(ref)
+
+
 def _fmt_eta(seconds: float) -> str:
     s = round(seconds)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -187,11 +197,11 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
     n_workers = cfg.workers.count or cfg.trajectories
     workers = [worker_actor(cfg, shared_ref, i, name) for i in range(n_workers)]
     spawned = n_workers
-    start = ray.get(controller.loops_done.remote())
+    start = wait_get(controller.loops_done.remote())
     loop_seconds: deque[float] = deque(maxlen=5)
     for loop in range(start, cfg.loops):
         t0 = time.time()
-        policy = ray.get(controller.policy.remote())
+        policy = wait_get(controller.policy.remote())
         queue = deque((traj, 1) for traj in range(cfg.trajectories))
         free = list(range(len(workers)))
         pending: dict[Any, tuple[int, int, int]] = {}
@@ -204,7 +214,7 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
                 seed = cfg.seed * 1_000_003 + loop * 1009 + traj
                 ref = workers[w].run.remote(loop, traj, policy, seed)
                 pending[ref] = (traj, attempt, w)
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # 1 s steps: signals get through
             for ref in ready:
                 traj, attempt, w = pending.pop(ref)
                 try:
@@ -230,7 +240,7 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
                 free.append(w)
         wall = time.time() - t0
         try:
-            entry = ray.get(controller.record.remote(loop, [results[t] for t in sorted(results)], failed, wall))
+            entry = wait_get(controller.record.remote(loop, [results[t] for t in sorted(results)], failed, wall))
         except RayTaskError as e:
             raise AWSAAError(_last_line(e)) from None
         loop_seconds.append(wall)
@@ -239,7 +249,7 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
         log(f"loop {loop + 1:>3}/{cfg.loops}  mean reward {mean}  baseline {entry['baseline']:.2f}  "
             f"entropy {entry['entropy']:.3f}  KL {entry['kl']:.4f}  steps {entry['inner_steps']}  "
             f"{wall:.1f} s  ETA {_fmt_eta(eta)}")
-    summary = ray.get(controller.finish.remote())
+    summary = wait_get(controller.finish.remote())
     for w in workers:
         ray.kill(w)
     ray.kill(controller)
