@@ -1,4 +1,7 @@
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -7,6 +10,27 @@ import torch
 # Ray 2.60 turns token auth on for new local clusters; tests never want it.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+# The fault suite's plan (awsaa/faultplan.py): one path for the session, set before any Ray
+# cluster starts so that every Ray process inherits it. No file, no faults: only a test that
+# asks for the ``fault_plan`` fixture writes one, and it is removed after that test.
+FAULT_PLAN = Path(tempfile.mkdtemp(prefix="awsaa-faults-")) / "plan.json"
+os.environ["AWSAA_FAULT_PLAN"] = str(FAULT_PLAN)
+
+
+@pytest.fixture
+def fault_plan():
+    """``fault_plan({...})`` writes this test's fault plan; it and its markers go afterwards."""
+
+    def write(plan: dict) -> Path:
+        tmp = FAULT_PLAN.with_suffix(".tmp")
+        tmp.write_text(json.dumps(plan))
+        tmp.replace(FAULT_PLAN)
+        return FAULT_PLAN
+
+    yield write
+    FAULT_PLAN.unlink(missing_ok=True)
+    shutil.rmtree(f"{FAULT_PLAN}.fired", ignore_errors=True)
 
 # What the fault suite (tests/test_faults.py) and the bad-input battery injected and what it cost:
 # {fault: [times injected, loops or epochs lost]}. Printed at the end of the run and written to
@@ -144,32 +168,3 @@ def ray_nodes():
     nodes = RayNodes({**os.environ, "RAY_AUTH_MODE": "disabled"})
     yield nodes
     nodes.stop_all()
-
-
-def _parent(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def processes_with(marker: str, ancestor: int | None = None) -> list[int]:
-    """PIDs of this test's processes (descendants of ``ancestor``, default this process: other
-    Ray clusters on the machine are left alone) whose command line (Ray sets it to
-    ``ray::Class.method``) contains ``marker``."""
-    ancestor = ancestor or os.getpid()
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit() and int(d.name) != os.getpid():
-            try:
-                if marker not in (d / "cmdline").read_bytes().decode(errors="replace"):
-                    continue
-            except OSError:
-                continue
-            p = int(d.name)
-            while p > 1 and p != ancestor:
-                p = _parent(p)
-            if p == ancestor:
-                pids.append(int(d.name))
-    return pids

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import free_port, wait_port
 
+from awsaa import faultplan
+
 pytestmark = pytest.mark.slow
 
 TINY = {
@@ -69,7 +71,7 @@ def cli(tool: str, *args: str, env: dict, timeout: int = 900) -> subprocess.Comp
                           text=True, timeout=timeout)
 
 
-def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_nodes):
+def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_nodes, fault_plan):
     """On a token-auth cluster, as gpu.yaml makes it; at the end, the token is nowhere to be read."""
     import secrets
     import tempfile
@@ -123,7 +125,9 @@ def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_
     assert r.returncode == 0 and "done       1/1" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
     assert list((tmp_path / "train2").glob("*/summary.json"))
 
-    # 3. a search that loses its GPU node mid-way; a fresh node joins; every loop done once
+    # 3. a search that loses its GPU node while loop 2 is in flight (a worker holds it there);
+    # a fresh node joins; every loop done once
+    fault_plan({"worker": [{"loop": 1, "traj": 0, "at": "start", "do": "hang"}]})
     more = dict(TINY, loops=4)
     config.write_text(yaml.safe_dump(more))
     r = cli("search", "--address", jobs, "-c", str(config), "--storage", str(storage), "--name", "b", "--no-wait",
@@ -131,9 +135,9 @@ def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_
     assert r.returncode == 0, r.stderr
     job_id = r.stdout.split("submitted job ")[1].split(":")[0]
     deadline = time.time() + 600
-    while not history(storage / "b") and time.time() < deadline:
+    while not faultplan.fired("worker-1-0-start") and time.time() < deadline:
         time.sleep(0.5)
-    assert history(storage / "b"), "the search never finished a loop"
+    assert len(history(storage / "b")) == 1, "the search did not reach loop 2"
     ray_nodes.kill(gpu_node)
     ray_nodes.start(f"--address={gcs}", "--num-cpus=2", "--num-gpus=2")
     while (job := jobs_info(env, jobs)[job_id])["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"):
@@ -144,6 +148,7 @@ def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_
     assert [e["loop"] for e in h] == [1, 2, 3, 4]
     for e in h:
         assert e["trajectories"] == 2 and sorted(d["traj"] for d in e["details"]) == [0, 1]
+    assert h[1]["details"][0]["node"] != h[0]["details"][0]["node"]  # loop 2 finished on the new node
 
     # 4. a job that fails: one line with the job id, non-zero exit
     bad = dict(TINY, dataroot="/nonexistent")

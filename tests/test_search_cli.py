@@ -108,10 +108,14 @@ def test_corrupt_state_mismatched_pretrained_and_unreachable_address(tmp_path, t
     assert "cannot reach the Ray cluster at 127.0.0.1:1" in r.stderr and not (tmp_path / "s2").exists()
 
 
-def test_controller_metrics_reach_the_metrics_endpoint(tmp_path, tiny_config, ray_head):
-    """awsaa's gauges appear on the head's Prometheus endpoint (what the dashboard's charts read)."""
+def test_controller_metrics_reach_the_metrics_endpoint(tmp_path, tiny_config, ray_head, fault_plan):
+    """awsaa's gauges appear on the head's Prometheus endpoint (what the dashboard's charts read).
+    A worker pauses loop 2 (awsaa/faultplan.py) until the gauges of loop 1 have been read."""
     import urllib.request
 
+    from awsaa import faultplan
+
+    fault_plan({"worker": [{"loop": 1, "traj": 0, "at": "start", "do": "pause"}]})
     address, metrics_port, env = ray_head
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["loops"] = 6
@@ -136,6 +140,7 @@ def test_controller_metrics_reach_the_metrics_endpoint(tmp_path, tiny_config, ra
                 break
             time.sleep(1)
     finally:
+        faultplan.release("worker-1-0-start")
         proc.wait(timeout=600)
         stderr.close()
     assert proc.returncode == 0, (tmp_path / "stderr.txt").read_text()[-2000:]

@@ -2,11 +2,8 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -56,27 +53,20 @@ def test_experiment_table_resume_and_eval(tmp_path, capsys, ray_local):
     assert f"top-1 error {summary[0]['final_test_error']:.2f}%" in line  # same weights, same test subset
 
 
-def test_a_killed_trial_resumes_from_its_last_epoch(tmp_path, capsys, ray_local):
+def test_a_killed_trial_resumes_from_its_last_epoch(tmp_path, capsys, ray_local, fault_plan):
+    """The trial's process SIGKILLs itself right after epoch 2's checkpoint (awsaa/faultplan.py):
+    Tune restarts it from that checkpoint in a new process and every epoch is done once."""
+    from awsaa import faultplan
+
+    fault_plan({"train": [{"epoch": 2, "do": "kill"}]})
     trial = tmp_path / "crash" / "quick_fmnist-fashion_mnist-cutout-seed0"
-    killed = {}
-
-    def killer():
-        deadline = time.time() + 240
-        while time.time() < deadline and not killed:
-            rows = results(trial)
-            if len(rows) >= 2:
-                killed["pid"], killed["after_epoch"] = rows[-1]["pid"], rows[-1]["epoch"]
-                os.kill(rows[-1]["pid"], signal.SIGKILL)  # in the middle of the next epoch
-            time.sleep(0.2)
-
-    t = threading.Thread(target=killer, daemon=True)
-    t.start()
     assert main(["-c", QUICK, "--epochs", "6", "--name", "crash", "--storage", str(tmp_path), *TINY]) == 0
-    t.join(timeout=1)
+    killed = faultplan.fired("train-2")
     assert killed, "the trial was never killed"
     rows = results(trial)
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]  # every epoch once, none lost, none repeated
-    assert {r["pid"] for r in rows if r["epoch"] > killed["after_epoch"]} != {killed["pid"]}  # a new process
+    assert {r["pid"] for r in rows if r["epoch"] <= 2} == {killed["pid"]}
+    assert killed["pid"] not in {r["pid"] for r in rows if r["epoch"] > 2}  # a new process
     out = capsys.readouterr().out
     assert "failed; Tune restarts it from its last checkpoint (retry 1 of 3)" in out and "done       6/6" in out
 

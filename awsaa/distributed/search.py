@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from awsaa import faultplan
 from awsaa.config import SearchConfig, from_dict, to_dict
 
 NAMESPACE = "awsaa"
@@ -68,7 +69,11 @@ class _Controller:
                 self.gauges[key].set(float(value), tags={"run": self.run})
 
     def policy(self) -> dict[str, Any]:
-        return self.state.policy().to_dict()
+        from awsaa.search.state import policy_hash
+
+        policy = self.state.policy()
+        faultplan.point("controller", {"policy_hash": policy_hash(policy)}, loop=self.state.loops_done)
+        return policy.to_dict()
 
     def loops_done(self) -> int:
         return self.state.loops_done
@@ -111,7 +116,12 @@ class _Worker:
         from awsaa.policy import Policy
 
         started = time.time()
-        r = self.tuner.run(Policy.from_dict(policy), seed)
+        faultplan.point("worker", loop=loop, traj=traj, at="start")
+        def mid(step: int) -> None:  # the fault suite's hooks; no-ops without a plan
+            if step == 0:
+                faultplan.point("worker", loop=loop, traj=traj, at="mid")
+
+        r = self.tuner.run(Policy.from_dict(policy), seed, on_batch=mid)
         return {"traj": traj, "loop": loop, "reward": r.reward, "val_accs": r.val_accs, "counts": r.counts,
                 "finetune_seconds": r.seconds, "images": r.images, "started": started, "ended": time.time(),
                 "pid": os.getpid(), "node": _ray().get_runtime_context().get_node_id()[:8]}
@@ -161,6 +171,7 @@ def stage1_remote(cfg: SearchConfig):
         def line(epoch, total, loss, val_acc, seconds):
             print(f"stage 1: epoch {epoch}/{total}  loss {loss:.4f}  val acc {val_acc:.2f}%  ({seconds:.1f} s)",
                   flush=True)
+            faultplan.point("stage1", epoch=epoch)  # the fault suite's hook; a no-op without a plan
 
         return pretrain(c, on_epoch=line)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from awsaa import faultplan
 from awsaa.config import TrainConfig, from_dict, to_dict
 from awsaa.errors import AWSAAError
 from awsaa.fileio import atomic_write_json
@@ -63,6 +64,7 @@ def train_trial(config: dict[str, Any]) -> None:
             trainer.save(Path(d) / TRAINER_FILE)
             tune.report({**stats.as_dict(), "epochs": cfg.epochs, "pid": os.getpid()},
                         checkpoint=tune.Checkpoint.from_directory(d))
+        faultplan.point("train", epoch=trainer.epoch)  # the fault suite's hook; a no-op without $AWSAA_FAULT_PLAN
 
 
 def _ddp_worker(config: dict[str, Any]) -> None:

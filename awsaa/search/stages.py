@@ -96,7 +96,8 @@ class FineTuner:
         fill = cfg.fill if cfg.fill is not None else self.trainer.info.fill
         self.fill = fill
 
-    def run(self, policy: Policy, seed: int) -> FinetuneResult:
+    def run(self, policy: Policy, seed: int, on_batch: Callable[[int], None] | None = None) -> FinetuneResult:
+        """One trajectory; ``on_batch(step)`` is called after each training step of each epoch."""
         t = self.trainer
         torch.manual_seed(seed)
         t.generator.manual_seed(seed)
@@ -111,7 +112,7 @@ class FineTuner:
         counts = torch.zeros(k, k, dtype=torch.long)
         accs, images, start = [], 0, time.perf_counter()
         for _ in range(self.cfg.finetune.epochs):
-            _, _, _, seen = t.train_epoch(pair_counts=counts)
+            _, _, _, seen = t.train_epoch(pair_counts=counts, on_batch=on_batch)
             images += seen
             accs.append(t.evaluate(t.val_set)[0])
         top = sorted(accs)[-self.cfg.finetune.reward_top_k:]

@@ -231,16 +231,17 @@ class Trainer:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
     # ------------------------------------------------------------------ training
-    def train_epoch(self, pair_counts: Tensor | None = None) -> tuple[float, float, float, int]:
+    def train_epoch(self, pair_counts: Tensor | None = None,
+                    on_batch: Callable[[int], None] | None = None) -> tuple[float, float, float, int]:
         """One epoch; returns (mean loss, accuracy %, seconds, images seen). Adds the pairs drawn
-        to ``pair_counts`` (K, K) when given."""
+        to ``pair_counts`` (K, K) when given; calls ``on_batch(step)`` after each step."""
         self.model.train()
         cfg = self.cfg
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         start = time.perf_counter()
-        for images, labels, needs_crop in self._train_batches():
+        for step, (images, labels, needs_crop) in enumerate(self._train_batches()):
             images, labels, pairs = self.pipeline(images, labels, self.generator, crop=needs_crop)
             if pair_counts is not None and pairs is not None:
                 k = pair_counts.shape[0]
@@ -263,6 +264,8 @@ class Trainer:
             loss_sum += loss.detach() * labels.shape[0]
             correct += (logits.argmax(1) == labels).sum()
             seen += labels.shape[0]
+            if on_batch is not None:
+                on_batch(step)
         seconds = time.perf_counter() - start
         self.epoch += 1
         return loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seconds, seen

@@ -1,0 +1,107 @@
+"""Faults at points a test names (the fault suite, ``tests/test_faults.py``). Off unless
+``$AWSAA_FAULT_PLAN`` names a file; while that file does not exist, nothing happens.
+
+A plan says where a process kills itself (a real ``SIGKILL``, as the kernel's OOM killer or a
+lost node would), hangs, or pauses, so a test gets exactly the faults it asks for on a fast or
+a slow machine instead of racing a killer thread against the work::
+
+    {"worker":     [{"loop": 0, "traj": 1, "at": "start" | "mid", "do": "kill" | "hang" | "pause"}],
+     "controller": [{"loop": 2, "do": "kill"}],
+     "stage1":     [{"epoch": 2, "do": "hang"}],
+     "train":      [{"epoch": 1, "do": "kill"}]}
+
+``loop`` counts from 0 (the driver's loop index); a worker's ``mid`` is right after the first
+training step of the trajectory; ``stage1`` and ``train`` fire after epoch ``epoch`` (from 1)
+is done (for ``train``: reported with its checkpoint); ``controller`` fires when the driver
+asks for loop ``loop``'s policies.
+
+Each entry fires **once**: before acting, the process creates ``<plan>.fired/<name>``
+exclusively and writes its pid and what it held, so the rerun of a killed trajectory (or a
+restarted controller) goes through and the test can read which process was hit. ``hang``
+sleeps until the process is killed; ``pause`` waits until the test creates
+``<plan>.fired/<name>.go`` (:func:`release`).
+
+The variable is read by every process of a local Ray cluster because Ray's processes inherit
+the environment of the process that started the cluster (the tests set it before that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+ENV = "AWSAA_FAULT_PLAN"
+
+
+def _fired_dir() -> Path | None:
+    p = os.environ.get(ENV)
+    return Path(p + ".fired") if p else None
+
+
+def _entries(kind: str) -> list[dict[str, Any]]:
+    p = os.environ.get(ENV)
+    if not p:
+        return []
+    try:
+        text = Path(p).read_text()
+    except FileNotFoundError:
+        return []
+    return list(json.loads(text).get(kind, []))
+
+
+def name(kind: str, **where: Any) -> str:
+    """The marker name of a point: ``kind`` and its coordinates, e.g. ``worker-3-0-mid``."""
+    return "-".join([kind, *(str(v) for v in where.values())])
+
+
+def fired(marker: str) -> dict[str, Any] | None:
+    """What the process that fired ``marker`` wrote (``pid``, ``detail``), or None."""
+    d = _fired_dir()
+    f = d / marker if d else None
+    try:
+        return json.loads(f.read_text()) if f is not None else None
+    except (FileNotFoundError, ValueError):  # not fired, or being written
+        return None
+
+
+def release(marker: str) -> None:
+    """Let a paused process go on."""
+    d = _fired_dir()
+    assert d is not None, f"{ENV} is not set"
+    (d / f"{marker}.go").touch()
+
+
+def _claim(marker: str, detail: Any) -> bool:
+    d = _fired_dir()
+    assert d is not None
+    d.mkdir(exist_ok=True)
+    tmp = d / f".{marker}.{os.getpid()}"
+    tmp.write_text(json.dumps({"pid": os.getpid(), "detail": detail}))
+    try:
+        os.link(tmp, d / marker)  # atomic and exclusive: the first process to get here fires
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
+
+
+def point(kind: str, detail: Any = None, **where: Any) -> None:
+    """A named point in ``kind``'s code: act if the plan names it and it has not fired yet."""
+    for e in _entries(kind):
+        if all(e.get(k, "start" if k == "at" else None) == v for k, v in where.items()):
+            marker = name(kind, **where)
+            if not _claim(marker, detail):
+                continue
+            do = e.get("do", "kill")
+            if do not in ("kill", "hang", "pause"):
+                raise ValueError(f"fault plan: unknown action {do!r}")
+            if do == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            go = _fired_dir() / f"{marker}.go"  # type: ignore[operator]
+            while do == "hang" or not go.exists():  # until killed, or released
+                time.sleep(0.1)
