@@ -262,7 +262,7 @@ class TrainConfig:
 
 
 def _pretrain_optim() -> OptimConfig:
-    # DESIGN.md section 2, stage 1: LR 0.05 -> 0.2 over 1 epoch, cosine to 0.001, wd 1e-4,
+    # docs/design.md section 1, stage 1: LR 0.05 -> 0.2 over 1 epoch, cosine to 0.001, wd 1e-4,
     # label smoothing 0.05, grad-norm clip 3.0
     return OptimConfig(lr=0.2, warmup_epochs=1.0, warmup_from=0.05, final_lr=0.001, weight_decay=1e-4,
                        label_smoothing=0.05, grad_clip=3.0)
@@ -299,6 +299,9 @@ class FinetuneConfig:
     batch_size: int = 256
     reward_top_k: int = 2  # reward = mean of the k best validation top-1 accuracies
     enlarged_batch: int = 1
+    # Common random numbers: the trajectories of a loop share the seed of data order, crops,
+    # flips, Cutout and signs; only the pair draws differ (each from its own generator).
+    common_random_numbers: bool = False
 
     def check(self) -> None:
         _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
@@ -345,8 +348,17 @@ class SearchConfig:
     hflip: bool = True
     loops: int = 350
     trajectories: int = 8  # M per loop
-    agent: str = "ppo"  # ppo | reinforce
+    agent: str = "ppo"  # ppo | reinforce | es (awsaa.search.agents.AGENTS)
     agent_config: Any = field(default_factory=_agent_config)  # awsaa.search.agents.AgentConfig
+    # The search's result (awsaa.search.result): auto = best_loop (the paper's) for ppo and
+    # reinforce, average (of the last `result_loops` updates' parameters) for es.
+    result: str = "auto"  # auto | best_loop | average | final
+    result_loops: int = 5
+    # A null control: the agent hears the loop's rewards shuffled across its trajectories, or
+    # pure Gaussian noise of SD `control_noise_sd` around the loop's mean (the real rewards
+    # are still recorded). A search that moves no further than its null run found nothing.
+    control: str = "none"  # none | shuffle | noise
+    control_noise_sd: float = 0.5
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
@@ -369,7 +381,17 @@ class SearchConfig:
         _require(self.cutout >= 0, f"cutout must be >= 0, got {self.cutout}")
         _require(self.loops >= 1, f"loops must be >= 1, got {self.loops}")
         _require(self.trajectories >= 1, f"trajectories must be >= 1, got {self.trajectories}")
-        _require(self.agent in ("ppo", "reinforce"), f"agent must be ppo or reinforce, got {self.agent!r}")
+        from awsaa.search.agents import AGENTS
+        from awsaa.search.result import RULES
+
+        _require(self.agent in AGENTS, f"agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
+        _require(self.agent != "es" or self.trajectories % 2 == 0,
+                 f"the es agent needs an even number of trajectories (antithetic pairs), got {self.trajectories}")
+        _require(self.result in RULES, f"result must be one of {', '.join(RULES)}, got {self.result!r}")
+        _require(self.result_loops >= 1, f"result_loops must be >= 1, got {self.result_loops}")
+        _require(self.control in ("none", "shuffle", "noise"),
+                 f"control must be none, shuffle or noise, got {self.control!r}")
+        _require(self.control_noise_sd > 0, f"control_noise_sd must be > 0, got {self.control_noise_sd}")
         _require(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
 
     @staticmethod

@@ -229,7 +229,7 @@ def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
 
     @ray.remote(num_cpus=0)
     class Fake:
-        def run(self, loop, traj, policy, seed):
+        def run(self, loop, traj, policy, seed, pair_seed=None):
             import math
             import time as _t
             from pathlib import Path as _P

@@ -48,6 +48,8 @@ def test_a_whole_search_its_outputs_and_the_stage1_cache(tmp_path, tiny_config, 
     for n in (1, 2, 3):
         assert f"loop   {n}/3  mean reward" in out
     assert "ETA" in out and f"policy:  {run / 'policy.json'}" in out
+    assert "result (best_loop): the policy of loop" in out and "moved from uniform: KL" in out
+    assert "op families, mass relative to uniform: destructive" in out and "verdict: the policy" in out
     best = max(h, key=lambda e: e["mean_reward"])
     pol = Policy.load(run / "policy.json")
     assert pol.meta["loop"] == best["loop"] and policy_hash(pol) == best["policy_hash"]
@@ -56,9 +58,15 @@ def test_a_whole_search_its_outputs_and_the_stage1_cache(tmp_path, tiny_config, 
     cached = list((storage / "pretrained").glob("*.pt"))
     assert len(cached) == 1
 
-    # a second search with the same stage-1 config reuses the shared weights
-    assert main(["-c", str(tiny_config), "--storage", str(storage), "--name", "b", "--loops", "1"]) == 0
-    assert "reusing the stage-1 weights" in capsys.readouterr().out
+    # a second search with the same stage-1 config reuses the shared weights: ES, each
+    # trajectory with its own sampling policy, common random numbers
+    assert main(["-c", str(tiny_config), "--storage", str(storage), "--name", "b", "--loops", "2", "--set",
+                 "agent=es", "trajectories=4", "finetune.common_random_numbers=true"]) == 0
+    out = capsys.readouterr().out
+    assert "reusing the stage-1 weights" in out and "result (average): the mean of the parameters" in out
+    h = history(storage / "b")
+    assert all(len({d["sampling_hash"] for d in e["details"]}) == 4 for e in h)
+    assert Policy.load(storage / "b" / "policy.json").meta["rule"] == "average"
     # a finished run cannot be resumed; a run name cannot be reused
     assert main(["--resume", str(run), "--storage", str(storage)]) == 2
     assert "already finished all 3 loops" in capsys.readouterr().err
@@ -70,7 +78,7 @@ def test_a_whole_search_its_outputs_and_the_stage1_cache(tmp_path, tiny_config, 
     (["-c", "nope.yaml"], "config file nope.yaml does not exist"),
     (["-c", "configs/search/quick_fmnist.yaml", "--set", "trajectoriez=3"], "unknown key trajectoriez"),
     (["-c", "configs/search/quick_fmnist.yaml", "--set", "loops=0"], "loops must be >= 1"),
-    (["-c", "configs/search/quick_fmnist.yaml", "--set", "agent=a2c"], "agent must be ppo or reinforce"),
+    (["-c", "configs/search/quick_fmnist.yaml", "--set", "agent=a2c"], "agent must be one of ppo, reinforce, es"),
     (["--resume", "configs"], "is not an awsaa search run"),
     ([], "give a search config with -c"),
     (["-c", "configs/search/quick_fmnist.yaml", "--pretrained", "/nonexistent.pt"], "does not exist"),

@@ -106,3 +106,87 @@ def test_not_a_run_corrupt_state_and_changed_config(tmp_path):
     cfg_file.write_text(cfg_file.read_text().replace("loops: 3", "loops: 4"))
     with pytest.raises(AWSAAError, match=r"config\.yaml was changed"):
         SearchState.load(tmp_path / "run")
+
+
+def es_cfg(**kw) -> SearchConfig:
+    return tiny_cfg(agent="es", trajectories=4, **kw)
+
+
+def test_sampling_policies_are_asked_once_saved_and_recorded(tmp_path):
+    """ES hands each trajectory its own policy; asked once and saved before any trajectory
+    runs, so a restarted controller or a resumed run hands out exactly the same ones, and the
+    history records each trajectory's sampling policy."""
+    state = SearchState.create(tmp_path / "run", es_cfg(), {"name": "run", "pretrained": "x"})
+    asked = state.ask(0)
+    assert len(asked) == 4 and len({policy_hash(Policy.from_dict(p)) for p in asked}) == 4
+    again = SearchState.load(tmp_path / "run")  # as a restarted controller would
+    assert again.ask(0) == asked
+    with pytest.raises(AWSAAError, match="policies asked for loop 3, but the next loop is 0"):
+        again.ask(3)
+    e = again.record(0, [traj(t, 80.0 + t) for t in range(4)], [], 1.0)
+    assert [d["sampling_hash"] for d in e["details"]] == [policy_hash(Policy.from_dict(p)) for p in asked]
+    assert all(len(d["sampling_op_mass"]) == K for d in e["details"])
+    assert again.pending is None and SearchState.load(tmp_path / "run").ask(1) != asked  # the next loop's
+
+
+def test_ppo_keeps_the_papers_result_and_es_averages_its_last_updates(tmp_path):
+    ppo = SearchState.create(tmp_path / "ppo", tiny_cfg(), {"name": "ppo", "pretrained": "x"})
+    assert ppo.rule == "best_loop"
+    es = SearchState.create(tmp_path / "es", es_cfg(result_loops=2), {"name": "es", "pretrained": "x"})
+    assert es.rule == "average"
+    after = []
+    for loop, base in enumerate([80.0, 70.0, 75.0]):
+        es.record(loop, [traj(t, base + t * (loop + 1)) for t in range(4)], [], 1.0)
+        after.append(es.agent.params())
+    result = Policy.load(tmp_path / "es" / "policy.json")
+    expected = (after[1] + after[2]) / 2  # the mean of the parameters after the last 2 updates
+    assert torch.allclose(result.params["first"], expected)
+    assert result.meta["rule"] == "average" and es.best == {"loop": 1, "mean_reward": 81.5}
+    again = SearchState.load(tmp_path / "es")
+    assert torch.allclose(again.result_policy().params["first"], expected)
+
+
+@pytest.mark.parametrize("control", ["shuffle", "noise"])
+def test_a_null_control_changes_what_the_agent_hears_not_what_is_recorded(tmp_path, control):
+    state = SearchState.create(tmp_path / "run", es_cfg(control=control, control_noise_sd=0.3),
+                               {"name": "run", "pretrained": "x"})
+    real = [80.0, 81.0, 82.0, 90.0]
+    e = state.record(0, [traj(t, r) for t, r in enumerate(real)], [], 1.0)
+    assert e["rewards"] == real and e["mean_reward"] == sum(real) / 4
+    heard = e["agent_rewards"]
+    assert heard != real
+    if control == "shuffle":
+        assert sorted(heard) == sorted(real)
+    else:
+        assert all(abs(h - sum(real) / 4) < 5 * 0.3 for h in heard)
+
+
+def test_common_random_numbers_share_everything_but_the_pairs(shared, fmnist):
+    """With the same data seed, two trajectories under the same policy differ only through
+    their pair draws; with the same pair seed too, they are identical."""
+    cfg = tiny_cfg(finetune={"epochs": 2, "batch_size": 64, "common_random_numbers": True})
+    tuner = FineTuner(cfg, shared, data=fmnist)
+    a = tuner.run(Policy.uniform(), seed=5, pair_seed=1)
+    b = tuner.run(Policy.uniform(), seed=5, pair_seed=2)
+    c = tuner.run(Policy.uniform(), seed=5, pair_seed=1)
+    assert not torch.equal(a.counts, b.counts) and torch.equal(a.counts, c.counts) and a.val_accs == c.val_accs
+
+
+def test_the_pair_generator_leaves_the_batch_stream_alone(gray_images):
+    """Pairs drawn from their own generator do not consume the batch's: crops, flips, signs
+    and Cutout come out the same whatever the pair draws were."""
+    from awsaa.train.pipeline import Pipeline, PolicyAugment
+
+    space = Policy.uniform().space
+    probs = torch.zeros(K, K)
+    probs[space.index("Brightness_3"), space.index("Color_3")] = 1.0  # any pair generator draws this pair
+    labels = torch.zeros(len(gray_images), dtype=torch.long)
+    outs = []
+    for pair_seed in (1, 2):
+        pipe = Pipeline(PolicyAugment(Policy(space, probs), 0, pair_generator=torch.Generator().manual_seed(pair_seed)),
+                        cutout=8)
+        outs.append(pipe(gray_images, labels, torch.Generator().manual_seed(7))[0])
+    assert torch.equal(outs[0], outs[1])
+    pipe = Pipeline(PolicyAugment(Policy.uniform(), 0, pair_generator=torch.Generator().manual_seed(1)), cutout=8)
+    x = pipe(gray_images, labels, torch.Generator().manual_seed(7))[0]
+    assert not torch.equal(x, outs[0])  # other pairs, other images

@@ -50,24 +50,55 @@ def load_shared(path: Path, cfg) -> dict[str, Any]:
     return state
 
 
-def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None) -> None:
-    from awsaa.policy import Policy
+def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, rule: str = "best_loop") -> None:
+    """What the search found: its rule, how far the result moved from uniform (KL, each op
+    family's mass), the top sub-policies, and a verdict against a simulated null run."""
+    from awsaa.search import report
+    from awsaa.search.state import SearchState
 
-    if best is None:
+    if not (run_dir / "policy.json").exists():
         print(f"\n{PROG}: no loop produced a reward; no policy.json (see {run_dir / 'history.jsonl'})")
         return
-    pol = Policy.load(run_dir / "policy.json")
+    state = SearchState.load(run_dir)
+    pol = state.result_policy()
     space = pol.space
-    h, hmax = pol.entropy(), math.log(space.num_pairs)
-    print(f"\nsearch {run_dir.name}: {loops_done} loops; best mean reward {best['mean_reward']:.2f}% "
-          f"at loop {best['loop']} (its policy, before that loop's update, is the result)")
-    print(f"entropy {h:.4f} nats ({h / hmax:.1%} of uniform's); top sub-policies:")
+    kl = report.kl_from_uniform(pol)
+    if rule == "best_loop" and best is not None:
+        how = f"the policy of loop {best['loop']} (best mean reward {best['mean_reward']:.2f}%, before its update)"
+    else:
+        how = pol.meta.get("note", rule)
+    print(f"\nsearch {run_dir.name}: {loops_done} loops of {state.cfg.agent}; result ({rule}): {how}")
+    print(f"moved from uniform: KL {kl:.4f} nats (entropy {pol.entropy():.4f} of {math.log(space.num_pairs):.4f})")
+    fams = report.family_masses(pol)
+    print("op families, mass relative to uniform: " + ", ".join(f"{k} {v:.2f}x" for k, v in fams.items()))
+    print("top sub-policies:")
     for rank, (i, j, p) in enumerate(pol.top(10), 1):
         print(f"  {rank:>2}. {p:.5f} ({p * space.num_pairs:5.2f}x uniform)  {space.pair_label(i, j)}")
+    print(verdict(state, kl))
     print(f"\npolicy:  {run_dir / 'policy.json'}")
     print(f"history: {run_dir / 'history.jsonl'}   heatmap: {run_dir / 'policy_heatmap.png'}   "
           f"rewards: {run_dir / 'reward_curve.png'}")
     print(f"train with it: awsaa-train -c configs/train/<recipe>.yaml --aug {run_dir / 'policy.json'}")
+
+
+def verdict(state, kl: float, runs: int = 40) -> str:
+    """One line: did the result move further from uniform than the same agent, budget and rule
+    move on pure-noise rewards of this run's own within-loop spread (simulated)?"""
+    from awsaa.search import report
+
+    sd = report.within_loop_sd(state.history)
+    if sd is None or sd == 0:
+        return "verdict: no null comparison (fewer than 2 rewards per loop)"
+    images = [d["images"] for h in state.history for d in h["details"] if d.get("images")]
+    cfg = state.cfg
+    null = report.null_kl(cfg.agent, cfg.agent_config, state.loops_done, cfg.trajectories, sd, state.rule,
+                          cfg.result_loops, images=round(sum(images) / len(images)) if images else 8000, runs=runs)
+    q95 = report.quantile(null, 0.95)
+    where = (f"KL {kl:.4f} vs {q95:.4f}, the 95th percentile of {runs} simulated null runs (same agent, "
+             f"{state.loops_done} loops x {cfg.trajectories}, pure-noise rewards of SD {sd:.2f})")
+    if kl <= q95:
+        return f"verdict: the policy did NOT move more than a null run would: {where}"
+    return f"verdict: the policy moved further than a null run would: {where}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,7 +214,7 @@ def _search(args: argparse.Namespace, cfg, run_dir: Path, name: str, cache: Path
     from awsaa.distributed.search import run_loops
 
     summary = run_loops(cfg, run_dir, name, shared_ref, log=lambda line: print(line, flush=True))
-    print_summary(run_dir, summary["loops_done"], summary["best"])
+    print_summary(run_dir, summary["loops_done"], summary["best"], summary["rule"])
     return 0
 
 

@@ -68,12 +68,12 @@ class _Controller:
             if key in self.gauges and value is not None:
                 self.gauges[key].set(float(value), tags={"run": self.run})
 
-    def policy(self) -> dict[str, Any]:
+    def ask(self, loop: int) -> list[dict[str, Any]]:
+        """Loop ``loop``'s sampling policies, one per trajectory (saved before they are handed out)."""
         from awsaa.search.state import policy_hash
 
-        policy = self.state.policy()
-        faultplan.point("controller", {"policy_hash": policy_hash(policy)}, loop=self.state.loops_done)
-        return policy.to_dict()
+        faultplan.point("controller", {"policy_hash": policy_hash(self.state.policy())}, loop=loop)
+        return self.state.ask(loop)
 
     def loops_done(self) -> int:
         return self.state.loops_done
@@ -95,7 +95,7 @@ class _Controller:
 
     def finish(self) -> dict[str, Any]:
         self.state.plots()
-        return {"loops_done": self.state.loops_done, "best": self.state.best}
+        return {"loops_done": self.state.loops_done, "best": self.state.best, "rule": self.state.rule}
 
     def pid(self) -> int:
         return os.getpid()
@@ -112,7 +112,8 @@ class _Worker:
         torch.set_num_threads(max(1, threads))
         self.tuner = FineTuner(from_dict(SearchConfig, cfg), shared)
 
-    def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int) -> dict[str, Any]:
+    def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
+            pair_seed: int | None = None) -> dict[str, Any]:
         from awsaa.policy import Policy
 
         started = time.time()
@@ -121,7 +122,7 @@ class _Worker:
             if step == 0:
                 faultplan.point("worker", loop=loop, traj=traj, at="mid")
 
-        r = self.tuner.run(Policy.from_dict(policy), seed, on_batch=mid)
+        r = self.tuner.run(Policy.from_dict(policy), seed, pair_seed=pair_seed, on_batch=mid)
         return {"traj": traj, "loop": loop, "reward": r.reward, "val_accs": r.val_accs, "counts": r.counts,
                 "finetune_seconds": r.seconds, "images": r.images, "started": started, "ended": time.time(),
                 "pid": os.getpid(), "node": _ray().get_runtime_context().get_node_id()[:8]}
@@ -191,6 +192,16 @@ def wait_get(ref: Any) -> Any:
     return ray.get(ref)
 
 
+def trajectory_seeds(cfg: SearchConfig, loop: int, traj: int) -> tuple[int, int | None]:
+    """(seed of data order, crops, flips, Cutout and signs; seed of the pair draws or None
+    when they come from the first). With common random numbers every trajectory of a loop
+    shares the first and only the pair draws differ."""
+    own = cfg.seed * 1_000_003 + loop * 1009 + traj
+    if cfg.finetune.common_random_numbers:
+        return cfg.seed * 1_000_003 + loop * 1009 + 997, own
+    return own, None
+
+
 def _fmt_eta(seconds: float) -> str:
     s = round(seconds)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -212,7 +223,7 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
     loop_seconds: deque[float] = deque(maxlen=5)
     for loop in range(start, cfg.loops):
         t0 = time.time()
-        policy = wait_get(controller.policy.remote())
+        policies = wait_get(controller.ask.remote(loop))
         queue = deque((traj, 1) for traj in range(cfg.trajectories))
         free = list(range(len(workers)))
         pending: dict[Any, tuple[int, int, int]] = {}
@@ -222,8 +233,8 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
             while queue and free:
                 traj, attempt = queue.popleft()
                 w = free.pop(0)
-                seed = cfg.seed * 1_000_003 + loop * 1009 + traj
-                ref = workers[w].run.remote(loop, traj, policy, seed)
+                seed, pair_seed = trajectory_seeds(cfg, loop, traj)
+                ref = workers[w].run.remote(loop, traj, policies[traj], seed, pair_seed)
                 pending[ref] = (traj, attempt, w)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # 1 s steps: signals get through
             for ref in ready:
@@ -257,9 +268,12 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
         loop_seconds.append(wall)
         eta = (cfg.loops - loop - 1) * sum(loop_seconds) / len(loop_seconds)
         mean = f"{entry['mean_reward']:.2f}" if entry["mean_reward"] is not None else "  -  "
-        log(f"loop {loop + 1:>3}/{cfg.loops}  mean reward {mean}  baseline {entry['baseline']:.2f}  "
-            f"entropy {entry['entropy']:.3f}  KL {entry['kl']:.4f}  steps {entry['inner_steps']}  "
-            f"{wall:.1f} s  ETA {_fmt_eta(eta)}")
+        spread = ""
+        if len(entry["rewards"]) > 1:
+            spread = f" ({min(entry['rewards']):.2f}-{max(entry['rewards']):.2f})"
+        log(f"loop {loop + 1:>3}/{cfg.loops}  mean reward {mean}{spread}  baseline {entry['baseline']:.2f}  "
+            f"entropy {entry['entropy']:.3f}  from uniform {entry['kl_uniform']:.3f}  KL {entry['kl']:.4f}  "
+            f"steps {entry['inner_steps']}  {wall:.1f} s  ETA {_fmt_eta(eta)}")
     summary = wait_get(controller.finish.remote())
     for w in workers:
         ray.kill(w)

@@ -1,5 +1,5 @@
-"""The AWS search: agents (pure torch), the two stages, and the search state."""
+"""The AWS search: agents (pure torch), the two stages, the search state and its report."""
 
-from awsaa.search.agents import AgentConfig, PPOAgent, REINFORCEAgent, make_agent
+from awsaa.search.agents import AGENTS, AgentConfig, ESAgent, PPOAgent, REINFORCEAgent, make_agent
 
-__all__ = ["AgentConfig", "PPOAgent", "REINFORCEAgent", "make_agent"]
+__all__ = ["AGENTS", "AgentConfig", "ESAgent", "PPOAgent", "REINFORCEAgent", "make_agent"]

@@ -1,4 +1,13 @@
-"""The AWS controller's agents: PPO (the paper's) and REINFORCE. Plain torch, no Ray.
+"""The search's agents: PPO (the paper's), REINFORCE, and antithetic evolution strategies
+(ES). Plain torch, no Ray.
+
+Every agent speaks **ask / tell**: ``policies = agent.ask(M)`` gives the sampling policies
+of a loop's M trajectories, ``agent.tell(rewards, counts)`` takes their rewards and (K, K)
+pair-count tensors in the same order, and ``agent.policy()`` is the current policy. PPO and
+REINFORCE sample every trajectory from the current policy (``ask`` returns it M times) and
+hear the policy only through how often each pair happened to be drawn; ES samples each
+trajectory from its own perturbed policy. Agents come from :func:`make_agent` by name
+(:data:`AGENTS`); docs/design.md says why there are several and how each result is chosen.
 
 The policy is ``p(i, j) = n(first)_i * n(second_i)_j`` over the K x K op pairs (see
 :mod:`awsaa.policy`). One update takes the M trajectories of a loop: their rewards ``R_m``
@@ -14,6 +23,7 @@ The policy is ``p(i, j) = n(first)_i * n(second_i)_j`` over the K x K op pairs (
   early once ``KL(pi_old || pi) > 0.002``. The Adam learning rate rises linearly from
   0.0125 to 0.1 over the first 10 loops.
 * REINFORCE: one Adam step on ``-mean_m sum_ij A_m,ij log p_ij``.
+* ES: see :class:`ESAgent`.
 """
 
 from __future__ import annotations
@@ -46,6 +56,11 @@ class AgentConfig:
     max_inner_steps: int = 5  # PPO only
     kl_stop: float = 0.002  # PPO only
     entropy_bonus: float = 0.0
+    # ES only (see ESAgent)
+    sigma: float = 1.0  # SD of the logit perturbations
+    es_lr: float = 0.15  # step size on the normalized gradient estimate
+    tie: bool = True  # one logit vector for both ops of a pair (K numbers) instead of K + K*K
+    scale_momentum: float = 0.9  # running RMS of the antithetic reward differences
 
     def check(self) -> None:
         from awsaa.config import ConfigError
@@ -66,6 +81,9 @@ class AgentConfig:
         need(self.max_inner_steps >= 1, f"max_inner_steps must be >= 1, got {self.max_inner_steps}")
         need(self.kl_stop > 0, f"kl_stop must be > 0, got {self.kl_stop}")
         need(self.entropy_bonus >= 0, f"entropy_bonus must be >= 0, got {self.entropy_bonus}")
+        need(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
+        need(self.es_lr > 0, f"es_lr must be > 0, got {self.es_lr}")
+        need(0 <= self.scale_momentum < 1, f"scale_momentum must be in [0, 1), got {self.scale_momentum}")
 
 
 @dataclass
@@ -86,12 +104,12 @@ class UpdateStats:
 class _Agent:
     name = "agent"
 
-    def __init__(self, space: SearchSpace | None = None, config: AgentConfig | None = None, **overrides) -> None:
+    def __init__(self, space: SearchSpace | None = None, config: AgentConfig | None = None, seed: int = 0,
+                 **overrides) -> None:
         self.space = space or SearchSpace.default()
         cfg = config or AgentConfig()
-        if overrides:
-            cfg = AgentConfig(**{**asdict(cfg), **overrides})
-        self.config = cfg
+        self.config = AgentConfig(**{**asdict(cfg), **overrides})  # a copy: agents never change the caller's
+        self.seed = seed  # the agent's own random stream (ES perturbations), with the loop number
         k = self.space.num_ops
         self.first = torch.zeros(k, dtype=torch.float64, requires_grad=True)
         self.second = torch.zeros(k, k, dtype=torch.float64, requires_grad=True)
@@ -108,6 +126,16 @@ class _Agent:
     def policy(self, meta: dict[str, Any] | None = None) -> Policy:
         return Policy.from_params(self.space, self.first.detach(), self.second.detach(),
                                   self.config.normalization, meta)
+
+    def params(self) -> Tensor:
+        """The policy's parameters as one flat vector (what a result averaged over loops averages)."""
+        return torch.cat([self.first.detach().flatten(), self.second.detach().flatten()]).clone()
+
+    def set_params(self, flat: Tensor) -> None:
+        k = self.space.num_ops
+        with torch.no_grad():
+            self.first.copy_(flat[:k])
+            self.second.copy_(flat[k:].view(k, k))
 
     def _lr(self, loop: int) -> float:
         c = self.config
@@ -132,6 +160,20 @@ class _Agent:
         adv = self.config.advantage_scale * (r - self.baseline)
         per_pair = adv.view(-1, 1, 1) * n / n.sum(dim=(1, 2), keepdim=True)
         return per_pair, adv.tolist()
+
+    # ------------------------------------------------------------------ ask / tell
+    def ask(self, m: int) -> list[Policy]:
+        """The sampling policies of the next loop's ``m`` trajectories: the current policy, m times."""
+        if m < 1:
+            raise AWSAAError(f"ask needs at least one trajectory, got {m}")
+        pol = self.policy()
+        return [pol] * m
+
+    def tell(self, rewards: Sequence[float], counts: Sequence[Tensor],
+             which: Sequence[int] | None = None) -> UpdateStats:
+        """Rewards and pair counts of the trajectories :meth:`ask` gave, in its order; ``which``
+        names the ones present when some failed (indices into that order)."""
+        return self.update(rewards, counts)
 
     def update(self, rewards: Sequence[float], counts: Sequence[Tensor]) -> UpdateStats:
         """One loop: update the baseline, then the policy parameters. ``counts[m]`` is the
@@ -221,13 +263,145 @@ class REINFORCEAgent(_Agent):
         return 1
 
 
-AGENTS = {"ppo": PPOAgent, "reinforce": REINFORCEAgent}
+class ESAgent(_Agent):
+    """Antithetic evolution strategies on op-level logits (``agent: es``).
+
+    PPO and REINFORCE give every trajectory of a loop the same policy, so rewards differ only
+    through pair-count noise. ES instead *varies* the sampling policy across the loop, as
+    evolution strategies do, and reads the reward differences that variation causes.
+
+    Parameters: ``theta`` in R^K (``tie: true``: the same logits for both ops of a pair,
+    ``p(i, j) = softmax(theta)_i softmax(theta)_j``, K = 36 numbers) or ``first`` in R^K and
+    ``second`` in R^(K x K) (``tie: false``, 1,332 numbers, the paper's factorization).
+
+    A loop with M = 2n trajectories: draw ``eps_1 .. eps_n ~ N(0, I)`` (seeded by the agent's
+    ``seed`` and the loop number, so asking again gives the same policies); trajectory ``2k`` samples
+    from ``theta + sigma eps_k`` and ``2k + 1`` from ``theta - sigma eps_k``. With
+    ``d_k = R_2k - R_2k+1``, the estimate of the reward's gradient (up to scale) is::
+
+        g = (1 / n) sum_k (d_k / s) eps_k,     theta <- theta + es_lr * g
+
+    where ``s`` is a running root-mean-square of the ``d_k`` (momentum ``scale_momentum``,
+    over all loops so far). Dividing by ``s`` makes ``es_lr`` independent of the reward's
+    units, and it fixes how far pure noise moves the policy: with rewards that carry no
+    signal, each logit random-walks with a step of SD about ``es_lr / sqrt(n)``. An
+    antithetic pair whose other half failed is dropped. No baseline is needed (differences
+    of a pair cancel it); ``baseline`` is reported as a running mean of the rewards. Use it
+    with common random numbers (``finetune.common_random_numbers``): both halves of a pair
+    then see the same data order, crops, flips, Cutout and signs, and differ in the policy.
+    """
+
+    name = "es"
+
+    def __init__(self, space: SearchSpace | None = None, config: AgentConfig | None = None, seed: int = 0,
+                 **overrides) -> None:
+        super().__init__(space, config, seed, **overrides)
+        self.config.normalization = "softmax"  # logits (the copy made above)
+        k = self.space.num_ops
+        self.theta = torch.zeros(k if self.config.tie else k + k * k, dtype=torch.float64)
+        self.scale: float | None = None
+
+    def _split(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        k = self.space.num_ops
+        if self.config.tie:
+            return theta, theta.expand(k, k)
+        return theta[:k], theta[k:].view(k, k)
+
+    def policy(self, meta: dict[str, Any] | None = None) -> Policy:
+        return self._policy(self.theta, meta)
+
+    def _policy(self, theta: Tensor, meta: dict[str, Any] | None = None) -> Policy:
+        first, second = self._split(theta)
+        return Policy.from_params(self.space, first, second.contiguous(), "softmax", meta)
+
+    def probs(self) -> Tensor:
+        return self.policy().probs()
+
+    def _noise(self, pairs: int) -> Tensor:
+        """The loop's perturbations, one generator per antithetic pair: pair k's draw does not
+        depend on how many pairs are drawn (torch fills a tensor of normals in blocks)."""
+        out = []
+        for k in range(pairs):
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.loops_done) * 1009 + k)
+            out.append(torch.randn(self.theta.numel(), generator=g, dtype=torch.float64))
+        return torch.stack(out)
+
+    def ask(self, m: int) -> list[Policy]:
+        if m < 2 or m % 2:
+            raise AWSAAError(f"the es agent needs an even number of trajectories (antithetic pairs), got {m}")
+        eps = self._noise(m // 2) * self.config.sigma
+        out: list[Policy] = []
+        for e in eps:
+            out += [self._policy(self.theta + e), self._policy(self.theta - e)]
+        return out
+
+    def tell(self, rewards: Sequence[float], counts: Sequence[Tensor],
+             which: Sequence[int] | None = None) -> UpdateStats:
+        which = list(range(len(rewards))) if which is None else list(which)
+        if len(which) != len(rewards) or len(rewards) == 0:
+            raise AWSAAError(f"tell needs one trajectory index per reward, got {len(which)} and {len(rewards)}")
+        r = torch.tensor([float(x) for x in rewards], dtype=torch.float64)
+        if not torch.isfinite(r).all():
+            raise AWSAAError(f"rewards must be finite, got {r.tolist()}")
+        got = dict(zip(which, r.tolist(), strict=True))
+        pairs = max(which) // 2 + 1
+        eps = self._noise(pairs)
+        diffs = [(k, got[2 * k] - got[2 * k + 1]) for k in range(pairs) if 2 * k in got and 2 * k + 1 in got]
+        mean = float(r.mean())
+        mom = self.config.baseline_momentum
+        self.baseline = mean if self.baseline is None else mom * self.baseline + (1 - mom) * mean
+        old = self.probs()
+        adv: list[float] = []
+        if diffs:
+            sq = sum(d * d for _, d in diffs) / len(diffs)
+            c = self.config.scale_momentum
+            self.scale = sq if self.scale is None else c * self.scale + (1 - c) * sq
+            s = max(self.scale, 1e-12) ** 0.5
+            adv = [d / s for _, d in diffs]
+            g = sum(a * eps[k] for a, (k, _) in zip(adv, diffs, strict=True)) / len(diffs)
+            self.theta = self.theta + self.config.es_lr * g
+        new = self.probs()
+        self.loops_done += 1
+        kl = float((old * (old.log() - new.log())).sum())
+        entropy = float(-(new * new.log()).sum())
+        return UpdateStats(self.loops_done, mean, float(self.baseline), adv, 1 if diffs else 0, kl, entropy,
+                           self.config.es_lr)
+
+    def update(self, rewards: Sequence[float], counts: Sequence[Tensor]) -> UpdateStats:
+        return self.tell(rewards, counts)
+
+    def params(self) -> Tensor:
+        return self.theta.clone()
+
+    def set_params(self, theta: Tensor) -> None:
+        self.theta = theta.detach().clone().to(torch.float64)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"agent": self.name, "config": asdict(self.config), "ops": list(self.space.names),
+                "theta": self.theta.clone(), "scale": self.scale, "baseline": self.baseline,
+                "loops_done": self.loops_done}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("agent") != self.name:
+            raise AWSAAError(f"agent state is for {state.get('agent')!r}, not {self.name!r}")
+        if list(state["ops"]) != list(self.space.names):
+            raise AWSAAError("agent state was made over a different search space")
+        if state["theta"].shape != self.theta.shape:
+            raise AWSAAError(f"agent state has {state['theta'].numel()} parameters, this config {self.theta.numel()}")
+        self.theta = state["theta"].clone()
+        self.scale, self.baseline = state["scale"], state["baseline"]
+        self.loops_done = int(state["loops_done"])
 
 
-def make_agent(name: str, space: SearchSpace | None = None, config: AgentConfig | None = None) -> _Agent:
-    try:
-        return AGENTS[name](space, config)
-    except KeyError:
-        raise AWSAAError(f"unknown agent {name!r}; choose from {', '.join(AGENTS)}") from None
+AGENTS = {"ppo": PPOAgent, "reinforce": REINFORCEAgent, "es": ESAgent}
+
+
+def make_agent(name: str, space: SearchSpace | None = None, config: AgentConfig | None = None,
+               seed: int = 0) -> _Agent:
+    """The agent registered as ``name`` (:data:`AGENTS`) over ``space`` with ``config``;
+    ``seed`` feeds the agents that draw random numbers of their own (ES)."""
+    if name not in AGENTS:
+        raise AWSAAError(f"unknown agent {name!r}; choose from {', '.join(AGENTS)}")
+    return AGENTS[name](space, config, seed)
 
 

@@ -96,8 +96,11 @@ class FineTuner:
         fill = cfg.fill if cfg.fill is not None else self.trainer.info.fill
         self.fill = fill
 
-    def run(self, policy: Policy, seed: int, on_batch: Callable[[int], None] | None = None) -> FinetuneResult:
-        """One trajectory; ``on_batch(step)`` is called after each training step of each epoch."""
+    def run(self, policy: Policy, seed: int, pair_seed: int | None = None,
+            on_batch: Callable[[int], None] | None = None) -> FinetuneResult:
+        """One trajectory. ``seed`` seeds data order, crops, flips, Cutout and signs, and the
+        pair draws too unless ``pair_seed`` gives them their own generator (common random
+        numbers across a loop). ``on_batch(step)`` is called after each training step."""
         t = self.trainer
         torch.manual_seed(seed)
         t.generator.manual_seed(seed)
@@ -107,7 +110,8 @@ class FineTuner:
         t.optimizer.load_state_dict(copy.deepcopy(self.shared["optimizer"]))
         for group in t.optimizer.param_groups:
             group["lr"] = self.lr
-        t.pipeline.policy = PolicyAugment(policy, self.fill)
+        pairs = torch.Generator().manual_seed(pair_seed) if pair_seed is not None else None
+        t.pipeline.policy = PolicyAugment(policy, self.fill, pair_generator=pairs)
         k = policy.space.num_ops
         counts = torch.zeros(k, k, dtype=torch.long)
         accs, images, start = [], 0, time.perf_counter()

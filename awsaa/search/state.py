@@ -4,11 +4,14 @@ Run directory::
 
     run.json              what this is (format, version, name, config and stage-1 hashes)
     config.yaml           the resolved search config
-    state.pt              the source of truth: agent state, loops done, history, best loop
+    state.pt              the source of truth: agent state, loops done, history, the result
+                          tracker, and the sampling policies of the loop in flight
     history.jsonl         one JSON line per loop (rewards, baseline, entropy, KL, inner steps,
-                          top pairs, wall time), exported from state.pt
-    policy.json           the policy of the loop with the highest mean reward, taken before
-                          that loop's update: the search's result
+                          top pairs, each trajectory's sampling policy, wall time), exported
+                          from state.pt
+    policy.json           the search's result under the config's ``result`` rule
+                          (awsaa.search.result): the paper's best loop for PPO, the average
+                          of the last updates for ES
     policy_last.json      the policy after the last update
     policy_heatmap.png    the result's 36 x 36 probabilities
     reward_curve.png      mean reward and baseline per loop
@@ -34,10 +37,12 @@ from awsaa.errors import AWSAAError
 from awsaa.fileio import atomic_write_json, atomic_write_text
 from awsaa.policy import Policy
 from awsaa.search.agents import make_agent
+from awsaa.search.report import op_mass
+from awsaa.search.result import ResultTracker, resolve
 from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
 
 RUN_FORMAT = "awsaa.search-run"
-RUN_VERSION = 1
+RUN_VERSION = 2  # 2: ask/tell agents, per-trajectory sampling policies, result rules
 
 
 def policy_hash(policy: Policy) -> str:
@@ -60,9 +65,19 @@ class SearchState:
         self.run_dir = Path(run_dir)
         self.cfg = cfg
         self.space = SearchSpace.default()
-        self.agent = make_agent(cfg.agent, self.space, cfg.agent_config)
+        self.agent = make_agent(cfg.agent, self.space, cfg.agent_config, seed=cfg.seed)
+        self.rule = resolve(cfg.result, cfg.agent)
+        self.result = ResultTracker(self.rule, cfg.result_loops)
         self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] | None = None
+        # The sampling policies handed out for the loop in flight: asked once, saved, so a
+        # rerun trajectory (lost worker, restarted controller, --resume) gets the same one.
+        self.pending: dict[str, Any] | None = None
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The loop with the highest mean reward (``loop``, ``mean_reward``), whatever the rule."""
+        b = self.result.best
+        return None if b is None else {"loop": b["loop"], "mean_reward": b["mean_reward"]}
 
     # ------------------------------------------------------------------ creation / loading
     @classmethod
@@ -109,7 +124,8 @@ class SearchState:
         try:
             state.agent.load_state_dict(raw["agent"])
             state.history = list(raw["history"])
-            state.best = raw["best"]
+            state.result.load_state_dict(raw["result"])
+            state.pending = raw["pending"]
             if len(state.history) != state.agent.loops_done:
                 raise ValueError(f"{len(state.history)} history entries for {state.agent.loops_done} loops")
         except (KeyError, TypeError, ValueError, RuntimeError, AWSAAError) as e:
@@ -124,35 +140,71 @@ class SearchState:
     def policy(self) -> Policy:
         return self.agent.policy({"loop": self.loops_done + 1})
 
+    def ask(self, loop: int) -> list[dict[str, Any]]:
+        """The sampling policies (as dicts) of loop ``loop``'s trajectories, in trajectory order.
+        Asked from the agent once and saved before any trajectory runs."""
+        if loop != self.loops_done:
+            raise AWSAAError(f"policies asked for loop {loop}, but the next loop is {self.loops_done}")
+        if self.pending is None or self.pending["loop"] != loop:
+            policies = self.agent.ask(self.cfg.trajectories)
+            self.pending = {"loop": loop, "policies": [p.to_dict() for p in policies]}
+            self.save()
+        return self.pending["policies"]
+
+    def _control(self, loop: int, rewards: list[float]) -> list[float]:
+        """What the agent hears under the config's null control."""
+        if self.cfg.control == "none" or not rewards:
+            return rewards
+        import torch
+
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + loop + 17)
+        if self.cfg.control == "shuffle":
+            return [rewards[i] for i in torch.randperm(len(rewards), generator=g).tolist()]
+        mean = sum(rewards) / len(rewards)
+        return [mean + self.cfg.control_noise_sd * float(torch.randn((), generator=g)) for _ in rewards]
+
     def record(self, loop: int, trajectories: list[dict[str, Any]], failed: list[dict[str, Any]],
                wall_seconds: float) -> dict[str, Any]:
-        """Update the agent with loop ``loop``'s trajectories (each: ``traj``, ``reward``,
-        ``counts`` (K, K), ``val_accs``, ...), save, and return the history entry. A loop
-        that is already recorded returns its entry unchanged: a reward is never counted twice."""
+        """Tell the agent loop ``loop``'s trajectories (each: ``traj``, ``reward``, ``counts``
+        (K, K), ``val_accs``, ...), save, and return the history entry. A loop that is already
+        recorded returns its entry unchanged: a reward is never counted twice."""
         if loop < self.loops_done:
             return self.history[loop]
         if loop != self.loops_done:
             raise AWSAAError(f"loop {loop} recorded out of order (next is {self.loops_done})")
-        good = [t for t in trajectories if math.isfinite(float(t["reward"]))]
+        sampling = self.ask(loop)
+        good = sorted((t for t in trajectories if math.isfinite(float(t["reward"]))), key=lambda t: t["traj"])
         bad = failed + [{"traj": t["traj"], "error": f"non-finite reward {t['reward']}"}
-                        for t in trajectories if t not in good]
+                        for t in trajectories if not math.isfinite(float(t["reward"]))]
         used = self.policy()
-        entry: dict[str, Any] = {"loop": loop + 1, "trajectories": len(good), "failed": bad,
-                                 "rewards": [float(t["reward"]) for t in good],
+        before = self.agent.params()
+        rewards = [float(t["reward"]) for t in good]
+        details = []
+        for t in good:
+            pol = Policy.from_dict(sampling[t["traj"]])
+            details.append({**{k: v for k, v in t.items() if k != "counts"}, "sampling_hash": policy_hash(pol),
+                            "sampling_op_mass": [round(float(x), 6) for x in op_mass(pol)]})
+        entry: dict[str, Any] = {"loop": loop + 1, "trajectories": len(good), "failed": bad, "rewards": rewards,
                                  "entropy_before": used.entropy(), "policy_hash": policy_hash(used),
-                                 "top_pairs": _top_pairs(used),
-                                 "wall_seconds": wall_seconds, "time": time.time(),
-                                 "details": [{k: v for k, v in t.items() if k != "counts"} for t in good]}
+                                 "top_pairs": _top_pairs(used), "wall_seconds": wall_seconds, "time": time.time(),
+                                 "details": details}
         if good:
-            stats = self.agent.update([t["reward"] for t in good], [t["counts"] for t in good])
-            entry.update(mean_reward=stats.mean_reward, baseline=stats.baseline, advantages=stats.advantages,
-                         kl=stats.kl, inner_steps=stats.inner_steps, entropy=stats.entropy, lr=stats.lr)
-            if self.best is None or stats.mean_reward > self.best["mean_reward"]:
-                self.best = {"loop": loop + 1, "mean_reward": stats.mean_reward, "policy": used.to_dict()}
+            heard = self._control(loop, rewards)
+            stats = self.agent.tell(heard, [t["counts"] for t in good], [t["traj"] for t in good])
+            mean = sum(rewards) / len(rewards)
+            entry.update(mean_reward=mean, baseline=stats.baseline, advantages=stats.advantages,
+                         kl=stats.kl, inner_steps=stats.inner_steps, entropy=stats.entropy, lr=stats.lr,
+                         kl_uniform=max(0.0, math.log(self.space.num_pairs) - stats.entropy))
+            if heard is not rewards:
+                entry["agent_rewards"] = heard
+            self.result.observe(loop + 1, before, self.agent.params(), mean)
         else:  # every trajectory failed: the agent sees nothing, the loop still counts
             self.agent.loops_done += 1
             entry.update(mean_reward=None, baseline=self.agent.baseline, advantages=[], kl=0.0, inner_steps=0,
-                         entropy=used.entropy(), lr=None)
+                         entropy=used.entropy(), lr=None,
+                         kl_uniform=max(0.0, math.log(self.space.num_pairs) - used.entropy()))
+            self.result.observe(loop + 1, before, before, None)
+        self.pending = None
         self.history.append(entry)
         self.save()
         return entry
@@ -160,33 +212,42 @@ class SearchState:
     # ------------------------------------------------------------------ persistence
     def save(self) -> None:
         save_checkpoint(self.run_dir / "state.pt", {"kind": "search-state", "agent": self.agent.state_dict(),
-                                                    "history": self.history, "best": self.best})
+                                                    "history": self.history, "result": self.result.state_dict(),
+                                                    "pending": self.pending})
         self.export()
 
-    def best_policy(self) -> Policy | None:
-        if self.best is None:
-            return None
-        pol = Policy.from_dict(self.best["policy"])
-        pol.meta = {"run": self.run_dir.name, "loop": self.best["loop"], "mean_reward": self.best["mean_reward"],
+    def result_policy(self) -> Policy | None:
+        """The search's result under its rule (None before any loop produced a reward)."""
+        b = self.result.best
+        if self.rule == "best_loop":
+            if b is None:
+                return None
+            meta = {"run": self.run_dir.name, "rule": self.rule, "loop": b["loop"], "mean_reward": b["mean_reward"],
                     "note": "the policy used in the loop with the highest mean reward (before its update)"}
-        return pol
+        else:
+            if not self.result.recent:
+                return None
+            n = len(self.result.recent)
+            meta = {"run": self.run_dir.name, "rule": self.rule, "after_loop": self.loops_done,
+                    "note": "the policy after the last update" if self.rule == "final" else
+                    f"the mean of the parameters after the last {n} updates"}
+        return self.result.policy(self.agent, meta)
 
     def export(self) -> None:
         d = self.run_dir
         atomic_write_text(d / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
         self.agent.policy({"run": d.name, "after_loop": self.loops_done}).save(d / "policy_last.json")
-        best = self.best_policy()
-        if best is not None:
-            best.save(d / "policy.json")
+        result = self.result_policy()
+        if result is not None:
+            result.save(d / "policy.json")
 
     def plots(self) -> None:
         """The heatmap of the result and the reward curve (matplotlib; called at the end)."""
         from awsaa.plots import plot_policy, plot_rewards
 
-        best = self.best_policy()
-        if best is not None:
-            plot_policy(best, self.run_dir / "policy_heatmap.png",
-                        title=f"{self.run_dir.name}: loop {self.best['loop']} (best mean reward)")
+        result = self.result_policy()
+        if result is not None:
+            plot_policy(result, self.run_dir / "policy_heatmap.png", title=f"{self.run_dir.name}: {self.rule} result")
         if self.history:
             plot_rewards(self.history, self.run_dir / "reward_curve.png", title=self.run_dir.name)
 

@@ -1,6 +1,6 @@
 """The training-time augmentation of uint8 batches, by ``--aug`` name or policy file.
 
-Order (DESIGN.md section 2, the AWS release): random crop (pad 4) -> horizontal flip ->
+Order (docs/design.md section 1, the AWS release): random crop (pad 4) -> horizontal flip ->
 policy -> Cutout (16, black) -> normalize. Fast AutoAugment's policies keep FAA's own
 order: policy -> crop -> flip -> Cutout (16, the mean colour: FAA cuts after normalizing).
 Everything here works on whole uint8 NCHW batches on the batch's device; the policy
@@ -52,11 +52,14 @@ class PolicyAugment:
     With ``copies`` > 1 (Enlarged Batch) the batch holds ``copies`` consecutive copies of
     each image, and their pairs are drawn **without replacement** per image."""
 
-    def __init__(self, policy: Policy, fill: int) -> None:
+    def __init__(self, policy: Policy, fill: int, pair_generator: torch.Generator | None = None) -> None:
         self.policy, self.fill = policy, fill
         self._flat = policy.probs().flatten().float()
+        self.pair_generator = pair_generator  # draws the pairs when given (else the batch's generator)
 
     def draw(self, n: int, copies: int, generator: torch.Generator | None) -> Tensor:
+        if self.pair_generator is not None:
+            generator = self.pair_generator
         if copies == 1:
             return self.policy.sample(n, generator)
         images = n // copies

@@ -1,6 +1,6 @@
 """The trainer: one network, one recipe, epoch by epoch. Plain torch, no Ray.
 
-Recipe (DESIGN.md sections 2 and 5): SGD with Nesterov momentum, weight decay not on
+Recipe (docs/design.md section 1): SGD with Nesterov momentum, weight decay not on
 BatchNorm parameters and biases, linear warm-up then cosine (``torch.optim.lr_scheduler``,
 stepped per batch), label smoothing through ``F.cross_entropy``, grad-norm clipping,
 optional EMA of the weights (``AveragedModel``), optional stochastic depth, optional
