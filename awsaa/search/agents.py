@@ -57,8 +57,8 @@ class AgentConfig:
     kl_stop: float = 0.002  # PPO only
     entropy_bonus: float = 0.0
     # ES only (see ESAgent)
-    sigma: float = 1.0  # SD of the logit perturbations
-    es_lr: float = 0.15  # step size on the normalized gradient estimate
+    sigma: float = 2.0  # SD of the logit perturbations
+    es_lr: float = 0.2  # step size on the normalized gradient estimate
     tie: bool = True  # one logit vector for both ops of a pair (K numbers) instead of K + K*K
     scale_momentum: float = 0.9  # running RMS of the antithetic reward differences
 
