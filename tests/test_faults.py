@@ -88,7 +88,10 @@ def test_fine_tune_workers_sigkilled_mid_trajectory(tmp_path, capsys, ray_local,
     10-loop search: every loop once, each with exactly its 2 trajectory results, none counted
     twice, each killed trajectory finished by another process."""
     fault_plan({"worker": [{"loop": loop, "traj": t, "at": at, "do": "kill"} for loop, t, at in WORKER_KILLS]})
-    rc = search_main(["-c", str(write_config(tmp_path)), "--storage", str(tmp_path / "runs"), "--name", "k"])
+    # ES: each trajectory has its own sampling policy; a rerun must get the one it was given
+    # (the controller checks the hash each worker reports against the policies it asked for)
+    rc = search_main(["-c", str(write_config(tmp_path, agent="es")), "--storage", str(tmp_path / "runs"),
+                      "--name", "k"])
     assert rc == 0
     hits = [faultplan.fired(faultplan.name("worker", loop=loop, traj=t, at=at)) for loop, t, at in WORKER_KILLS]
     assert all(hits), hits
@@ -97,6 +100,7 @@ def test_fine_tune_workers_sigkilled_mid_trajectory(tmp_path, capsys, ray_local,
     out = capsys.readouterr().out
     assert out.count("a fine-tune worker died") == len(WORKER_KILLS)
     h = assert_every_loop_once(tmp_path / "runs" / "k", 10)
+    assert all(len({d["sampling_hash"] for d in e["details"]}) == 2 for e in h)  # the two halves of a pair
     for (loop, t, _), hit in zip(WORKER_KILLS, hits, strict=True):
         assert next(d["pid"] for d in h[loop]["details"] if d["traj"] == t) != hit["pid"]  # finished elsewhere
     count("fine-tune worker SIGKILL", injected=len(WORKER_KILLS))
@@ -120,7 +124,7 @@ def test_whole_local_ray_stopped_then_resume(tmp_path, fault_plan):
     """The driver and the whole local Ray it started are SIGKILLed while loop 3 is in flight (a
     worker holds it); --resume finishes it and the history is continuous (each loop once)."""
     fault_plan({"worker": [{"loop": 2, "traj": 0, "at": "start", "do": "hang"}]})
-    config = write_config(tmp_path, loops=4)
+    config = write_config(tmp_path, loops=4, agent="es")  # loop 3's sampling policies are saved before it runs
     run = tmp_path / "runs" / "r"
     proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "-c", str(config), "--storage",
                              str(tmp_path / "runs"), "--name", "r"], env=ENV, start_new_session=True,
@@ -134,6 +138,9 @@ def test_whole_local_ray_stopped_then_resume(tmp_path, fault_plan):
     done = len(before)
     assert done == 2
     saved = policy_hash(Policy.load(run / "policy_last.json"))
+    pending = SearchState.load(run).pending  # loop 3's sampling policies, saved before it ran
+    assert pending["loop"] == 2
+    asked = [policy_hash(Policy.from_dict(p)) for p in pending["policies"]]
     r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "--resume", str(run)], env=ENV,
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -141,6 +148,7 @@ def test_whole_local_ray_stopped_then_resume(tmp_path, fault_plan):
     h = assert_every_loop_once(run, 4)
     assert h[:done] == before  # the finished loops are untouched
     assert h[done]["policy_hash"] == saved  # the agent continues exactly as saved
+    assert [d["sampling_hash"] for d in h[done]["details"]] == asked  # and loop 3 reran with its own policies
     count("local Ray cluster killed (driver + all Ray processes)")
 
 

@@ -190,3 +190,13 @@ def test_the_pair_generator_leaves_the_batch_stream_alone(gray_images):
     pipe = Pipeline(PolicyAugment(Policy.uniform(), 0, pair_generator=torch.Generator().manual_seed(1)), cutout=8)
     x = pipe(gray_images, labels, torch.Generator().manual_seed(7))[0]
     assert not torch.equal(x, outs[0])  # other pairs, other images
+
+
+def test_a_trajectory_that_ran_with_another_policy_is_refused(tmp_path):
+    state = SearchState.create(tmp_path / "run", es_cfg(), {"name": "run", "pretrained": "x"})
+    asked = state.ask(0)
+    trajs = [dict(traj(t, 80.0), sampling_hash=policy_hash(Policy.from_dict(asked[t]))) for t in range(4)]
+    trajs[2]["sampling_hash"] = policy_hash(Policy.from_dict(asked[3]))  # a driver that mixed them up
+    with pytest.raises(AWSAAError, match="trajectory 2 ran with sampling policy"):
+        state.record(0, trajs, [], 1.0)
+    assert state.loops_done == 0

@@ -81,9 +81,12 @@ def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, r
     print(f"train with it: awsaa-train -c configs/train/<recipe>.yaml --aug {run_dir / 'policy.json'}")
 
 
-def verdict(state, kl: float, runs: int = 40) -> str:
+def verdict(state, kl: float) -> str:
     """One line: did the result move further from uniform than the same agent, budget and rule
-    move on pure-noise rewards of this run's own within-loop spread (simulated)?"""
+    move on pure-noise rewards of this run's own within-loop spread (simulated)? The within-loop
+    spread includes whatever the policy changes within a loop (ES), so the null is, if
+    anything, generous; the simulation draws at most 8,000 pairs a trajectory and runs 10-40
+    searches (fewer for long searches: about 20,000 simulated trajectories in all)."""
     from awsaa.search import report
 
     sd = report.within_loop_sd(state.history)
@@ -91,8 +94,10 @@ def verdict(state, kl: float, runs: int = 40) -> str:
         return "verdict: no null comparison (fewer than 2 rewards per loop)"
     images = [d["images"] for h in state.history for d in h["details"] if d.get("images")]
     cfg = state.cfg
+    runs = max(10, min(40, 20_000 // max(1, state.loops_done * cfg.trajectories)))
+    per_traj = min(8000, round(sum(images) / len(images))) if images else 8000
     null = report.null_kl(cfg.agent, cfg.agent_config, state.loops_done, cfg.trajectories, sd, state.rule,
-                          cfg.result_loops, images=round(sum(images) / len(images)) if images else 8000, runs=runs)
+                          cfg.result_loops, images=per_traj, runs=runs)
     q95 = report.quantile(null, 0.95)
     where = (f"KL {kl:.4f} vs {q95:.4f}, the 95th percentile of {runs} simulated null runs (same agent, "
              f"{state.loops_done} loops x {cfg.trajectories}, pure-noise rewards of SD {sd:.2f})")

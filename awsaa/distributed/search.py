@@ -115,15 +115,18 @@ class _Worker:
     def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
             pair_seed: int | None = None) -> dict[str, Any]:
         from awsaa.policy import Policy
+        from awsaa.search.state import policy_hash
 
         started = time.time()
+        pol = Policy.from_dict(policy)
         faultplan.point("worker", loop=loop, traj=traj, at="start")
         def mid(step: int) -> None:  # the fault suite's hooks; no-ops without a plan
             if step == 0:
                 faultplan.point("worker", loop=loop, traj=traj, at="mid")
 
-        r = self.tuner.run(Policy.from_dict(policy), seed, pair_seed=pair_seed, on_batch=mid)
+        r = self.tuner.run(pol, seed, pair_seed=pair_seed, on_batch=mid)
         return {"traj": traj, "loop": loop, "reward": r.reward, "val_accs": r.val_accs, "counts": r.counts,
+                "sampling_hash": policy_hash(pol),
                 "finetune_seconds": r.seconds, "images": r.images, "started": started, "ended": time.time(),
                 "pid": os.getpid(), "node": _ray().get_runtime_context().get_node_id()[:8]}
 

@@ -182,7 +182,11 @@ class SearchState:
         details = []
         for t in good:
             pol = Policy.from_dict(sampling[t["traj"]])
-            details.append({**{k: v for k, v in t.items() if k != "counts"}, "sampling_hash": policy_hash(pol),
+            asked = policy_hash(pol)
+            if t.get("sampling_hash", asked) != asked:  # a worker reports what it sampled from
+                raise AWSAAError(f"loop {loop + 1}, trajectory {t['traj']} ran with sampling policy "
+                                 f"{t['sampling_hash']}, not the {asked} it was given")
+            details.append({**{k: v for k, v in t.items() if k != "counts"}, "sampling_hash": asked,
                             "sampling_op_mass": [round(float(x), 6) for x in op_mass(pol)]})
         entry: dict[str, Any] = {"loop": loop + 1, "trajectories": len(good), "failed": bad, "rewards": rewards,
                                  "entropy_before": used.entropy(), "policy_hash": policy_hash(used),
