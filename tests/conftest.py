@@ -1,3 +1,4 @@
+import atexit
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # asks for the ``fault_plan`` fixture writes one, and it is removed after that test.
 FAULT_PLAN = Path(tempfile.mkdtemp(prefix="awsaa-faults-")) / "plan.json"
 os.environ["AWSAA_FAULT_PLAN"] = str(FAULT_PLAN)
+atexit.register(shutil.rmtree, FAULT_PLAN.parent, True)
 
 
 @pytest.fixture
