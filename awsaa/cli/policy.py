@@ -12,6 +12,7 @@ import math
 import sys
 from pathlib import Path
 
+from awsaa.augment.space import SearchSpace
 from awsaa.cli.common import run_main
 from awsaa.errors import AWSAAError
 
@@ -36,6 +37,11 @@ def cmd_show(args: argparse.Namespace) -> None:
           f"perplexity {math.exp(h):.1f} sub-policies")
     if pol.meta:
         print("meta: " + ", ".join(f"{k}={v}" for k, v in pol.meta.items()))
+    if space.names == SearchSpace.default().names:
+        from awsaa.search import report
+
+        print(f"KL from uniform {report.kl_from_uniform(pol):.4f} nats; op families, mass relative to uniform: "
+              + ", ".join(f"{k} {v:.2f}x" for k, v in report.family_masses(pol).items()))
     print(f"\n{'rank':>4}  {'prob':>8}  {'x uniform':>9}  sub-policy")
     for rank, (i, j, p) in enumerate(pol.top(args.top), 1):
         print(f"{rank:>4}  {p:8.5f}  {p * space.num_pairs:9.2f}  {space.pair_label(i, j)}")
