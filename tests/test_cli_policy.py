@@ -27,6 +27,10 @@ def test_show_prints_top_subpolicies_and_entropy(tmp_path, capsys):
     assert "0.50000" in first and "Rotate(±30) -> Invert" in first
     assert sum(1 for line in lines if line.strip()[:1].isdigit()) == 3
     assert "loop=12" in out
+    families = next(line for line in lines if line.startswith("KL from uniform"))
+    # half the mass is on (Rotate_9, Invert): Invert alone holds >= 0.25 of the op mass, 9x its uniform 1/36
+    destructive = float(families.split("destructive ")[1].split("x")[0])
+    assert destructive >= 0.25 / (4 / 36)
 
 
 def test_plot_writes_a_png(tmp_path, capsys):
