@@ -30,13 +30,14 @@ from awsaa.config import SearchConfig, from_dict, load, to_dict
 # name: (overrides of the quick config, what it changes)
 NO_CRN = {"finetune.common_random_numbers": False}
 CRN = {"finetune.common_random_numbers": True}
+VAL1K = {"train_size": 5000, "val_size": 1000}  # the quick config before this measurement
 SETUPS: dict[str, tuple[dict[str, Any], str]] = {
-    "today": (NO_CRN, "1,000 validation images, 2 fine-tune epochs, every trajectory its own seed"),
-    "crn": (CRN, "common random numbers within a loop"),
+    "today": ({**NO_CRN, **VAL1K}, "1,000 validation images, 2 fine-tune epochs, every trajectory its own seed"),
+    "crn": ({**CRN, **VAL1K}, "common random numbers within a loop"),
     "val5k": ({**NO_CRN, "train_size": 9000, "val_size": 5000},
-              "5,000 validation images (training on the same 4,000)"),
+              "5,000 validation images (training on the same number, 4,000)"),
     "val10k": ({**NO_CRN, "train_size": 14000, "val_size": 10000}, "10,000 validation images"),
-    "epochs4": ({**NO_CRN, "finetune.epochs": 4}, "4 fine-tune epochs (reward: mean of the 2 best)"),
+    "epochs4": ({**NO_CRN, **VAL1K, "finetune.epochs": 4}, "4 fine-tune epochs (reward: mean of the 2 best)"),
     "crn+val5k": ({**CRN, "train_size": 9000, "val_size": 5000}, "common random numbers + 5,000 validation images"),
     "crn+val10k": ({**CRN, "train_size": 14000, "val_size": 10000},
                    "common random numbers + 10,000 validation images"),
