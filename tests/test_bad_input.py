@@ -168,7 +168,7 @@ CASES = [
     ("yaml-unknown-aug", "train", lambda d: ["-c", str(QUICK_TRAIN), "--aug", "autoaugmnt"], "autoaugmnt"),
     ("set-bad-value", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "batch_size=-4"], "batch_size"),
     ("search-zero-trajectories", "search", lambda d: ["-c", str(search_yaml(d, trajectories=0))], "trajectories"),
-    ("search-bad-agent", "search", lambda d: ["-c", str(search_yaml(d, agent="a2c"))], "agent must be ppo"),
+    ("search-bad-agent", "search", lambda d: ["-c", str(search_yaml(d, agent="a2c"))], "agent must be one of ppo"),
     ("search-top-k-too-big", "search", lambda d: ["-c", str(search_yaml(d, finetune={"epochs": 1, "reward_top_k": 3}))],
      "reward_top_k"),
     # policy files
