@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import pickle
+import random
 import shutil
 import subprocess
 import sys
@@ -195,7 +196,7 @@ CASES = [
     ("ckpt-pickled-code", "train", lambda d: ["-c", str(QUICK_TRAIN), "--only-eval", "--save", str(
         _evil_checkpoint(d / "evil.pt"))], "refused"),
     ("pretrained-random-bytes", "search", lambda d: ["-c", str(search_yaml(d)), "--pretrained", str(
-        _write(d / "p.pt", os.urandom(4096)))], "corrupt"),
+        _write(d / "p.pt", random.Random(1).randbytes(4096)))], "corrupt"),
     ("state-pickled-code", "search", lambda d: ["--resume", str(_evil_state(open_run(d)))], "refused"),
     # datasets
     ("dataset-missing", "train", lambda d: ["-c", str(QUICK_TRAIN), "--dataset", "cifar10", "--dataroot",

@@ -42,6 +42,9 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[st
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise AWSAAError(f"checkpoint {path} is corrupt or not a torch checkpoint: {msg}") from None
+    except Exception as e:  # damaged bytes reach the unpickler's internals (KeyError, IndexError, struct.error, ...)
+        raise AWSAAError(f"checkpoint {path} is corrupt or not a torch checkpoint "
+                         f"(unpickling failed: {type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise AWSAAError(f"checkpoint {path} is not an awsaa checkpoint")
     if state.get("version") != VERSION:
