@@ -16,7 +16,6 @@ carved from a larger subset).
 from __future__ import annotations
 
 import argparse
-import math
 import statistics as st
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 
 from awsaa.config import SearchConfig, from_dict, load, to_dict
+from awsaa.search.report import within_loop_sd
 
 # name: (overrides of the quick config, what it changes)
 NO_CRN = {"finetune.common_random_numbers": False}
@@ -101,9 +101,8 @@ def main() -> None:
         by_loop: dict[int, list[float]] = {}
         for loop, reward, _ in results:
             by_loop.setdefault(loop, []).append(reward)
-        ss = sum(sum((x - st.mean(r)) ** 2 for x in r) for r in by_loop.values())
+        sd = within_loop_sd([{"rewards": r} for r in by_loop.values()])
         dof = sum(len(r) - 1 for r in by_loop.values())
-        sd = math.sqrt(ss / dof)
         secs = st.mean(s for _, _, s in results)
         rows.append((name, sd, st.mean(x for _, x, _ in results), secs, dof))
         print(f"  pooled within-loop SD {sd:.3f} points ({dof} dof), mean reward {rows[-1][2]:.2f}%, "

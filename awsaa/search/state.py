@@ -197,17 +197,16 @@ class SearchState:
             stats = self.agent.tell(heard, [t["counts"] for t in good], [t["traj"] for t in good])
             mean = sum(rewards) / len(rewards)
             entry.update(mean_reward=mean, baseline=stats.baseline, advantages=stats.advantages,
-                         kl=stats.kl, inner_steps=stats.inner_steps, entropy=stats.entropy, lr=stats.lr,
-                         kl_uniform=max(0.0, math.log(self.space.num_pairs) - stats.entropy))
+                         kl=stats.kl, inner_steps=stats.inner_steps, entropy=stats.entropy, lr=stats.lr)
             if heard is not rewards:
                 entry["agent_rewards"] = heard
             self.result.observe(loop + 1, before, self.agent.params(), mean)
         else:  # every trajectory failed: the agent sees nothing, the loop still counts
             self.agent.loops_done += 1
             entry.update(mean_reward=None, baseline=self.agent.baseline, advantages=[], kl=0.0, inner_steps=0,
-                         entropy=used.entropy(), lr=None,
-                         kl_uniform=max(0.0, math.log(self.space.num_pairs) - used.entropy()))
+                         entropy=used.entropy(), lr=None)
             self.result.observe(loop + 1, before, before, None)
+        entry["kl_uniform"] = max(0.0, math.log(self.space.num_pairs) - entry["entropy"])
         self.pending = None
         self.history.append(entry)
         self.save()
