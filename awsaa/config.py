@@ -3,7 +3,12 @@
 A config is a tree of dataclasses. :func:`from_dict` builds one from plain data (YAML,
 JSON, command-line overrides): an unknown key, a value of the wrong type or an
 impossible value raises :class:`ConfigError` naming the dotted key, e.g.
-``config train.yaml: optim.lr must be > 0, got -0.1``. YAML is read with ``safe_load``.
+``config train.yaml: optim.lr must be > 0, got -0.1``.
+
+YAML is read by :func:`parse_yaml`: PyYAML's safe loader (no tags that build objects), with
+YAML 1.2's numbers (``5e-4`` is a float, not a string), duplicate keys refused (YAML leaves
+them undefined; PyYAML would keep the last) and alias expansion bounded (a "billion laughs"
+document is refused, not expanded).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -121,16 +127,63 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def read_yaml(path: str | os.PathLike) -> Any:
-    path = Path(path)
-    text = read_text(path, "config file", ConfigError)
+MAX_YAML_NODES = 100_000  # a config has ~100; far more is an alias bomb or not a config
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2 floats and duplicate keys refused."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+# PyYAML follows YAML 1.1, where a float needs a dot: "5e-4" would stay a string.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
+
+
+def _count_nodes(data: Any, what: str) -> None:
+    """Refuse data whose expanded tree (aliases counted at every use) exceeds MAX_YAML_NODES."""
+    stack, n = [data], 0
+    while stack:
+        x = stack.pop()
+        n += 1
+        if n > MAX_YAML_NODES:
+            raise ConfigError(f"{what} expands to more than {MAX_YAML_NODES:,} values (aliases that "
+                              f"repeat themselves?); a config is far smaller")
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """YAML text as plain data, every failure one line naming ``what`` and where."""
     try:
-        return yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or type(e).__name__
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"{what} is not valid YAML{where}: {' '.join(str(problem).split())[:200]}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is nested too deeply to be read") from None
+    _count_nodes(data, what)
+    return data
+
+
+def read_yaml(path: str | os.PathLike, max_bytes: int = 2**20) -> Any:
+    path = Path(path)
+    return parse_yaml(read_text(path, "config file", ConfigError, max_bytes=max_bytes), f"config file {path}")
 
 
 def load(cls: type[T], path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> T:
@@ -143,8 +196,12 @@ def load(cls: type[T], path: str | os.PathLike, overrides: dict[str, Any] | None
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
-        for p in parents:
+        if not all(parents) or not leaf:
+            raise ConfigError(f"override {dotted!r} is not a dotted key such as optim.lr")
+        for i, p in enumerate(parents):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted}: {'.'.join(parents[:i + 1])} is a value, not a section")
         node[leaf] = value
     try:
         return from_dict(cls, data)

@@ -40,18 +40,67 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             os.close(dir_fd)
 
 
-def read_text(path: str | os.PathLike, what: str, error: type[Exception] | None = None) -> str:
-    """A text file's content, or one-line ``error`` naming ``what`` (e.g. "policy file") and why."""
+MAX_INPUT_BYTES = 16 * 2**20  # a policy is ~50 KB, a config ~2 KB: anything this big is not one
+
+
+def read_text(path: str | os.PathLike, what: str, error: type[Exception] | None = None,
+              max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """A text file's content, or one-line ``error`` naming ``what`` (e.g. "policy file") and why.
+
+    Only a regular file is read (a FIFO or a device would block or never end), and only up to
+    ``max_bytes``: a larger file is refused by its size before it is read."""
+    import stat
+
     from awsaa.errors import AWSAAError
 
     error = error or AWSAAError
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise error(f"{what} {path} is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{what} {path} is not a regular file")
+        if st.st_size > max_bytes:
+            raise error(f"{what} {path} is {st.st_size:,} bytes; the limit is {max_bytes:,}")
+        with open(path, encoding="utf-8") as f:
+            text = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise error(f"{what} {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
         raise error(f"{what} {path} cannot be read: {e}") from None
+    if len(text) > max_bytes:  # it grew while we read it
+        raise error(f"{what} {path} is over the limit of {max_bytes:,} bytes")
+    return text
+
+
+def parse_json(text: str, what: str, error: type[Exception] | None = None, **kwargs: Any) -> Any:
+    """``json.loads`` with every failure (syntax, a too-deeply nested document) as one line."""
+    from awsaa.errors import AWSAAError
+
+    error = error or AWSAAError
+    try:
+        return json.loads(text, **kwargs)
+    except RecursionError:
+        raise error(f"{what} is nested too deeply to be read") from None
+    except ValueError as e:  # JSONDecodeError is one
+        raise error(f"{what} is not valid JSON: {e}") from None
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
+    """An output file's path, its parent directory created when missing; one line when that
+    cannot be (a parent is a file) or when ``path`` itself is a directory."""
+    from awsaa.errors import AWSAAError
+
+    path = Path(path)
+    if path.is_dir():
+        raise AWSAAError(f"{what} {path} is a directory")
+    ensure_writable_dir(path.parent, f"directory of the {what}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AWSAAError(f"cannot create the directory of the {what} {path}: {e.strerror or e}") from None
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

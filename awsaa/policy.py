@@ -36,7 +36,7 @@ from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
 from awsaa.errors import AWSAAError
-from awsaa.fileio import atomic_write_text, read_text
+from awsaa.fileio import atomic_write_text, parse_json, read_text
 
 FORMAT = "awsaa.policy"
 VERSION = 1
@@ -220,11 +220,7 @@ class Policy:
     def load(cls, path: str | os.PathLike) -> Policy:
         """Read and validate a policy file; errors name the file and the problem."""
         path = Path(path)
-        text = read_text(path, "policy file")
-        try:
-            d = json.loads(text, parse_constant=_reject_constant)
-        except (json.JSONDecodeError, ValueError) as e:
-            raise AWSAAError(f"policy file {path} is not valid JSON: {e}") from None
+        d = parse_json(read_text(path, "policy file"), f"policy file {path}", parse_constant=_reject_constant)
         try:
             return cls.from_dict(d)
         except AWSAAError as e:

@@ -154,6 +154,22 @@ def pickled_code_cifar(d: Path) -> Path:
     return d / "cifar"
 
 
+def sparse(path: Path, size: int = 2 * 2**30) -> Path:
+    """A file of ``size`` bytes that takes no disk (a sparse hole)."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+
+
 # ----------------------------------------------------------------------------- the table
 # (id, tool, argv builder, what stderr must name)
 
@@ -218,6 +234,42 @@ CASES = [
                                             "--name", "open"], "already exists"),
     ("train-resume-nothing", "train", lambda d: ["-c", str(QUICK_TRAIN), "--storage", str(_mkdir(d / "t")),
                                                  "--name", "x", "--resume"], "nothing to resume"),
+    # arguments and --set
+    ("policy-top-negative", "policy", lambda d: ["show", str(policy_file(d)), "--top", "-3"], "--top"),
+    ("policy-top-not-a-number", "policy", lambda d: ["show", str(policy_file(d)), "--top", "ten"], "--top"),
+    ("search-zero-loops", "search", lambda d: ["-c", str(search_yaml(d)), "--loops", "0"], "--loops"),
+    ("train-zero-epochs", "train", lambda d: ["-c", str(QUICK_TRAIN), "--epochs", "0"], "--epochs"),
+    ("train-negative-failures", "train", lambda d: ["-c", str(QUICK_TRAIN), "--max-failures", "-1"], "--max-failures"),
+    ("train-nan-gpus", "train", lambda d: ["-c", str(QUICK_TRAIN), "--gpus-per-trial", "nan"], "--gpus-per-trial"),
+    ("set-unparseable", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "optim.milestones=[1"],
+     "--set optim.milestones"),
+    ("set-yaml-tag", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "seed=!!python/object/apply:os.system [id]"],
+     "--set seed"),
+    ("set-into-a-value", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "loops.x=1"], "loops is a value"),
+    ("set-empty-key-part", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "finetune..epochs=1"],
+     "dotted key"),
+    ("set-twice", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "epochs=2", "epochs=3"], "epochs twice"),
+    ("yaml-duplicate-key", "train", lambda d: ["-c", str(yaml_file(d, QUICK_TRAIN.read_text() + "epochs: 3\n"))],
+     "duplicate key 'epochs'"),
+    ("yaml-python-tag", "train", lambda d: ["-c", str(yaml_file(d, "model: !!python/name:os.system\n"))], "YAML"),
+    # files
+    ("yaml-billion-laughs", "search", lambda d: ["-c", str(yaml_file(d, BILLION_LAUGHS))], "expands"),
+    ("yaml-2gb", "train", lambda d: ["-c", str(sparse(d / "big.yaml"))], "limit"),
+    ("policy-2gb", "policy", lambda d: ["show", str(sparse(d / "big.json"))], "limit"),
+    ("policy-nested-deep", "policy", lambda d: ["show", str(policy_file(d, text="[" * 200_000))], "nested too deeply"),
+    ("policy-fifo", "policy", lambda d: ["show", str(fifo(d / "p.json"))], "not a regular file"),
+    ("policy-a-directory", "policy", lambda d: ["show", str(_mkdir(d / "p.json"))], "directory"),
+    ("yaml-a-directory", "search", lambda d: ["-c", str(_mkdir(d / "s.yaml"))], "directory"),
+    ("plot-parent-is-a-file", "policy", lambda d: ["plot", str(policy_file(d)), "-o",
+                                                   str(_write(d / "afile", b"x") / "heat.png")], "not a directory"),
+    # names stay inside storage
+    ("train-name-escapes", "train", lambda d: ["-c", str(QUICK_TRAIN), "--name", "../../escaped"], "not a run name"),
+    ("search-name-escapes", "search", lambda d: ["-c", str(search_yaml(d)), "--name", "../../../x"], "not a run name"),
+    ("search-name-too-long", "search", lambda d: ["-c", str(search_yaml(d)), "--name", "x" * 300], "not a run name"),
+    # statistics
+    ("seeds-repeated", "train", lambda d: ["-c", str(QUICK_TRAIN), "--seeds", "0", "0"], "repeats seed 0"),
+    ("seeds-negative", "train", lambda d: ["-c", str(QUICK_TRAIN), "--seeds", "-1"], "--seeds"),
+    ("aug-repeated", "train", lambda d: ["-c", str(QUICK_TRAIN), "--aug", "none", "none"], "given twice"),
     ("storage-is-a-file", "train", lambda d: ["-c", str(QUICK_TRAIN), "--storage", str(_write(d / "f", b"x") / "s")],
      "cannot write to the storage"),
 ]
@@ -261,8 +313,12 @@ def _evil_state(run: Path) -> Path:
 MAINS = {"train": train_main, "search": search_main, "policy": policy_main}
 
 
-def snapshot(d: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+def snapshot(d: Path) -> dict[str, object]:
+    """Every file's bytes (a file over 64 MiB, e.g. a sparse one: its size and mtime)."""
+    def content(p: Path) -> object:
+        st = p.stat()
+        return (st.st_size, st.st_mtime_ns) if st.st_size > 2**26 else p.read_bytes()
+    return {str(p.relative_to(d)): content(p) for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def check(rc: int, err: str, names: str, before: dict, d: Path) -> None:

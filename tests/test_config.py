@@ -80,3 +80,35 @@ def test_every_shipped_search_config_loads():
         # the paper's config keeps the paper's agent and result rule
         if f.endswith("wrn28_10_cifar100.yaml"):
             assert cfg.agent == "ppo" and cfg.result in ("auto", "best_loop")
+
+
+@pytest.mark.parametrize("text, value", [("5e-4", 5e-4), ("1E-3", 1e-3), ("+2e1", 20.0), ("1.5e-2", 0.015),
+                                         ("0.0005", 5e-4), ("1_000", 1000)])
+def test_yaml_reads_scientific_notation_as_numbers(tmp_path, text, value):
+    """YAML 1.2 numbers: PyYAML alone (YAML 1.1) keeps '5e-4' a string and the config refuses it."""
+    cfg = load(tmp_path, BASE + f"optim:\n  weight_decay: {text}\n")
+    assert cfg.optim.weight_decay == pytest.approx(value)
+
+
+def test_yaml_keeps_strings_that_only_look_like_numbers():
+    assert C.parse_yaml("x: -1.5e-2", "t") == {"x": -0.015}
+    data = C.parse_yaml("a: e5\nb: 1e\nc: '5e-4'\nd: 5e-4x\n", "t")
+    assert data == {"a": "e5", "b": "1e", "c": "5e-4", "d": "5e-4x"}
+
+
+def test_yaml_refuses_duplicate_keys_at_any_depth():
+    with pytest.raises(ConfigError, match=r"line 3.*duplicate key 'lr'"):
+        C.parse_yaml("optim:\n  lr: 0.1\n  lr: 0.2\n", "t")
+    assert C.parse_yaml("a: {x: 1}\nb: {x: 1}\n", "t") == {"a": {"x": 1}, "b": {"x": 1}}  # same key, two maps
+
+
+def test_yaml_aliases_within_the_bound_still_work():
+    data = C.parse_yaml("base: &b {lr: 0.1}\nother: *b\n", "t")
+    assert data["other"] == {"lr": 0.1}
+    with pytest.raises(ConfigError, match="expands to more than"):
+        C.parse_yaml("a: &a [" + ", ".join(["x"] * 1000) + "]\nb: [" + ", ".join(["*a"] * 101) + "]\n", "t")
+
+
+def test_a_self_referencing_yaml_is_refused():
+    with pytest.raises(ConfigError, match="expands to more than"):
+        C.parse_yaml("a: &a [1, *a]\n", "t")

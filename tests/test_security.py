@@ -62,13 +62,24 @@ def test_yaml_with_python_tags_is_refused_not_run(tmp_path):
 
 
 def test_yaml_is_only_ever_safe_loaded():
-    """No yaml.load / unsafe_load / full_load / Loader= anywhere in the package."""
+    """No yaml.unsafe_load / full_load anywhere in the package; yaml.load only with the config's
+    loader, a SafeLoader that constructs nothing SafeLoader would not."""
+    import yaml
+
+    from awsaa.config import _Loader
+
+    assert issubclass(_Loader, yaml.SafeLoader)
+    assert _Loader.yaml_constructors == yaml.SafeLoader.yaml_constructors
+    assert _Loader.yaml_multi_constructors == yaml.SafeLoader.yaml_multi_constructors
     offenders = []
     for py in (ROOT / "awsaa").rglob("*.py"):
         for node in ast.walk(ast.parse(py.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = node.func.value
-                if (isinstance(owner, ast.Name) and owner.id == "yaml"
+                loader = [k.value for k in node.keywords if k.arg == "Loader"]
+                ours = (node.func.attr == "load" and len(loader) == 1 and isinstance(loader[0], ast.Name)
+                        and loader[0].id == "_Loader" and py.name == "config.py")
+                if (isinstance(owner, ast.Name) and owner.id == "yaml" and not ours
                         and node.func.attr not in ("safe_load", "safe_dump", "safe_load_all", "YAMLError")):
                     offenders.append(f"{py.relative_to(ROOT)}:{node.lineno} yaml.{node.func.attr}")
             unsafe = [k for k in getattr(node, "keywords", []) if k.arg == "weights_only"

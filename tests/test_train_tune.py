@@ -111,3 +111,12 @@ def test_bad_policy_file_and_corrupt_checkpoint(tmp_path, capsys):
     assert main(["-c", QUICK, "--only-eval", "--save", str(ckpt), *TINY]) == 2
     assert "is corrupt or not a torch checkpoint" in capsys.readouterr().err
     assert ckpt.read_bytes() == b"PK\x03\x04 not really a zip" and not (tmp_path / "runs").exists()
+
+
+def test_policy_files_get_distinct_labels():
+    from awsaa.cli.train import aug_labels
+
+    labels = aug_labels(["none", "/r/runA/policy.json", "/r/runB/policy.json", "/r/x/best.json", "/q/none.json"])
+    assert labels == {"none": "none", "/r/runA/policy.json": "runA-policy", "/r/runB/policy.json": "runB-policy",
+                      "/r/x/best.json": "best", "/q/none.json": "q-none"}
+    assert len(set(aug_labels(["/a/s/p.json", "/b/s/p.json"]).values())) == 2

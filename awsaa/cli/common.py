@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import signal
 import sys
 import threading
@@ -11,6 +13,66 @@ from collections.abc import Callable
 from awsaa.errors import AWSAAError
 
 EXIT_USAGE = 2  # bad input: config, file, path, address
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the tools' error format: one line ``prog: error: ...``, exit 2 (argparse
+    would print its usage block first)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit status when argparse stops (``--help``: 0; bad usage: 2)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+
+
+def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in [low, high], else a one-line error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:50]!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def float_range(low: float) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number >= low."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:50]!r}") from None
+        if not value >= low or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {low}, got {text[:50]}")
+        return value
+
+    return parse
+
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,99}")
+
+
+def run_name(text: str) -> str:
+    """An argparse ``type`` for ``--name``: one safe path component (letters, digits, ``._+=-``,
+    not starting with a dot or dash, at most 100 characters), so a run stays inside its storage."""
+    if not NAME_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text[:60]!r} is not a run name: use one path component of letters, digits and ._+=- "
+            f"(starting with a letter or digit, at most 100 characters)")
+    return text
 
 
 class Interrupted(BaseException):

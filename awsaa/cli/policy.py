@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from awsaa.augment.space import SearchSpace
-from awsaa.cli.common import run_main
+from awsaa.cli.common import Parser, int_range, parse_args, run_main
 from awsaa.errors import AWSAAError
+from awsaa.fileio import check_output_file
 
 PROG = "awsaa-policy"
 
@@ -22,8 +23,7 @@ PROG = "awsaa-policy"
 def _check_output(path: Path) -> None:
     if path.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
         raise AWSAAError(f"output {path} must end in .png, .pdf, .svg or .jpg")
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(path)
 
 
 def cmd_show(args: argparse.Namespace) -> None:
@@ -67,11 +67,11 @@ def cmd_gallery(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Inspect awsaa policy files and the op space.")
+    p = Parser(prog=PROG, description="Inspect awsaa policy files and the op space.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("show", help="print the top sub-policies and the entropy of a policy file")
     s.add_argument("file", type=Path)
-    s.add_argument("--top", type=int, default=10, help="how many sub-policies to list (default 10)")
+    s.add_argument("--top", type=int_range(1), default=10, help="how many sub-policies to list (default 10)")
     s.set_defaults(fn=cmd_show)
     s = sub.add_parser("plot", help="draw the op1 x op2 probability heatmap of a policy file")
     s.add_argument("file", type=Path)
@@ -83,14 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", default="fashion_mnist")
     s.add_argument("--dataroot", default=None)
     s.add_argument("--download", action="store_true", help="download the dataset if it is missing")
-    s.add_argument("--images", type=int, default=4, help="test images per op (default 4)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--images", type=int_range(1, 64), default=4, help="test images per op (default 4)")
+    s.add_argument("--seed", type=int_range(0), default=0)
     s.set_defaults(fn=cmd_gallery)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     return run_main(lambda: args.fn(args), PROG)
 
 

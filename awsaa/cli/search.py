@@ -19,7 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from awsaa.cli.common import Interrupted, as_interrupted, install_stop_signals, run_main
+from awsaa.cli.common import (
+    Interrupted,
+    Parser,
+    as_interrupted,
+    install_stop_signals,
+    int_range,
+    parse_args,
+    run_main,
+    run_name,
+)
 from awsaa.cli.train import _parse_set
 from awsaa.errors import AWSAAError
 from awsaa.fileio import ensure_writable_dir
@@ -232,14 +241,14 @@ def check_locally(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Search an augmentation policy with AWS (Tian et al., 2020).")
+    p = Parser(prog=PROG, description="Search an augmentation policy with AWS (Tian et al., 2020).")
     p.add_argument("-c", "--config", help="search config YAML (see configs/search/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted search from its last finished loop")
     p.add_argument("--pretrained", metavar="CKPT", help="stage-1 checkpoint to use (made by the same stage-1 config)")
-    p.add_argument("--name", help="run name (default: config name and time)")
+    p.add_argument("--name", type=run_name, help="run name (default: config name and time)")
     p.add_argument("--storage", help="where runs and stage-1 weights live "
                                      "(default: runs/search; $AWSAA_STORAGE/search when set)")
-    p.add_argument("--loops", type=int, help="override the config's number of loops")
+    p.add_argument("--loops", type=int_range(1), help="override the config's number of loops")
     p.add_argument("--dataroot", help="where the dataset lives")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. finetune.epochs=3")
     p.add_argument("--address", help="Ray cluster: HOST:PORT to run from here, or the dashboard URL "
@@ -250,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     return run_main(lambda: dispatch(args, argv), PROG)
 
 

@@ -18,9 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from awsaa.cli.common import install_stop_signals, run_main
+from awsaa.cli.common import Parser, float_range, install_stop_signals, int_range, parse_args, run_main, run_name
 from awsaa.errors import AWSAAError
 from awsaa.fileio import ensure_writable_dir
 
@@ -28,12 +26,17 @@ PROG = "awsaa-train"
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
+    from awsaa.config import parse_yaml
+
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise AWSAAError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise AWSAAError(f"--set expects KEY=VALUE, got {item[:100]!r}")
+        key = key.strip()
+        if key in out:
+            raise AWSAAError(f"--set gives {key} twice")
+        out[key] = parse_yaml(value, f"--set {key}")
     return out
 
 
@@ -54,6 +57,7 @@ def load_train_configs(args: argparse.Namespace):
             if Path(cfg.aug).is_file():  # a policy file: by absolute path from here on
                 cfg = dataclasses.replace(cfg, aug=str(Path(cfg.aug).resolve()))
             configs.append((Path(path), cfg))
+    _check_repeats(args, configs)
     return configs
 
 
@@ -71,8 +75,40 @@ def _check_data(configs, local: bool) -> None:
             load_dataset(cfg.dataset, cfg.dataroot)
 
 
-def _aug_label(aug: str) -> str:
-    return Path(aug).stem if aug.endswith(".json") else aug
+def aug_labels(augs: list[str]) -> dict[str, str]:
+    """A distinct label for each aug: its name, or a policy file's stem; where two policy files
+    share a stem (``runA/policy.json``, ``runB/policy.json``), as many parent directories as
+    tell them apart (``runA-policy``, ``runB-policy``)."""
+    files = [a for a in dict.fromkeys(augs) if a.endswith(".json")]
+    labels = {a: a for a in augs if not a.endswith(".json")}
+    depth = 1
+    while files:
+        parts = {f: Path(f).with_suffix("").parts[-depth:] for f in files}
+        cand = {f: "-".join(p) for f, p in parts.items()}
+        taken = list(cand.values()) + list(labels.values())
+        done = [f for f in files if taken.count(cand[f]) == 1 or len(parts[f]) < depth]
+        for f in done:
+            labels[f] = cand[f]
+        files = [f for f in files if f not in done]
+        depth += 1
+    return labels
+
+
+def _check_repeats(args: argparse.Namespace, configs) -> None:
+    seeds = [s for s in args.seeds if args.seeds.count(s) > 1]
+    if seeds:
+        raise AWSAAError(f"--seeds repeats seed {seeds[0]}: identical trials would pass for independent seeds")
+    seen: dict[tuple, str] = {}
+    for path, cfg in configs:
+        key = (str(path.resolve()), cfg.aug)
+        if key in seen:
+            raise AWSAAError(f"{path} with aug {_short(cfg.aug)} is given twice: "
+                             "identical trials would pass for independent ones")
+        seen[key] = cfg.aug
+
+
+def _short(aug: str) -> str:
+    return aug if len(aug) < 80 else "..." + aug[-77:]
 
 
 def only_eval(args: argparse.Namespace) -> int:
@@ -125,14 +161,18 @@ def run(args: argparse.Namespace) -> int:
 
     configs = load_train_configs(args)
     _check_data(configs, local=not joining_a_cluster(args.address))
+    labels = aug_labels([c.aug for _, c in configs])
     trials = []
     for path, cfg in configs:
         for seed in args.seeds:
-            label = f"{path.stem}-{cfg.dataset}-{_aug_label(cfg.aug)}-seed{seed}"
+            label = f"{path.stem}-{cfg.dataset}-{labels[cfg.aug]}-seed{seed}"
             trials.append(TrialSpec(label, _with_seed(cfg, seed)))
+    for aug, label in labels.items():
+        if aug != label:
+            print(f"{PROG}: trials labelled {label} train with the policy {aug}", flush=True)
     first = configs[0][1]
     stems = "+".join(dict.fromkeys(p.stem for p, _ in configs))
-    augs = "+".join(dict.fromkeys(_aug_label(c.aug) for _, c in configs))
+    augs = "+".join(dict.fromkeys(labels[c.aug] for _, c in configs))
     name = args.name or slug(f"{stems}-{first.dataset}-{augs}")
     storage = Path(args.storage or default_storage("train")).expanduser().resolve()
     exp = Experiment(name=name, storage=storage, trials=trials, gpus_per_trial=args.gpus_per_trial,
@@ -160,24 +200,24 @@ def check_locally(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Train networks with an augmentation policy on Ray Tune.")
+    p = Parser(prog=PROG, description="Train networks with an augmentation policy on Ray Tune.")
     p.add_argument("-c", "--config", nargs="+", required=True, help="training config YAML file(s)")
     p.add_argument("--dataset", help="override the config's dataset")
     p.add_argument("--aug", nargs="+", help="none, cutout, autoaugment, randaugment, trivialaugment, uniform, "
                                             "fa_reduced_cifar10, fa_reduced_imagenet, or a policy .json file; "
                                             "several: one trial per aug")
-    p.add_argument("--epochs", type=int, help="override the config's epochs")
+    p.add_argument("--epochs", type=int_range(1), help="override the config's epochs")
     p.add_argument("--dataroot", help="where the dataset lives")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.lr=0.05")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one trial per seed (default: 0)")
-    p.add_argument("--name", help="experiment name (default: from the configs, dataset and aug)")
+    p.add_argument("--seeds", type=int_range(0), nargs="+", default=[0], help="one trial per seed (default: 0)")
+    p.add_argument("--name", type=run_name, help="experiment name (default: from the configs, dataset and aug)")
     p.add_argument("--storage", help="where experiments live (default: runs/train; $AWSAA_STORAGE/train when set)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of this name")
-    p.add_argument("--max-failures", type=int, default=3, help="retries of a failed trial (default 3)")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+    p.add_argument("--max-failures", type=int_range(0), default=3, help="retries of a failed trial (default 3)")
+    p.add_argument("--gpus-per-trial", type=float_range(0.0), default=0.0,
                    help="GPUs per trial (default: 1 when the cluster has GPUs); > 1 trains data-parallel")
-    p.add_argument("--cpus-per-trial", type=int, default=None)
-    p.add_argument("--num-gpus", type=int, default=None, help=argparse.SUPPRESS)  # logical GPUs, local tests
+    p.add_argument("--cpus-per-trial", type=int_range(1), default=None)
+    p.add_argument("--num-gpus", type=int_range(0), default=None, help=argparse.SUPPRESS)  # logical GPUs, local tests
     p.add_argument("--address", help="Ray cluster: HOST:PORT to run from here, or the dashboard URL "
                                      "http://HEAD:8265 to submit as a Ray job (default: a local Ray)")
     p.add_argument("--no-wait", action="store_true", help="with a job address: submit and return at once")
@@ -188,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     return run_main(lambda: dispatch(args, argv), PROG)
 
 

@@ -32,9 +32,9 @@ from typing import Any
 import yaml
 
 from awsaa.augment.space import SearchSpace
-from awsaa.config import SearchConfig, config_hash, from_dict, to_dict
+from awsaa.config import SearchConfig, config_hash, from_dict, parse_yaml, to_dict
 from awsaa.errors import AWSAAError
-from awsaa.fileio import atomic_write_json, atomic_write_text
+from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_text
 from awsaa.policy import Policy
 from awsaa.search.agents import make_agent
 from awsaa.search.report import op_mass
@@ -98,8 +98,8 @@ class SearchState:
         if not run_dir.is_dir():
             raise AWSAAError(f"run directory {run_dir} does not exist")
         try:
-            info = json.loads((run_dir / "run.json").read_text())
-        except (OSError, ValueError):
+            info = parse_json(read_text(run_dir / "run.json", "run record"), "run.json")
+        except AWSAAError:
             raise AWSAAError(f"{run_dir} is not an awsaa search run (no readable run.json)") from None
         if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
             raise AWSAAError(f"{run_dir} is not an awsaa search run (run.json has no \"format\": \"{RUN_FORMAT}\")")
@@ -107,8 +107,8 @@ class SearchState:
             raise AWSAAError(f"search run {run_dir} has version {info.get('version')!r}; "
                              f"this awsaa reads {RUN_VERSION}")
         try:
-            data = yaml.safe_load((run_dir / "config.yaml").read_text())
-        except (OSError, yaml.YAMLError) as e:
+            data = parse_yaml(read_text(run_dir / "config.yaml", "config"), "config.yaml")
+        except AWSAAError as e:
             raise AWSAAError(f"search run {run_dir}: config.yaml is unreadable: {e}") from None
         cfg = from_dict(SearchConfig, data)
         if config_hash(cfg) != info.get("config_hash"):
