@@ -450,6 +450,13 @@ class SearchConfig:
                  f"control must be none, shuffle or noise, got {self.control!r}")
         _require(self.control_noise_sd > 0, f"control_noise_sd must be > 0, got {self.control_noise_sd}")
         _require(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        p = self.pretrain
+        at_end = p.stop_epoch is None or p.stop_epoch == p.epochs
+        _require(self.finetune.lr is not None or not (at_end and p.optim.schedule == "cosine"
+                                                      and p.optim.final_lr == 0),
+                 "stage 1 runs to the end of a cosine schedule with final_lr 0, so every fine-tune would run "
+                 "at learning rate 0 (every reward the same): set pretrain.stop_epoch before pretrain.epochs, "
+                 "pretrain.optim.final_lr > 0, or finetune.lr")
 
     @staticmethod
     def _late_types() -> dict[str, Any]:

@@ -262,6 +262,9 @@ CASES = [
     ("yaml-a-directory", "search", lambda d: ["-c", str(_mkdir(d / "s.yaml"))], "directory"),
     ("plot-parent-is-a-file", "policy", lambda d: ["plot", str(policy_file(d)), "-o",
                                                    str(_write(d / "afile", b"x") / "heat.png")], "not a directory"),
+    # configs that cannot work
+    ("search-finetune-at-lr-0", "search", lambda d: ["-c", str(search_yaml(d, pretrain={
+        "epochs": 2, "optim": {"schedule": "cosine", "final_lr": 0.0}}))], "learning rate 0"),
     # names stay inside storage
     ("train-name-escapes", "train", lambda d: ["-c", str(QUICK_TRAIN), "--name", "../../escaped"], "not a run name"),
     ("search-name-escapes", "search", lambda d: ["-c", str(search_yaml(d)), "--name", "../../../x"], "not a run name"),

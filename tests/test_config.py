@@ -112,3 +112,14 @@ def test_yaml_aliases_within_the_bound_still_work():
 def test_a_self_referencing_yaml_is_refused():
     with pytest.raises(ConfigError, match="expands to more than"):
         C.parse_yaml("a: &a [1, *a]\n", "t")
+
+
+def test_a_search_whose_fine_tunes_would_run_at_lr_0_is_refused():
+    base = {"model": "wrn10_1", "dataset": "fashion_mnist", "pretrain": {"epochs": 4, "optim": {"final_lr": 0.0}}}
+    with pytest.raises(ConfigError, match="learning rate 0"):
+        C.from_dict(C.SearchConfig, base)
+    for fix in ({"pretrain": {"epochs": 4, "stop_epoch": 3, "optim": {"final_lr": 0.0}}},
+                {"pretrain": {"epochs": 4, "optim": {"final_lr": 0.001}}},
+                {"finetune": {"lr": 0.01}},
+                {"pretrain": {"epochs": 4, "optim": {"schedule": "multistep", "milestones": [2], "final_lr": 0.0}}}):
+        C.from_dict(C.SearchConfig, {**base, **fix})

@@ -1,5 +1,6 @@
 import gzip
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,39 @@ def test_stratified_subset_with_uneven_classes():
     assert labels[idx].bincount().tolist() == [7, 2, 1]
     with pytest.raises(AWSAAError):
         stratified_subset(labels, 101)
+
+
+def test_download_fetches_a_missing_dataset_and_points_the_run_at_it(tmp_path, monkeypatch):
+    """--download (both tools): a missing dataset is fetched (torchvision's downloader, faked here
+    with the system's copy) into the dataroot, and the run is pointed at its absolute path."""
+    import shutil
+
+    import torchvision
+
+    from awsaa.cli.search import build_parser as search_parser
+    from awsaa.cli.train import build_parser as train_parser
+    from awsaa.data.datasets import DEBIAN_FASHION_MNIST, ensure_dataset
+    from awsaa.errors import AWSAAError
+
+    fetched = []
+
+    def fake_fmnist(root, train, download):
+        raw = Path(root) / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for f in DEBIAN_FASHION_MNIST.glob("*.gz"):
+            shutil.copy(f, raw / f.name)
+        fetched.append((root, train, download))
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", fake_fmnist)
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(AWSAAError, match="--download"):
+        ensure_dataset("fashion_mnist", str(empty))
+    assert fetched == []
+    root = ensure_dataset("fashion_mnist", str(empty), download=True)
+    assert root == str(empty.resolve()) and len(fetched) == 2
+    assert ensure_dataset("fashion_mnist", root) == root  # found now, nothing fetched again
+    assert len(fetched) == 2
+    for parser in (train_parser(), search_parser()):
+        assert parser.parse_args(["-c", "x.yaml", "--download"]).download is True

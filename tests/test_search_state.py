@@ -84,6 +84,25 @@ def test_state_records_saves_and_reloads(tmp_path):
     assert torch.equal(again.agent.first, state.agent.first) and again.agent.baseline == state.agent.baseline
 
 
+def test_removed_or_damaged_exports_are_rebuilt_from_the_state(tmp_path):
+    """`--resume` of a finished run checks the files it names: a removed policy.json or a
+    truncated history.jsonl is rebuilt from state.pt, an intact file is left alone."""
+    state = SearchState.create(tmp_path / "run", tiny_cfg(), {"name": "run", "pretrained": "x"})
+    state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
+    run = tmp_path / "run"
+    want = {n: (run / n).read_bytes() for n in ("policy.json", "policy_last.json", "history.jsonl")}
+    assert SearchState.load(run).restore_exports() == []
+    (run / "policy.json").unlink()
+    (run / "history.jsonl").write_bytes(want["history.jsonl"][:10])
+    last_mtime = (run / "policy_last.json").stat().st_mtime_ns
+    assert SearchState.load(run).restore_exports() == ["history.jsonl", "policy.json"]
+    assert {n: (run / n).read_bytes() for n in want} == want
+    assert (run / "policy_last.json").stat().st_mtime_ns == last_mtime
+    (run / "policy_last.json").write_text("{")
+    assert SearchState.load(run).restore_exports() == ["policy_last.json"]
+    assert (run / "policy_last.json").read_bytes() == want["policy_last.json"]
+
+
 def test_failed_and_non_finite_trajectories_never_reach_the_agent(tmp_path):
     state = SearchState.create(tmp_path / "run", tiny_cfg(), {"name": "run", "pretrained": "x"})
     e = state.record(0, [traj(0, float("nan")), traj(1, 80.0)], [{"traj": 2, "error": "loss became nan"}], 1.0)
@@ -200,3 +219,15 @@ def test_a_trajectory_that_ran_with_another_policy_is_refused(tmp_path):
     with pytest.raises(AWSAAError, match="trajectory 2 ran with sampling policy"):
         state.record(0, trajs, [], 1.0)
     assert state.loops_done == 0
+
+
+def test_resume_of_a_finished_run_names_a_result_that_exists(tmp_path, capsys):
+    from awsaa.cli.search import main as search_main
+
+    state = SearchState.create(tmp_path / "run", tiny_cfg(loops=1), {"name": "run", "pretrained": "x"})
+    state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
+    (tmp_path / "run" / "policy.json").unlink()
+    assert search_main(["--resume", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "already finished" in err and "rebuilt policy.json from state.pt" in err
+    assert Policy.load(tmp_path / "run" / "policy.json").meta["rule"] == "best_loop"

@@ -13,6 +13,7 @@ the top sub-policies and the path of ``policy.json``, which ``awsaa-train --aug`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -133,8 +134,10 @@ def run(args: argparse.Namespace) -> int:
                                  f"resume without -c, or start a new run")
         state = SearchState.load(run_dir)  # refuses a corrupt state before any work
         if state.loops_done >= cfg.loops:
+            rebuilt = state.restore_exports()
             raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops; its result is "
-                             f"{run_dir / 'policy.json'}")
+                             f"{run_dir / 'policy.json'}"
+                             + (f" (rebuilt {', '.join(rebuilt)} from state.pt)" if rebuilt else ""))
         cache = Path(info["pretrained"])
         if cache.exists():
             shared = load_shared(cache, cfg)
@@ -148,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
         run_dir = storage / name
         if run_dir.exists():
             raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")
+        if not joining_a_cluster(args.address):
+            from awsaa.data.datasets import ensure_dataset
+
+            # a missing dataset fails here, before any work (or is fetched with --download)
+            cfg = dataclasses.replace(cfg, dataroot=ensure_dataset(cfg.dataset, cfg.dataroot, args.download))
         cache = storage / "pretrained" / f"{stage1_hash(cfg)}.pt"
         if args.pretrained:
             cache = Path(args.pretrained)
@@ -155,10 +163,6 @@ def run(args: argparse.Namespace) -> int:
         elif cache.exists():
             shared = load_shared(cache, cfg)
             print(f"{PROG}: reusing the stage-1 weights of {cache} (same stage-1 config)", flush=True)
-        if not joining_a_cluster(args.address):
-            from awsaa.data import load_dataset
-
-            load_dataset(cfg.dataset, cfg.dataroot)  # a missing dataset fails here, before any work
 
     ensure_writable_dir(run_dir if args.resume else storage, "run directory" if args.resume else "storage")
     leave_job_working_dir(storage)
@@ -250,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: runs/search; $AWSAA_STORAGE/search when set)")
     p.add_argument("--loops", type=int_range(1), help="override the config's number of loops")
     p.add_argument("--dataroot", help="where the dataset lives")
+    p.add_argument("--download", action="store_true",
+                   help="fetch a missing dataset (into --dataroot, or $AWSAA_DATA or ./data) before the search")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. finetune.epochs=3")
     p.add_argument("--address", help="Ray cluster: HOST:PORT to run from here, or the dashboard URL "
                                      "http://HEAD:8265 to submit as a Ray job (default: a local Ray)")

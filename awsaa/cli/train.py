@@ -61,18 +61,21 @@ def load_train_configs(args: argparse.Namespace):
     return configs
 
 
-def _check_data(configs, local: bool) -> None:
-    """Fail before any work if a dataset is missing (only where this machine holds the data)."""
+def _check_data(configs, local: bool, download: bool = False):
+    """Fail before any work if a dataset is missing (only where this machine holds the data);
+    with ``download``, fetch it first. Returns the configs, pointed at where the data is."""
     if not local:
-        return
-    from awsaa.data import load_dataset
+        return configs
+    from awsaa.data.datasets import ensure_dataset
 
-    seen = set()
-    for _, cfg in configs:
+    roots: dict[tuple, str | None] = {}
+    out = []
+    for path, cfg in configs:
         key = (cfg.dataset, cfg.dataroot)
-        if key not in seen:
-            seen.add(key)
-            load_dataset(cfg.dataset, cfg.dataroot)
+        if key not in roots:
+            roots[key] = ensure_dataset(cfg.dataset, cfg.dataroot, download)
+        out.append((path, dataclasses.replace(cfg, dataroot=roots[key])))
+    return out
 
 
 def aug_labels(augs: list[str]) -> dict[str, str]:
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     from awsaa.distributed.train_tune import Experiment, TrialSpec, check_experiment, run_experiment, slug
 
     configs = load_train_configs(args)
-    _check_data(configs, local=not joining_a_cluster(args.address))
+    configs = _check_data(configs, local=not joining_a_cluster(args.address), download=args.download)
     labels = aug_labels([c.aug for _, c in configs])
     trials = []
     for path, cfg in configs:
@@ -208,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "several: one trial per aug")
     p.add_argument("--epochs", type=int_range(1), help="override the config's epochs")
     p.add_argument("--dataroot", help="where the dataset lives")
+    p.add_argument("--download", action="store_true",
+                   help="fetch a missing dataset (into --dataroot, or $AWSAA_DATA or ./data) before training")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.lr=0.05")
     p.add_argument("--seeds", type=int_range(0), nargs="+", default=[0], help="one trial per seed (default: 0)")
     p.add_argument("--name", type=run_name, help="experiment name (default: from the configs, dataset and aug)")

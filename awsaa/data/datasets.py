@@ -90,7 +90,7 @@ def _default_root() -> Path:
 def _missing(info: DatasetInfo, looked: list[Path], what: str) -> AWSAAError:
     places = ", ".join(str(p.absolute()) for p in looked)
     how = "pass --dataroot DIR that holds it"
-    if info.name != "imagenet" and not info.name.endswith("imagenet"):
+    if not info.name.endswith("imagenet"):
         how += ", or --download to fetch it"
     return AWSAAError(f"dataset {info.name!r} not found: looked for {what} in {places}; {how} "
                       f"(source: {info.source})")
@@ -290,3 +290,28 @@ def load_dataset(name: str, dataroot: str | os.PathLike | None = None, download:
         return _LOADERS[name](info, root, download)
     except OSError as e:  # e.g. a download that the network refused
         raise AWSAAError(f"dataset {name!r} could not be loaded: {e}") from None
+
+
+def ensure_dataset(name: str, dataroot: str | None = None, download: bool = False) -> str | None:
+    """Check that dataset ``name`` is where a run will look for it, before any work; with
+    ``download``, fetch a missing one (into ``dataroot``, or ``$AWSAA_DATA`` / ``./data``).
+    Returns the dataroot the run should use: ``dataroot`` as given, or the absolute directory
+    a download went to (trials on a Ray worker do not share the driver's working directory)."""
+    try:
+        load_dataset(name, dataroot)
+        return dataroot
+    except AWSAAError:
+        if not download or dataset_info(name).name.endswith("imagenet"):
+            raise
+    root = (Path(dataroot).expanduser() if dataroot is not None else _default_root()).resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AWSAAError(f"cannot create the dataroot {root} to download {name!r} into: {e.strerror or e}") from None
+    try:
+        load_dataset(name, root, download=True)
+    except AWSAAError:
+        raise
+    except Exception as e:  # torchvision's download and integrity errors
+        raise AWSAAError(f"downloading dataset {name!r} into {root} failed: {e}") from None
+    return str(root)

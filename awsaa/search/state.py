@@ -236,13 +236,36 @@ class SearchState:
                     f"the mean of the parameters after the last {n} updates"}
         return self.result.policy(self.agent, meta)
 
-    def export(self) -> None:
+    def export(self, only: list[str] | None = None) -> None:
+        """Write history.jsonl, policy_last.json and policy.json from the state (``only``: those)."""
         d = self.run_dir
-        atomic_write_text(d / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
-        self.agent.policy({"run": d.name, "after_loop": self.loops_done}).save(d / "policy_last.json")
-        result = self.result_policy()
-        if result is not None:
-            result.save(d / "policy.json")
+        if only is None or "history.jsonl" in only:
+            atomic_write_text(d / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        if only is None or "policy_last.json" in only:
+            self.agent.policy({"run": d.name, "after_loop": self.loops_done}).save(d / "policy_last.json")
+        if only is None or "policy.json" in only:
+            result = self.result_policy()
+            if result is not None:
+                result.save(d / "policy.json")
+
+    def restore_exports(self) -> list[str]:
+        """Rebuild, from state.pt, the exported files that are missing or unreadable (a removed
+        policy.json, say); the others are left as they are. Returns the names rebuilt."""
+        bad = []
+        for name in ("history.jsonl", "policy_last.json", "policy.json"):
+            f = self.run_dir / name
+            try:
+                if name.endswith(".json"):
+                    Policy.load(f)
+                else:
+                    lines = read_text(f, "history").splitlines()
+                    if [json.loads(x) for x in lines] != json.loads(json.dumps(self.history)):
+                        raise ValueError("history.jsonl is not the state's history")
+            except (AWSAAError, ValueError):
+                bad.append(name)
+        if bad:
+            self.export(only=bad)
+        return bad
 
     def plots(self) -> None:
         """The heatmap of the result and the reward curve (matplotlib; called at the end)."""
