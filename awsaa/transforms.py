@@ -3,7 +3,8 @@
 ``AWSAugment(policy)`` draws a sub-policy (op pair) and the ops' random signs and
 applies both ops. It takes what torchvision's v2 transforms take for images:
 
-* a PIL image (``L`` or ``RGB``): applied with the PIL reference ops;
+* a PIL image (``L`` or ``RGB``): applied with the PIL reference ops; any other mode is
+  refused on every call (torchvision's v2 AutoAugment fails on some ops only, so at random);
 * a uint8 tensor ``(C, H, W)`` or ``tv_tensors.Image``: one pair;
 * a uint8 batch ``(N, C, H, W)``: a pair drawn **per sample**, applied with the batched
   tensor ops on the batch's device.
@@ -32,8 +33,14 @@ from awsaa.policy import Policy, as_policy
 _UNSUPPORTED = (tv_tensors.BoundingBoxes, tv_tensors.Mask, tv_tensors.KeyPoints, tv_tensors.Video)
 
 
+PIL_MODES = ("L", "RGB")  # the modes torchvision's own v2 AutoAugment handles with every op
+
+
 def _batch_size(inpt: Any) -> int:
     if isinstance(inpt, PIL.Image.Image):
+        if inpt.mode not in PIL_MODES:
+            raise TypeError(f"expected a PIL image in mode L or RGB, got mode {inpt.mode}; convert it first, "
+                            f"e.g. image.convert('RGB')")
         return 1
     if inpt.dtype != torch.uint8:
         raise TypeError(f"expected uint8 images, got {inpt.dtype}; apply this before ToDtype/Normalize")

@@ -95,3 +95,25 @@ def test_cutout_one_hole_per_sample():
     holes = (out == 0).flatten(1).sum(1)
     assert holes.max() == 256 and holes.min() >= 64  # full 16x16 inside, clipped at corners
     assert len(set(holes.tolist())) > 5  # positions differ per sample
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "RGBA", "LA", "CMYK", "I", "F", "YCbCr", "HSV", "I;16"])
+def test_other_pil_modes_are_refused_on_every_call(mode):
+    """torchvision's v2 AutoAugment fails on these modes for some ops only (so at random); ours
+    refuses them on every draw, whatever pair comes, with one message naming the mode."""
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)).convert(mode)
+    for t in (AWSAugment(Policy.uniform(), generator=torch.Generator().manual_seed(1)), Cutout(4)):
+        for _ in range(30):
+            with pytest.raises(TypeError, match=f"mode L or RGB, got mode {mode}"):
+                t(img)
+
+
+def test_l_and_rgb_pil_images_work_with_every_pair():
+    arr = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    space = Policy.uniform().space
+    for img in (Image.fromarray(arr), Image.fromarray(arr).convert("L")):
+        for i in range(space.num_ops):
+            probs = torch.zeros(space.num_ops, space.num_ops)
+            probs[i, (i * 7) % space.num_ops] = 1.0
+            out = AWSAugment(Policy(space, probs))(img)
+            assert out.mode == img.mode and out.size == img.size
