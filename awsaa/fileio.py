@@ -137,3 +137,56 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "directory") -> Pat
     except OSError as e:
         raise AWSAAError(f"cannot write to the {what} {path}: {e.strerror or e}") from None
     return path
+
+
+_HELD_LOCKS: list[int] = []  # file descriptors of the locks this process holds (released at exit)
+LOCK_NAME = ".awsaa.lock"
+
+
+def claim_dir(path: str | os.PathLike, what: str, new: bool) -> Path:
+    """Make this process the one writer of directory ``path`` (a search run, a training
+    experiment) for as long as it lives.
+
+    ``new``: the directory must not exist yet, and is created here (``mkdir`` is atomic, so of
+    two commands started together one gets it). Then an exclusive ``flock`` on
+    ``<path>/.awsaa.lock``, which holds the holder's pid, host and start time: a second command
+    is refused with one line naming the holder. The kernel drops the lock when the holder exits
+    or is killed, so a stale lock file never blocks."""
+    import fcntl
+    import socket
+    import time
+
+    from awsaa.errors import AWSAAError
+
+    path = Path(path)
+    if new:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+        except FileExistsError:
+            raise AWSAAError(f"{what} {path} already exists (another command just created it?)") from None
+        except OSError as e:
+            raise AWSAAError(f"cannot create the {what} {path}: {e.strerror or e}") from None
+    lock = path / LOCK_NAME
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise AWSAAError(f"cannot lock the {what} {path}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise AWSAAError(f"{what} {path} is in use by {holder}; wait for it or stop it") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+              .encode(), 0)
+    _HELD_LOCKS.append(fd)
+    return path
+
+
+def release_dirs() -> None:
+    """Drop every lock this process holds (a test that runs several commands in one process)."""
+    while _HELD_LOCKS:
+        with contextlib.suppress(OSError):
+            os.close(_HELD_LOCKS.pop())

@@ -359,6 +359,17 @@ def test_bad_address(tmp_path, tool, build, names):
     check(r.returncode, r.stderr, names, before, d)
 
 
+def test_an_unreachable_ray_address_creates_nothing(tmp_path):
+    """$RAY_ADDRESS naming nothing: one line, exit 2, and no storage or run directory left behind."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": "127.0.0.1:1"}
+    for tool, config in (("train", QUICK_TRAIN), ("search", search_yaml(_mkdir(tmp_path / "cfg")))):
+        store = tmp_path / f"store-{tool}"
+        r = subprocess.run([sys.executable, "-m", f"awsaa.cli.{tool}", "-c", str(config), "--storage", str(store)],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot reach" in r.stderr, r.stderr
+        assert not store.exists()
+
+
 def test_a_head_that_refuses_the_token(tmp_path, ray_nodes):
     """A head with token auth; the client holds another token: one line, the token never printed."""
     from conftest import free_port, wait_port

@@ -231,3 +231,26 @@ def test_resume_of_a_finished_run_names_a_result_that_exists(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "already finished" in err and "rebuilt policy.json from state.pt" in err
     assert Policy.load(tmp_path / "run" / "policy.json").meta["rule"] == "best_loop"
+
+
+def test_a_run_in_use_is_not_resumed_by_a_second_command(tmp_path, capsys):
+    """Two commands on one run directory: the second is refused with the holder named."""
+    import subprocess
+    import sys
+
+    from awsaa.cli.search import main as search_main
+
+    run = tmp_path / "run"
+    state = SearchState.create(run, tiny_cfg(loops=3), {"name": "run", "pretrained": "x"})
+    state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from awsaa.fileio import claim_dir; "
+                               f"claim_dir({str(run)!r}, 'run directory', new=False); print('held', flush=True); "
+                               "time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert search_main(["--resume", str(run), "--storage", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"is in use by pid {holder.pid}" in err
+    finally:
+        holder.kill()
+        holder.wait()

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 
 from awsaa.errors import AWSAAError
+from awsaa.fileio import release_dirs
 
 EXIT_USAGE = 2  # bad input: config, file, path, address
 
@@ -159,6 +160,7 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
     try:
         return _run(fn, prog)
     finally:
+        release_dirs()  # the run's lock ends with the command (tests run several in one process)
         for s, h in saved.items():
             if h is not None:  # None: set outside Python, cannot be restored from here
                 signal.signal(s, h)

@@ -32,7 +32,7 @@ from awsaa.cli.common import (
 )
 from awsaa.cli.train import _parse_set
 from awsaa.errors import AWSAAError
-from awsaa.fileio import ensure_writable_dir
+from awsaa.fileio import claim_dir, ensure_writable_dir
 
 PROG = "awsaa-search"
 
@@ -165,8 +165,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{PROG}: reusing the stage-1 weights of {cache} (same stage-1 config)", flush=True)
 
     ensure_writable_dir(run_dir if args.resume else storage, "run directory" if args.resume else "storage")
+    if args.resume:
+        claim_dir(run_dir, "run directory", new=False)  # one writer per run
+    init_ray(args.address)  # an unreachable cluster fails here, before anything is created
     leave_job_working_dir(storage)
-    init_ray(args.address)
+    if not args.resume:
+        claim_dir(run_dir, "run directory", new=True)
     install_stop_signals()
     try:
         return _search(args, cfg, run_dir, name, cache, shared)

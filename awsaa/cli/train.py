@@ -20,7 +20,7 @@ from typing import Any
 
 from awsaa.cli.common import Parser, float_range, install_stop_signals, int_range, parse_args, run_main, run_name
 from awsaa.errors import AWSAAError
-from awsaa.fileio import ensure_writable_dir
+from awsaa.fileio import claim_dir, ensure_writable_dir
 
 PROG = "awsaa-train"
 
@@ -183,8 +183,9 @@ def run(args: argparse.Namespace) -> int:
                      max_failures=args.max_failures)
     check_experiment(exp, args.resume)
     ensure_writable_dir(exp.storage, "storage")
+    init_ray(args.address, num_gpus=args.num_gpus)  # an unreachable cluster fails here, before anything is created
     leave_job_working_dir(exp.storage)
-    init_ray(args.address, num_gpus=args.num_gpus)
+    claim_dir(exp.path, "experiment", new=not args.resume)  # one writer per experiment
     install_stop_signals()
     print(f"{PROG}: experiment {exp.path}: {len(trials)} trial(s), {len(configs)} config(s)/aug(s) x seeds {args.seeds}"
           + (" (resuming)" if args.resume else ""), flush=True)

@@ -10,7 +10,6 @@ reports its result (Tune can no longer wrap a TorchTrainer itself in Ray 2.60).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,7 +21,7 @@ from typing import Any
 from awsaa import faultplan
 from awsaa.config import TrainConfig, from_dict, to_dict
 from awsaa.errors import AWSAAError
-from awsaa.fileio import atomic_write_json
+from awsaa.fileio import LOCK_NAME, atomic_write_json, parse_json, read_text
 
 TRAINER_FILE = "trainer.pt"
 EXPERIMENT_FILE = "awsaa-experiment.json"
@@ -205,14 +204,11 @@ def check_experiment(exp: Experiment, resume: bool) -> None:
     if resume:
         if not record_file.exists():
             raise AWSAAError(f"nothing to resume: {path} holds no awsaa training experiment")
-        try:
-            saved = json.loads(record_file.read_text())
-        except (OSError, ValueError) as e:
-            raise AWSAAError(f"experiment record {record_file} is unreadable: {e}") from None
+        saved = parse_json(read_text(record_file, "experiment record"), f"experiment record {record_file}")
         if saved != exp.record():
             raise AWSAAError(f"the configs or seeds differ from those experiment {path} was started with; "
                              f"give the same ones to --resume, or start a new experiment with --name")
-    elif path.exists():
+    elif path.exists() and any(p.name != LOCK_NAME for p in path.iterdir()):  # claimed by this command: empty
         raise AWSAAError(f"experiment {path} already exists; pass --resume to continue it, or --name for a new one")
 
 
@@ -233,15 +229,7 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
 
     path = exp.path
     record_file = path / EXPERIMENT_FILE
-    if resume:
-        if not record_file.exists():
-            raise AWSAAError(f"nothing to resume: {path} holds no awsaa training experiment")
-        saved = json.loads(record_file.read_text())
-        if saved != exp.record():
-            raise AWSAAError(f"the configs or seeds differ from those experiment {path} was started with; "
-                             f"give the same ones to --resume, or start a new experiment with --name")
-    elif path.exists():
-        raise AWSAAError(f"experiment {path} already exists; pass --resume to continue it, or --name for a new one")
+    check_experiment(exp, resume)
 
     gpus = exp.gpus_per_trial if exp.gpus_per_trial else (1.0 if cluster_gpus() >= 1 else 0.0)
     real = has_real_gpus()

@@ -1,0 +1,54 @@
+"""One writer per run directory: claim_dir's atomic creation and its flock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from awsaa.errors import AWSAAError
+from awsaa.fileio import LOCK_NAME, claim_dir, release_dirs
+
+
+def test_of_two_claims_of_a_new_directory_one_wins(tmp_path):
+    run = tmp_path / "runs" / "x"
+    try:
+        claim_dir(run, "run directory", new=True)
+        with pytest.raises(AWSAAError, match="already exists"):
+            claim_dir(run, "run directory", new=True)
+    finally:
+        release_dirs()
+
+
+def test_a_held_lock_refuses_a_second_writer_and_dies_with_its_holder(tmp_path):
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from awsaa.fileio import claim_dir
+        claim_dir({str(run)!r}, "run directory", new=True)
+        print("held", flush=True)
+        time.sleep(600)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(AWSAAError, match=f"in use by pid {holder.pid} on "):
+            claim_dir(run, "run directory", new=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder was SIGKILLed: its lock file stays, its lock does not
+    assert (run / LOCK_NAME).exists()
+    try:
+        claim_dir(run, "run directory", new=False)
+    finally:
+        release_dirs()
+
+
+def test_release_lets_the_same_process_claim_again(tmp_path):
+    run = tmp_path / "run"
+    claim_dir(run, "run directory", new=True)
+    release_dirs()
+    claim_dir(run, "run directory", new=False)
+    release_dirs()
