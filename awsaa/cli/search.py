@@ -92,18 +92,29 @@ def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, r
 
 
 def verdict(state, kl: float) -> str:
-    """One line: did the result move further from uniform than the same agent, budget and rule
-    move on pure-noise rewards of this run's own within-loop spread (simulated)? The within-loop
+    """One line: did the search move more than it would on rewards that carry no signal?
+
+    ES: the sign-flip test of its steps (:func:`awsaa.search.report.sign_flip_p`, exact at any
+    noise level). PPO and REINFORCE (whose loops all sample one policy, so there is no pair to
+    flip): did the result move further from uniform than the same agent, budget and rule move
+    on pure-noise rewards of this run's own within-loop spread (simulated)? The within-loop
     spread includes whatever the policy changes within a loop (ES), so the null is, if
     anything, generous; the simulation draws at most 8,000 pairs a trajectory and runs 10-40
     searches (fewer for long searches: about 20,000 simulated trajectories in all)."""
     from awsaa.search import report
 
+    cfg = state.cfg
+    if cfg.agent == "es":
+        p, n = report.es_sign_flip(state.history, cfg.agent_config, cfg.seed)
+        where = (f"p = {p:.3g} that its {n} steps would line up this well with random signs (sign-flip test, "
+                 f"docs/design.md section 4)")
+        if n < 2 or p >= 0.05:
+            return f"verdict: the policy did NOT move more than a null run would: {where}"
+        return f"verdict: the policy moved further than a null run would, its steps kept pointing one way: {where}"
     sd = report.within_loop_sd(state.history)
     if sd is None or sd == 0:
         return "verdict: no null comparison (fewer than 2 rewards per loop)"
     images = [d["images"] for h in state.history for d in h["details"] if d.get("images")]
-    cfg = state.cfg
     runs = max(10, min(40, 20_000 // max(1, state.loops_done * cfg.trajectories)))
     per_traj = min(8000, round(sum(images) / len(images))) if images else 8000
     null = report.null_kl(cfg.agent, cfg.agent_config, state.loops_done, cfg.trajectories, sd, state.rule,

@@ -318,11 +318,15 @@ class ESAgent(_Agent):
         return self.policy().probs()
 
     def _noise(self, pairs: int) -> Tensor:
-        """The loop's perturbations, one generator per antithetic pair: pair k's draw does not
-        depend on how many pairs are drawn (torch fills a tensor of normals in blocks)."""
+        return self.noise_at(self.loops_done, pairs)
+
+    def noise_at(self, loop: int, pairs: int) -> Tensor:
+        """The perturbations of loop ``loop`` (0-based), one generator per antithetic pair: pair
+        k's draw does not depend on how many pairs are drawn (torch fills a tensor of normals in
+        blocks). A function of the agent's seed alone, so the report can rebuild every step."""
         out = []
         for k in range(pairs):
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.loops_done) * 1009 + k)
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + loop) * 1009 + k)
             out.append(torch.randn(self.theta.numel(), generator=g, dtype=torch.float64))
         return torch.stack(out)
 

@@ -5,8 +5,10 @@
 * :func:`kl_from_uniform`: KL(policy || uniform) in nats.
 * :func:`null_kl`: how far the same agent, with the same budget and result rule, moves on
   rewards that carry no signal (pure Gaussian noise of the run's own within-loop spread),
-  simulated with :mod:`awsaa.search.synthetic`; the summary's verdict compares the found
-  policy's KL against the 95th percentile of that.
+  simulated with :mod:`awsaa.search.synthetic`; the summary's verdict for PPO and REINFORCE
+  compares the found policy's KL against the 95th percentile of that.
+* :func:`es_sign_flip`: for the ES agent, an exact test of whether the steps it took pointed
+  the same way more than chance would have them: the summary's verdict for ES.
 """
 
 from __future__ import annotations
@@ -89,3 +91,50 @@ def null_kl(agent_name: str, agent_config: Any, loops: int, trajectories: int, n
 def quantile(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+def es_steps(history: list[dict[str, Any]], agent_config: Any, seed: int) -> torch.Tensor:
+    """(S, D) every step an ES search took, one row per antithetic pair it heard:
+    ``(advantage / n) * eps`` (docs/design.md, section 4), rebuilt from history.jsonl's
+    advantages (the normalized reward differences the agent was told, after any control) and
+    the perturbations, which depend on the agent's seed alone. Their sum is the run's whole
+    displacement in parameter space divided by ``es_lr``."""
+    from awsaa.search.agents import make_agent
+
+    agent = make_agent("es", None, agent_config, seed=seed)
+    rows = []
+    for t, h in enumerate(history):
+        done = {d["traj"] for d in h.get("details", []) if d.get("reward") is not None}
+        m = int(h["trajectories"])
+        pairs = [k for k in range(m // 2) if 2 * k in done and 2 * k + 1 in done]
+        adv = h.get("advantages") or []
+        if len(adv) != len(pairs):  # a loop whose trajectories all failed: no step
+            continue
+        eps = agent.noise_at(t, m // 2)
+        rows += [a * eps[k] / len(pairs) for a, k in zip(adv, pairs, strict=True)]
+    return torch.stack(rows) if rows else torch.zeros(0, agent.theta.numel(), dtype=torch.float64)
+
+
+def sign_flip_p(steps: torch.Tensor, flips: int = 4000, seed: int = 0) -> float:
+    """p-value of ``|sum(steps)|^2`` against the same steps with random signs.
+
+    If the rewards carry no information about the policy, the two halves of an antithetic
+    pair are exchangeable, so each step's sign is a fair coin independent of everything else
+    (its size, the running scale and the perturbations do not depend on it); the run then
+    random-walks, and its displacement is no larger than with the signs flipped at random.
+    Steps that keep pointing the same way (the rewards favour the same ops loop after loop)
+    make the displacement larger. Exact for any noise level; (1 + #{flipped >= observed}) /
+    (1 + flips)."""
+    if len(steps) < 2:
+        return 1.0
+    observed = float(steps.sum(0).norm() ** 2)
+    g = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, (flips, len(steps)), generator=g).to(steps.dtype) * 2 - 1
+    null = (signs @ steps).norm(dim=1) ** 2
+    return (1 + int((null >= observed * (1 - 1e-12)).sum())) / (1 + flips)
+
+
+def es_sign_flip(history: list[dict[str, Any]], agent_config: Any, seed: int, flips: int = 4000) -> tuple[float, int]:
+    """The sign-flip test of an ES run: (p-value, number of steps)."""
+    steps = es_steps(history, agent_config, seed)
+    return sign_flip_p(steps, flips), len(steps)

@@ -57,11 +57,13 @@ def _family_quality(name: str) -> float:
 
 
 def simulate(agent, reward: SyntheticReward, loops: int, trajectories: int, seed: int = 0,
-             control: str = "none", tracker=None) -> list[float]:
+             control: str = "none", tracker=None, history: list | None = None) -> list[float]:
     """Run ``agent`` for ``loops`` x ``trajectories`` against ``reward``; returns the true
     reward of the agent's current policy after each loop (index 0: before any update).
     ``control="shuffle"`` permutes each loop's rewards across its trajectories (a null
-    control); a :class:`~awsaa.search.result.ResultTracker` given as ``tracker`` follows the run."""
+    control); a :class:`~awsaa.search.result.ResultTracker` given as ``tracker`` follows the run;
+    a list given as ``history`` gets, per loop, the fields of history.jsonl that the report
+    reads (trajectories, each one's reward, the advantages the agent was told)."""
     g = torch.Generator().manual_seed(seed)
     curve = [reward.true_reward(agent.policy())]
     for loop in range(loops):
@@ -71,7 +73,11 @@ def simulate(agent, reward: SyntheticReward, loops: int, trajectories: int, seed
         heard = rewards
         if control == "shuffle":
             heard = [rewards[i] for i in torch.randperm(len(rewards), generator=g).tolist()]
-        agent.tell(heard, [c for _, c in results])
+        stats = agent.tell(heard, [c for _, c in results])
+        if history is not None:
+            history.append({"loop": loop + 1, "trajectories": trajectories, "rewards": rewards,
+                            "details": [{"traj": i, "reward": r} for i, r in enumerate(rewards)],
+                            "advantages": list(stats.advantages)})
         if tracker is not None:
             tracker.observe(loop + 1, before, agent.params(), sum(rewards) / len(rewards))
         curve.append(reward.true_reward(agent.policy()))
