@@ -4,7 +4,7 @@
                                                     --null runs/controls/es-null-s{0,1,2}
 
 For every run: the sign-flip test's p-value (ES: did its steps keep pointing one way?
-docs/design.md, section 4), the result policy's KL from uniform and each op family's mass
+docs/design.md, section 3), the result policy's KL from uniform and each op family's mass
 relative to uniform's (section 2 names the families); then the mean and the standard deviation
 over the seeds of each group. A fixed-size agent such as ES moves away from uniform even on
 pure noise, so distance alone proves little; what separates a search that hears the policy

@@ -107,7 +107,7 @@ def verdict(state, kl: float) -> str:
     if cfg.agent == "es":
         p, n = report.es_sign_flip(state.history, cfg.agent_config, cfg.seed)
         where = (f"p = {p:.3g} that its {n} steps would line up this well with random signs (sign-flip test, "
-                 f"docs/design.md section 4)")
+                 f"docs/design.md section 3)")
         if n < 2 or p >= 0.05:
             return f"verdict: the policy did NOT move more than a null run would: {where}"
         return f"verdict: the policy moved further than a null run would, its steps kept pointing one way: {where}"

@@ -95,7 +95,7 @@ def quantile(xs: list[float], q: float) -> float:
 
 def es_steps(history: list[dict[str, Any]], agent_config: Any, seed: int) -> torch.Tensor:
     """(S, D) every step an ES search took, one row per antithetic pair it heard:
-    ``(advantage / n) * eps`` (docs/design.md, section 4), rebuilt from history.jsonl's
+    ``(advantage / n) * eps`` (docs/design.md, section 3), rebuilt from history.jsonl's
     advantages (the normalized reward differences the agent was told, after any control) and
     the perturbations, which depend on the agent's seed alone. Their sum is the run's whole
     displacement in parameter space divided by ``es_lr``."""
