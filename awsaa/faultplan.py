@@ -8,11 +8,13 @@ a slow machine instead of racing a killer thread against the work::
     {"worker":     [{"loop": 0, "traj": 1, "at": "start" | "mid", "do": "kill" | "hang" | "pause"}],
      "controller": [{"loop": 2, "do": "kill"}],
      "stage1":     [{"epoch": 2, "do": "hang"}],
-     "train":      [{"epoch": 1, "do": "kill"}]}
+     "train":      [{"epoch": 1, "do": "kill"}],
+     "train_step": [{"epoch": 2, "do": "hang"}]}
 
 ``loop`` counts from 0 (the driver's loop index); a worker's ``mid`` is right after the first
 training step of the trajectory; ``stage1`` and ``train`` fire after epoch ``epoch`` (from 1)
-is done (for ``train``: reported with its checkpoint); ``controller`` fires when the driver
+is done (for ``train``: reported with its checkpoint), ``train_step`` right after the first
+training step of epoch ``epoch`` (the middle of that epoch); ``controller`` fires when the driver
 asks for loop ``loop``'s policies.
 
 Each entry fires **once**: before acting, the process creates ``<plan>.fired/<name>``

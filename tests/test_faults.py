@@ -228,6 +228,102 @@ def test_training_stopped_by_a_signal_then_resumed(tmp_path, sig, fault_plan):
     assert epochs == [1, 2, 3]  # each epoch once: the resumed trial starts after its last checkpoint
 
 
+def _tree(pid: int) -> dict[int, int]:
+    """{pid: start time} of every process below ``pid``: the tool's local Ray and its reaper."""
+    from awsaa.distributed.reaper import _processes, descendants
+
+    return descendants(pid, _processes())
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(bytes(1), b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _survivors(tree: dict[int, int]) -> list[str]:
+    """The processes of ``tree`` alive once its reaper has done its work. The reaper (one of the
+    tree) exits only after it has killed what the driver left, so this waits for it (a hang
+    detector: it takes a second or two) and then looks once, with no timing in the verdict."""
+    from awsaa.distributed.reaper import _stat
+
+    def alive(pid: int, start: int) -> bool:
+        return (_stat(pid) or (0, None))[1] == start
+
+    reapers = [pid for pid in tree if "awsaa/distributed/reaper.py" in _cmdline(pid)]
+    assert len(reapers) == 1, "the tool started no reaper for its local Ray"
+    deadline = time.time() + 120
+    while alive(reapers[0], tree[reapers[0]]) and time.time() < deadline:
+        time.sleep(0.2)
+    return [f"{pid}: {_cmdline(pid)[:100]}" for pid, start in tree.items() if alive(pid, start)]
+
+
+def _tool(tmp_path: Path, tool: str) -> list[str]:
+    if tool == "train":
+        return [sys.executable, "-m", "awsaa.cli.train", "-c", "configs/train/quick_fmnist.yaml", "--epochs", "3",
+                "--set", "train_size=2048", "test_size=200", "--storage", str(tmp_path / "train"), "--name", "t"]
+    return [sys.executable, "-m", "awsaa.cli.search", "-c", str(write_config(tmp_path)), "--storage",
+            str(tmp_path / "runs"), "--name", "g"]
+
+
+MID_EPOCH = {"train": ({"train_step": [{"epoch": 2, "do": "hang"}]}, "train_step-2"),
+             "search": ({"worker": [{"loop": 1, "traj": 0, "at": "mid", "do": "hang"}]}, "worker-1-0-mid")}
+
+
+@pytest.mark.parametrize("tool", ["train", "search"])
+def test_one_sigterm_to_the_process_group_stops_a_tool_mid_epoch(tmp_path, tool, fault_plan):
+    """What `timeout` and service managers send: one SIGTERM to the command's whole process
+    group, while a trial (awsaa-train) or a fine-tune (awsaa-search) is in the middle of an epoch
+    that never ends (it hangs there). The local Ray's processes block SIGTERM, so only the driver
+    hears it: it stops at a clean point and exits 143 naming where the run stands, and no process
+    of its Ray survives it. (Before: the signal killed the GCS too, the driver waited 60 s for
+    it, then aborted without the message.)"""
+    plan, marker = MID_EPOCH[tool]
+    fault_plan(plan)
+    proc = subprocess.Popen(_tool(tmp_path, tool), env=ENV, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: faultplan.fired(marker), 600, proc, "the middle of an epoch")
+        tree = _tree(proc.pid)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=300)  # a hang detector; it takes seconds
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, out[-2000:] + err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"awsaa-{tool}: interrupted (SIGTERM); "), last
+    assert "--resume" in last
+    assert faultplan.fired(marker)["pid"] in tree  # the hung trial was one of the tool's processes
+    assert _survivors(tree) == []
+    count(f"awsaa-{tool} SIGTERM to the process group, mid-epoch")
+
+
+def test_a_driver_killed_outright_leaves_no_process_of_its_ray(tmp_path, fault_plan):
+    """SIGKILL to awsaa-train alone while its trial is in the middle of an epoch: the GCS, the
+    raylet, Ray's agents and the trial's worker all go (Ray ties only the GCS and the raylet to
+    the driver; the reaper takes the rest). Before, ray::DashboardAgent and ray::RuntimeEnvAgent
+    kept running for good."""
+    plan, marker = MID_EPOCH["train"]
+    fault_plan(plan)
+    proc = subprocess.Popen(_tool(tmp_path, "train"), env=ENV, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: faultplan.fired(marker), 600, proc, "the middle of an epoch")
+        tree = _tree(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert faultplan.fired(marker)["pid"] in tree and len(tree) >= 4  # GCS, raylet, agents, the trial
+    assert _survivors(tree) == []
+    count("awsaa-train driver SIGKILLed mid-epoch")
+
+
 def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
     """Replace the fine-tune workers by actors that fail as ``plan`` says:
     ``{(loop, traj): times}`` raise a non-finite-loss error that many times, then succeed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from awsaa.errors import AWSAAError
 
@@ -70,10 +71,33 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus,
-                     include_dashboard=dashboard, object_store_memory=256 * 1024**2, **kwargs)
+            _start_local(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=dashboard,
+                         object_store_memory=256 * 1024**2, **kwargs)
     except ConnectionError as e:
         raise AWSAAError(f"cannot reach the Ray cluster at {address}: {' '.join(str(e).split())[:200]}") from None
+
+
+def _start_local(**kwargs) -> None:
+    """A local Ray owned by this command. Its processes start with SIGTERM blocked (a signal
+    mask is inherited across fork and exec), as Ray already blocks SIGINT in them: a SIGTERM to
+    the command's whole process group (``timeout``, a service manager) then reaches the driver,
+    which stops at a clean point, instead of killing the GCS under it. Ray's own shutdown still
+    ends them (SIGKILL after a second). A reaper kills whatever survives the driver
+    (:mod:`awsaa.distributed.reaper`)."""
+    import signal
+
+    import ray
+
+    from awsaa.distributed import reaper
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}) if main else None
+    try:
+        ray.init(address="local", **kwargs)
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    reaper.watch()
 
 
 def has_real_gpus() -> bool:

@@ -286,9 +286,9 @@ class Trainer:
             n += labels.shape[0]
         return 100.0 * correct.item() / max(n, 1), loss_sum.item() / max(n, 1)
 
-    def run_epoch(self) -> EpochStats:
+    def run_epoch(self, on_batch: Callable[[int], None] | None = None) -> EpochStats:
         lr = self.optimizer.param_groups[0]["lr"]
-        loss, acc, seconds, seen = self.train_epoch()
+        loss, acc, seconds, seen = self.train_epoch(on_batch=on_batch)
         due = self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs
         val_acc = self.evaluate(self.val_set)[0] if self.val_set is not None and due else None
         test_acc, test_loss = self.evaluate(self.test_set) if due else (None, None)
