@@ -47,6 +47,11 @@ def test_a_whole_search_its_outputs_and_the_stage1_cache(tmp_path, tiny_config, 
         assert e["inner_steps"] >= 1 and e["entropy"] > 0 and e["wall_seconds"] > 0 and e["top_pairs"]
     for n in (1, 2, 3):
         assert f"loop   {n}/3  mean reward" in out
+    lines = out.splitlines()
+    epochs = [i for i, x in enumerate(lines) if x.startswith("stage 1: epoch ")]
+    done = [i for i, x in enumerate(lines) if x.startswith("awsaa-search: stage 1 done")]
+    assert len(epochs) == TINY["pretrain"]["stop_epoch"] and len(done) == 1 and max(epochs) < done[0]
+    assert "\x1b[" not in out  # no colour codes when the output is not a terminal
     assert "ETA" in out and f"policy:  {run / 'policy.json'}" in out
     assert "result (best_loop): the policy of loop" in out and "moved from uniform: KL" in out
     assert "op families, mass relative to uniform: destructive" in out and "verdict: the policy" in out

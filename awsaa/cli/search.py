@@ -232,11 +232,11 @@ def _search(args: argparse.Namespace, cfg, run_dir: Path, name: str, cache: Path
         print(f"{PROG}: run {run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
               f"{cfg.workers.count or cfg.trajectories} fine-tune workers, {cfg.model} on {cfg.dataset}", flush=True)
     if shared is None:
-        from awsaa.distributed.search import stage1_remote, wait_get
+        from awsaa.distributed.search import run_stage1
 
         print(f"{PROG}: stage 1: training the shared weights under the uniform policy "
               f"({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} of {cfg.pretrain.epochs} epochs)", flush=True)
-        shared = wait_get(stage1_remote(cfg))
+        shared = run_stage1(cfg, log=lambda line: print(line, flush=True))
         cache.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(cache, shared)
         print(f"{PROG}: stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "

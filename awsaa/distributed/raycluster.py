@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 
 from awsaa.errors import AWSAAError
@@ -65,6 +66,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI colour codes in the workers' lines in a file
     if address:
         check_reachable(address)
     try:
@@ -90,6 +93,9 @@ def _start_local(**kwargs) -> None:
 
     from awsaa.distributed import reaper
 
+    # A new local cluster keeps Ray's token authentication on; the warning that says so opened
+    # every laptop run (the README says what the token is and how it works on a cluster).
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     main = threading.current_thread() is threading.main_thread()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}) if main else None
     try:

@@ -152,9 +152,10 @@ def worker_actor(cfg: SearchConfig, shared_ref: Any, index: int, name: str):
     ).remote(to_dict(cfg), shared_ref, max(1, round(w.num_cpus)))
 
 
-def stage1_remote(cfg: SearchConfig):
+def stage1_remote(cfg: SearchConfig, progress: Any = None):
     """Stage 1 as a Ray task on a worker node (a GPU when the cluster has one); its result is
-    the shared state."""
+    the shared state. Its epoch lines go to ``progress`` (a ``ray.util.queue.Queue``) when
+    given, else to its stdout (which Ray forwards to the driver, in its own time)."""
     ray = _ray()
     from awsaa.distributed.raycluster import has_real_gpus
 
@@ -164,7 +165,7 @@ def stage1_remote(cfg: SearchConfig):
     else:  # a CPU cluster: the largest node, all of it
         cpus = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]] + [1])
 
-    def stage1(cfg_dict: dict[str, Any], threads: int) -> dict[str, Any]:
+    def stage1(cfg_dict: dict[str, Any], threads: int, progress: Any) -> dict[str, Any]:
         import torch
 
         from awsaa.search.stages import pretrain
@@ -173,25 +174,55 @@ def stage1_remote(cfg: SearchConfig):
         c = from_dict(SearchConfig, cfg_dict)
 
         def line(epoch, total, loss, val_acc, seconds):
-            print(f"stage 1: epoch {epoch}/{total}  loss {loss:.4f}  val acc {val_acc:.2f}%  ({seconds:.1f} s)",
-                  flush=True)
+            text = f"stage 1: epoch {epoch}/{total}  loss {loss:.4f}  val acc {val_acc:.2f}%  ({seconds:.1f} s)"
+            if progress is not None:
+                progress.put(text)  # returns once the line is in the queue: before the task's result
+            else:
+                print(text, flush=True)
             faultplan.point("stage1", epoch=epoch)  # the fault suite's hook; a no-op without a plan
 
         return pretrain(c, on_epoch=line)
 
-    return ray.remote(stage1).options(num_gpus=gpus, num_cpus=cpus, max_retries=2).remote(to_dict(cfg), cpus)
+    return ray.remote(stage1).options(num_gpus=gpus, num_cpus=cpus, max_retries=2).remote(to_dict(cfg), cpus, progress)
+
+
+def run_stage1(cfg: SearchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Stage 1 on the cluster, its epoch lines printed by the driver as they come and all of
+    them before this returns (forwarded worker output could arrive after the driver's own
+    "stage 1 done")."""
+    from queue import Empty
+
+    from ray.util.queue import Queue
+
+    progress = Queue(actor_options={"num_cpus": 0})
+
+    def drain() -> None:
+        while True:
+            try:
+                log(progress.get_nowait())
+            except Empty:
+                return
+
+    try:
+        shared = wait_get(stage1_remote(cfg, progress), every=drain)
+        drain()
+        return shared
+    finally:
+        progress.shutdown()
 
 
 # ----------------------------------------------------------------------------- the loop
 
 
-def wait_get(ref: Any) -> Any:
+def wait_get(ref: Any, every: Callable[[], None] | None = None) -> Any:
     """``ray.get(ref)``, but waiting in 1 s steps: Python runs its signal handlers between
     them, so SIGTERM / Ctrl-C stop the driver promptly even while stage 1 or a long
-    controller call is running (a plain ``ray.get`` can hold them off until it returns)."""
+    controller call is running (a plain ``ray.get`` can hold them off until it returns).
+    ``every`` is called after each step."""
     ray = _ray()
     while not ray.wait([ref], timeout=1.0)[0]:
-        pass
+        if every is not None:
+            every()
     return ray.get(ref)
 
 
