@@ -272,6 +272,8 @@ CASES = [
     # statistics
     ("seeds-repeated", "train", lambda d: ["-c", str(QUICK_TRAIN), "--seeds", "0", "0"], "repeats seed 0"),
     ("seeds-negative", "train", lambda d: ["-c", str(QUICK_TRAIN), "--seeds", "-1"], "--seeds"),
+    ("save-without-only-eval", "train", lambda d: ["-c", str(QUICK_TRAIN), "--save", str(d / "model.pth")],
+     "--only-eval"),
     ("aug-repeated", "train", lambda d: ["-c", str(QUICK_TRAIN), "--aug", "none", "none"], "given twice"),
     ("storage-is-a-file", "train", lambda d: ["-c", str(QUICK_TRAIN), "--storage", str(_write(d / "f", b"x") / "s")],
      "cannot write to the storage"),

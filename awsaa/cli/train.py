@@ -159,6 +159,9 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.only_eval:
         return only_eval(args)
+    if args.save:
+        raise AWSAAError("--save names the checkpoint that --only-eval evaluates; a training writes its "
+                         "checkpoints into the experiment (listed at the end), so add --only-eval or drop --save")
     from awsaa.distributed.raycluster import default_storage, init_ray, joining_a_cluster, leave_job_working_dir
     from awsaa.distributed.train_tune import Experiment, TrialSpec, check_experiment, run_experiment, slug
 
@@ -200,6 +203,8 @@ def _with_seed(cfg, seed: int):
 
 def check_locally(args: argparse.Namespace) -> None:
     """Before submitting a job: the configs and policy files must load (the data lives on the cluster)."""
+    if args.save and not args.only_eval:
+        raise AWSAAError("--save names the checkpoint that --only-eval evaluates; add --only-eval or drop --save")
     load_train_configs(args)
 
 
