@@ -120,3 +120,15 @@ def test_policy_files_get_distinct_labels():
     assert labels == {"none": "none", "/r/runA/policy.json": "runA-policy", "/r/runB/policy.json": "runB-policy",
                       "/r/x/best.json": "best", "/q/none.json": "q-none"}
     assert len(set(aug_labels(["/a/s/p.json", "/b/s/p.json"]).values())) == 2
+
+
+def test_the_storage_is_named_when_it_is_not_the_default(monkeypatch):
+    from awsaa.distributed.raycluster import storage_line
+
+    monkeypatch.delenv("AWSAA_STORAGE", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert storage_line("awsaa-train", "train", None) is None
+    monkeypatch.setenv("AWSAA_STORAGE", "/shared/runs")
+    assert storage_line("awsaa-train", "train", None) == \
+        "awsaa-train: storage /shared/runs/train ($AWSAA_STORAGE; --storage to choose)"
+    assert storage_line("awsaa-train", "train", "/elsewhere") is None

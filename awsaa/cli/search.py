@@ -129,11 +129,20 @@ def verdict(state, kl: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from awsaa.config import config_hash
-    from awsaa.distributed.raycluster import default_storage, init_ray, joining_a_cluster, leave_job_working_dir
+    from awsaa.distributed.raycluster import (
+        default_storage,
+        init_ray,
+        joining_a_cluster,
+        leave_job_working_dir,
+        storage_line,
+    )
     from awsaa.search.stages import stage1_hash
     from awsaa.search.state import SearchState
 
     storage = Path(args.storage or default_storage("search")).expanduser().resolve()
+    note = storage_line(PROG, "search", args.storage if not args.resume else "resume")
+    if note:
+        print(note, flush=True)
     shared: dict[str, Any] | None = None
     if args.resume:
         run_dir = Path(args.resume)

@@ -131,7 +131,7 @@ def only_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(summary: list[dict[str, Any]], exp_path: Path) -> None:
+def print_summary(summary: list[dict[str, Any]], exp_path: Path, legend: dict[str, str] | None = None) -> None:
     width = max(len(s["label"]) for s in summary) + 2
     print(f"\n{'trial':<{width}}{'status':<8}{'epochs':>9}  {'final test error':>16}")
     for s in summary:
@@ -145,6 +145,9 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path) -> None:
         if len(errs) > 1:
             print(f"{name}: final test error {statistics.mean(errs):.2f}% ± {statistics.stdev(errs):.2f} "
                   f"(mean ± std over {len(errs)} seeds; min {min(errs):.2f}, max {max(errs):.2f})")
+    for aug, label in (legend or {}).items():
+        if aug != label:
+            print(f"{label}: the policy {aug}")
     print(f"\nexperiment: {exp_path}")
     print("checkpoints (last epoch, trainer.pt; evaluate with --only-eval --save PATH):")
     for s in summary:
@@ -162,7 +165,13 @@ def run(args: argparse.Namespace) -> int:
     if args.save:
         raise AWSAAError("--save names the checkpoint that --only-eval evaluates; a training writes its "
                          "checkpoints into the experiment (listed at the end), so add --only-eval or drop --save")
-    from awsaa.distributed.raycluster import default_storage, init_ray, joining_a_cluster, leave_job_working_dir
+    from awsaa.distributed.raycluster import (
+        default_storage,
+        init_ray,
+        joining_a_cluster,
+        leave_job_working_dir,
+        storage_line,
+    )
     from awsaa.distributed.train_tune import Experiment, TrialSpec, check_experiment, run_experiment, slug
 
     configs = load_train_configs(args)
@@ -181,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
     augs = "+".join(dict.fromkeys(labels[c.aug] for _, c in configs))
     name = args.name or slug(f"{stems}-{first.dataset}-{augs}")
     storage = Path(args.storage or default_storage("train")).expanduser().resolve()
+    note = storage_line(PROG, "train", args.storage)
+    if note:
+        print(note, flush=True)
     exp = Experiment(name=name, storage=storage, trials=trials, gpus_per_trial=args.gpus_per_trial,
                      cpus_per_trial=args.cpus_per_trial,
                      max_failures=args.max_failures)
@@ -193,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{PROG}: experiment {exp.path}: {len(trials)} trial(s), {len(configs)} config(s)/aug(s) x seeds {args.seeds}"
           + (" (resuming)" if args.resume else ""), flush=True)
     summary = run_experiment(exp, resume=args.resume)
-    print_summary(summary, exp.path)
+    print_summary(summary, exp.path, labels)
     return 0 if all(s["status"] == "done" for s in summary) else 1
 
 

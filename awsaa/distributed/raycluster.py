@@ -46,6 +46,20 @@ def default_storage(kind: str):
     return Path("runs") / kind
 
 
+def storage_line(prog: str, kind: str, given: str | None) -> str | None:
+    """The line that says which storage a command uses when it is not ``runs/<kind>`` here
+    by default (``$AWSAA_STORAGE`` or a Ray job chose it), else None."""
+    if given:
+        return None
+    if os.environ.get("AWSAA_STORAGE"):
+        why = "$AWSAA_STORAGE"
+    elif os.environ.get("RAY_ADDRESS"):
+        why = "inside a Ray job: $RAY_ADDRESS is set"
+    else:
+        return None
+    return f"{prog}: storage {default_storage(kind).resolve()} ({why}; --storage to choose)"
+
+
 def leave_job_working_dir(storage) -> None:
     """Inside a Ray job, move out of the job's working directory (Ray may delete it while
     the job runs, once no worker uses it) into ``storage``. Paths are absolute by then."""
