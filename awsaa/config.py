@@ -392,6 +392,24 @@ def _agent_config():
 
 
 @dataclass
+class DensityConfig:
+    """The density-matching reward (``reward: density``): Fast AutoAugment's score on AWS's
+    weights. A trajectory's reward is the top-1 accuracy (or the negative loss) of a fixed
+    network on the validation split augmented by the trajectory's sampling policy, a pair drawn
+    per image and counted as a fine-tune counts them. No training, so no training noise: what
+    is left is which pairs and signs were drawn, which ``draws`` passes average out."""
+
+    source: str = "shared"  # shared: stage 1's weights | clean: a network trained on crop + flip only
+    draws: int = 2  # augmented passes over the validation split per trajectory; the reward is their mean
+    metric: str = "accuracy"  # accuracy | neg_loss
+
+    def check(self) -> None:
+        _require(self.source in ("shared", "clean"), f"source must be shared or clean, got {self.source!r}")
+        _require(self.draws >= 1, f"draws must be >= 1, got {self.draws}")
+        _require(self.metric in ("accuracy", "neg_loss"), f"metric must be accuracy or neg_loss, got {self.metric!r}")
+
+
+@dataclass
 class SearchConfig:
     """An AWS search: the proxy network and data, stage 1, stage 2 and the agent."""
 
@@ -416,6 +434,10 @@ class SearchConfig:
     # are still recorded). A search that moves no further than its null run found nothing.
     control: str = "none"  # none | shuffle | noise
     control_noise_sd: float = 0.5
+    # The reward of a trajectory: finetune (the paper's: validation accuracy after fine-tuning
+    # the shared weights under its policy) or density (no training: DensityConfig).
+    reward: str = "finetune"  # finetune | density
+    density: DensityConfig = field(default_factory=DensityConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
@@ -449,6 +471,7 @@ class SearchConfig:
         _require(self.control in ("none", "shuffle", "noise"),
                  f"control must be none, shuffle or noise, got {self.control!r}")
         _require(self.control_noise_sd > 0, f"control_noise_sd must be > 0, got {self.control_noise_sd}")
+        _require(self.reward in ("finetune", "density"), f"reward must be finetune or density, got {self.reward!r}")
         _require(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         p = self.pretrain
         at_end = p.stop_epoch is None or p.stop_epoch == p.epochs
@@ -464,9 +487,17 @@ class SearchConfig:
 
         return {"agent_config": AgentConfig}
 
+    def stage1_aug(self) -> str:
+        """Stage 1's augmentation: the uniform policy (AWS), or crop + flip only for the density
+        reward's clean network (Fast AutoAugment's setting)."""
+        return "none" if self.reward == "density" and self.density.source == "clean" else "uniform"
+
     def stage1_key(self) -> dict[str, Any]:
         """What determines the shared weights (the hash of this names a stage-1 checkpoint)."""
         d = to_dict(self)
         keep = ("model", "dataset", "val_size", "train_size", "fill", "cutout", "crop_padding", "hflip",
                 "pretrain", "seed")
-        return {k: d[k] for k in keep}
+        key = {k: d[k] for k in keep}
+        if self.stage1_aug() != "uniform":  # the uniform policy's key stays as it was (cached files)
+            key["aug"] = self.stage1_aug()
+        return key

@@ -5,8 +5,10 @@ Stage 1 (:func:`pretrain`) trains the proxy network under the shared (uniform) p
 the optimizer state. Stage 2's unit of work (:class:`FineTuner`) reloads both, fine-tunes
 under the current policy at a constant learning rate (by default the one where stage 1
 stopped) while drawing a pair per image and counting the pairs, and returns the reward:
-the mean of the ``reward_top_k`` best validation top-1 accuracies. Neither stage looks at
-the test set.
+the mean of the ``reward_top_k`` best validation top-1 accuracies. With ``reward: density``
+it fine-tunes nothing: the reward is the accuracy of the unchanged network on the validation
+split augmented by the trajectory's policy (:meth:`FineTuner.density`). Neither stage looks
+at the test set.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import torch
 
+from awsaa.augment.space import SearchSpace
 from awsaa.config import SearchConfig, TrainConfig, config_hash
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy
@@ -33,7 +36,8 @@ def stage1_hash(cfg: SearchConfig) -> str:
 
 def train_config(cfg: SearchConfig, stage: str, lr: float | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of stage ``"pretrain"`` or ``"finetune"`` (at learning rate ``lr``)."""
-    common = {"model": cfg.model, "dataset": cfg.dataset, "aug": "uniform", "cutout": cfg.cutout,
+    aug = cfg.stage1_aug() if stage == "pretrain" else "uniform"
+    common = {"model": cfg.model, "dataset": cfg.dataset, "aug": aug, "cutout": cfg.cutout,
               "crop_padding": cfg.crop_padding, "hflip": cfg.hflip, "fill": cfg.fill, "train_size": cfg.train_size,
               "val_size": cfg.val_size, "eval_batch_size": cfg.eval_batch_size, "dataroot": cfg.dataroot,
               "seed": cfg.seed}
@@ -101,6 +105,8 @@ class FineTuner:
         """One trajectory. ``seed`` seeds data order, crops, flips, Cutout and signs, and the
         pair draws too unless ``pair_seed`` gives them their own generator (common random
         numbers across a loop). ``on_batch(step)`` is called after each training step."""
+        if self.cfg.reward == "density":
+            return self.density(policy, seed, pair_seed)
         t = self.trainer
         torch.manual_seed(seed)
         t.generator.manual_seed(seed)
@@ -121,3 +127,26 @@ class FineTuner:
             accs.append(t.evaluate(t.val_set)[0])
         top = sorted(accs)[-self.cfg.finetune.reward_top_k:]
         return FinetuneResult(sum(top) / len(top), accs, counts, time.perf_counter() - start, images)
+
+    def density(self, policy: Policy | None, seed: int, pair_seed: int | None = None) -> FinetuneResult:
+        """The density-matching reward of ``policy`` (docs/design.md, section 3): the shared (or
+        clean) network, unchanged, evaluated on ``density.draws`` augmented passes over the
+        validation split; ``policy=None`` evaluates the clean split once."""
+        t, d = self.trainer, self.cfg.density
+        t.model.load_state_dict(self.shared["model"])
+        k = (policy.space if policy is not None else SearchSpace.default()).num_ops
+        counts = torch.zeros(k, k, dtype=torch.long)
+        start = time.perf_counter()
+        if policy is None:
+            acc, loss = t.evaluate(t.val_set)
+            scores = [acc if d.metric == "accuracy" else -loss]
+        else:
+            g = torch.Generator(device=t.device).manual_seed(seed)  # the ops' signs
+            pairs = torch.Generator().manual_seed(pair_seed) if pair_seed is not None else None
+            augment = PolicyAugment(policy, self.fill, pair_generator=pairs)
+            scores = []
+            for _ in range(d.draws):
+                acc, loss = t.evaluate(t.val_set, augment=augment, generator=g, pair_counts=counts)
+                scores.append(acc if d.metric == "accuracy" else -loss)
+        images = len(t.val_set) * len(scores)
+        return FinetuneResult(sum(scores) / len(scores), scores, counts, time.perf_counter() - start, images)

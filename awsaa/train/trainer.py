@@ -271,14 +271,23 @@ class Trainer:
         return loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seconds, seen
 
     @torch.no_grad()
-    def evaluate(self, dataset: Any) -> tuple[float, float]:
-        """(top-1 accuracy %, mean loss) of the EMA model when EMA is on, else of the model."""
+    def evaluate(self, dataset: Any, augment: Any = None, generator: torch.Generator | None = None,
+                 pair_counts: Tensor | None = None) -> tuple[float, float]:
+        """(top-1 accuracy %, mean loss) of the EMA model when EMA is on, else of the model.
+        ``augment`` (a :class:`~awsaa.train.pipeline.PolicyAugment`) augments each batch first,
+        its pairs added to ``pair_counts`` when given (the density reward)."""
         model = self.ema.module if self.ema is not None else self.model
         model.eval()
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         loss_sum = torch.zeros((), device=self.device)
         n = 0
         for images, labels in self._eval_batches(dataset):
+            if augment is not None:
+                images, pairs = augment(images, 1, generator)
+                if pair_counts is not None:
+                    k = pair_counts.shape[0]
+                    pair_counts += torch.bincount(pairs[:, 0] * k + pairs[:, 1], minlength=k * k).view(k, k).to(
+                        pair_counts.dtype)
             with self._autocast():
                 logits = model(self.normalize(images)).float()
             loss_sum += F.cross_entropy(logits, labels, reduction="sum")
