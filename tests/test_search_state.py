@@ -313,3 +313,25 @@ def test_the_clean_source_trains_stage_1_without_the_searched_augmentation():
         tiny_cfg(reward="fast")
     with pytest.raises(AWSAAError, match="draws must be >= 1"):
         tiny_cfg(reward="density", density={"draws": 0})
+
+
+def test_a_run_made_before_a_config_key_existed_still_loads(tmp_path):
+    """A newer awsaa adds config keys with defaults; a run whose config.yaml lacks them (an
+    older awsaa wrote it) resumes, and a changed value is still refused."""
+    import yaml
+
+    from awsaa.config import config_hash
+
+    run = tmp_path / "run"
+    SearchState.create(run, tiny_cfg(), {"name": "run", "pretrained": "x"})
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    del data["reward"], data["density"]  # keys this run's awsaa did not have yet
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    info = json.loads((run / "run.json").read_text())
+    info["config_hash"] = config_hash(data)  # what that awsaa recorded
+    (run / "run.json").write_text(json.dumps(info))
+    assert SearchState.load(run).cfg.reward == "finetune"
+    data["loops"] = 7
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(AWSAAError, match=r"config\.yaml was changed"):
+        SearchState.load(run)

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         info, cfg = SearchState.read_run(run_dir)
         if args.config:
             given = load_search_config(args)
-            if config_hash(given) != info["config_hash"]:
+            if config_hash(given) != config_hash(cfg):
                 raise AWSAAError(f"config {args.config} differs from the one run {run_dir} was started with; "
                                  f"resume without -c, or start a new run")
         state = SearchState.load(run_dir)  # refuses a corrupt state before any work

@@ -110,10 +110,11 @@ class SearchState:
             data = parse_yaml(read_text(run_dir / "config.yaml", "config"), "config.yaml")
         except AWSAAError as e:
             raise AWSAAError(f"search run {run_dir}: config.yaml is unreadable: {e}") from None
-        cfg = from_dict(SearchConfig, data)
-        if config_hash(cfg) != info.get("config_hash"):
+        # The hash of the file's content as written, not of the config with today's defaults:
+        # a newer awsaa that adds a config key (with a default) still resumes an older run.
+        if config_hash(data if isinstance(data, dict) else {}) != info.get("config_hash"):
             raise AWSAAError(f"search run {run_dir}: config.yaml was changed after the run started")
-        return info, cfg
+        return info, from_dict(SearchConfig, data)
 
     @classmethod
     def load(cls, run_dir: Path) -> SearchState:
