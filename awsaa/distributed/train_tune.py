@@ -217,10 +217,14 @@ def check_experiment(exp: Experiment, resume: bool) -> None:
 
 
 def quiet_tune() -> None:
-    """Our own progress lines replace Tune's console output and snapshot warnings."""
+    """Our own progress lines replace Tune's console output and snapshot warnings. On a stop
+    signal Tune's own warnings ("Stop signal received", "Resume experiment with:
+    Tuner.restore(...)") would point a user of awsaa-train at the wrong command; our last line
+    says how to continue."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
 
 
 def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]]:
