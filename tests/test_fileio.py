@@ -52,3 +52,31 @@ def test_release_lets_the_same_process_claim_again(tmp_path):
     release_dirs()
     claim_dir(run, "run directory", new=False)
     release_dirs()
+
+
+def test_the_reaper_kills_by_token_what_it_never_saw_and_spares_the_rest(tmp_path):
+    """A process that carries the driver's token but was never recorded below it (started a
+    moment before the driver died, or reparented) is killed; one without the token is not."""
+    import os
+    import signal
+    import time
+
+    from awsaa.distributed import reaper
+
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    env = {**os.environ, reaper.TOKEN_VAR: "t0ken"}
+    marked = subprocess.Popen(["sleep", "600"], env=env, start_new_session=True)
+    other = subprocess.Popen(["sleep", "600"], env={**os.environ, reaper.TOKEN_VAR: "other"}, start_new_session=True)
+    watcher = subprocess.Popen([sys.executable, "-I", reaper.__file__, str(driver.pid), "t0ken"])
+    try:
+        time.sleep(1)  # let the watcher take its first look (nothing depends on how soon)
+        driver.kill()
+        driver.wait()
+        assert watcher.wait(timeout=120) == 0
+        assert marked.wait(timeout=10) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for p in (driver, marked, other, watcher):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

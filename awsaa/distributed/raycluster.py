@@ -110,6 +110,7 @@ def _start_local(**kwargs) -> None:
     # A new local cluster keeps Ray's token authentication on; the warning that says so opened
     # every laptop run (the README says what the token is and how it works on a cluster).
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    reaper.mark()  # before ray.init: every process of this Ray inherits the reaper's token
     main = threading.current_thread() is threading.main_thread()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}) if main else None
     try:

@@ -9,8 +9,9 @@ process group reaches it), which
 
 * records, twice a second, every process descended from the driver (pid and start time, so a
   reused pid is never taken for one of them), and
-* once the driver is gone, however it ended, SIGKILLs every recorded process still alive and
-  exits.
+* once the driver is gone, however it ended, SIGKILLs every recorded process still alive, and
+  every process whose environment carries the driver's token (:func:`mark`: a Ray process
+  started too late for the last record still inherited it), and exits.
 
 On a normal exit Ray has already stopped its processes and there is nothing left to kill.
 Linux only (``/proc``); elsewhere :func:`watch` does nothing.
@@ -64,8 +65,21 @@ def descendants(root: int, procs: dict[int, tuple[int, int]]) -> dict[int, int]:
     return out
 
 
-def reap(driver: int) -> int:
-    """Watch ``driver``; once it is gone, kill what it left. Returns how many were killed."""
+TOKEN_VAR = "AWSAA_REAPER_TOKEN"
+
+
+def _carries(pid: int, marker: bytes) -> bool:
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def reap(driver: int, token: str = "") -> int:
+    """Watch ``driver``; once it is gone, kill what it left: every process recorded below it,
+    and every process whose environment carries ``token`` (set in the driver before its Ray
+    started, so every Ray process inherits it, including one started a moment before the
+    driver died, too late for the last record). Returns how many were killed."""
     me = os.getpid()
     driver_start = (_stat(driver) or (0, -1))[1]
     known: dict[int, int] = {}
@@ -74,11 +88,14 @@ def reap(driver: int) -> int:
         known.pop(me, None)
         time.sleep(PERIOD_S)
     killed = 0
+    marker = f"{TOKEN_VAR}={token}".encode()
     for _ in range(3):  # a process may fork while we kill: sweep what the recorded ones started
         procs = _processes()
         for pid, start in list(known.items()):
             if procs.get(pid, (0, None))[1] == start:
                 known.update(descendants(pid, procs))
+        if token:
+            known.update({pid: st[1] for pid, st in procs.items() if pid != me and _carries(pid, marker)})
         for pid, start in known.items():
             st = procs.get(pid)
             if st is not None and st[1] == start and pid != me:
@@ -94,17 +111,33 @@ def reap(driver: int) -> int:
 _started: list[subprocess.Popen] = []  # one reaper per driver process
 
 
+_token: list[str] = []  # this process's own token, made once
+
+
+def mark() -> None:
+    """Give every process this one starts from now on the reaper's token: a fresh one, never
+    an inherited one (a command started by another awsaa process, a test for instance, must
+    not reap its parent's processes). Call before the local Ray starts; :func:`watch` after."""
+    if sys.platform.startswith("linux") and not _token:
+        import uuid
+
+        _token.append(uuid.uuid4().hex)
+        os.environ[TOKEN_VAR] = _token[0]
+
+
 def watch() -> None:
     """Start the reaper for this process, once. No-op off Linux."""
     if _started or not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists():
         return
+    token = _token[0] if _token else ""
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_VAR}  # the reaper must not match itself
     # run as a file, not as a module of the package: the reaper imports the standard library only
     # (importing awsaa would load torch: seconds of CPU and hundreds of MB for a watcher)
-    _started.append(subprocess.Popen([sys.executable, "-I", __file__, str(os.getpid())],
+    _started.append(subprocess.Popen([sys.executable, "-I", __file__, str(os.getpid()), token], env=env,
                                      start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, close_fds=True))
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    reap(int(sys.argv[1]))
+    reap(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "")
