@@ -16,7 +16,7 @@ process group reaches it), which
 On a normal exit Ray has already stopped its processes and there is nothing left to kill.
 Linux only (``/proc``); elsewhere :func:`watch` does nothing.
 
-    python awsaa/distributed/reaper.py DRIVER_PID
+    python awsaa/distributed/reaper.py DRIVER_PID TOKEN
 """
 
 from __future__ import annotations
