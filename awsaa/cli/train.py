@@ -162,9 +162,7 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path, legend: dict[st
 def run(args: argparse.Namespace) -> int:
     if args.only_eval:
         return only_eval(args)
-    if args.save:
-        raise AWSAAError("--save names the checkpoint that --only-eval evaluates; a training writes its "
-                         "checkpoints into the experiment (listed at the end), so add --only-eval or drop --save")
+    _check_save(args)
     from awsaa.distributed.raycluster import (
         default_storage,
         init_ray,
@@ -215,9 +213,14 @@ def _with_seed(cfg, seed: int):
 
 def check_locally(args: argparse.Namespace) -> None:
     """Before submitting a job: the configs and policy files must load (the data lives on the cluster)."""
-    if args.save and not args.only_eval:
-        raise AWSAAError("--save names the checkpoint that --only-eval evaluates; add --only-eval or drop --save")
+    _check_save(args)
     load_train_configs(args)
+
+
+def _check_save(args: argparse.Namespace) -> None:
+    if args.save and not args.only_eval:
+        raise AWSAAError("--save names the checkpoint that --only-eval evaluates; a training writes its "
+                         "checkpoints into the experiment (listed at the end), so add --only-eval or drop --save")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,6 +67,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _count_pairs(pair_counts: Tensor, pairs: Tensor) -> None:
+    """Add the (N, 2) op pairs drawn to the (K, K) usage counts, in place."""
+    k = pair_counts.shape[0]
+    pair_counts += torch.bincount(pairs[:, 0] * k + pairs[:, 1], minlength=k * k).view(k, k).to(pair_counts.dtype)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """Linear warm-up from ``warmup_from`` to ``lr``, then the main schedule, stepped per batch."""
     sched = torch.optim.lr_scheduler
@@ -244,9 +250,7 @@ class Trainer:
         for step, (images, labels, needs_crop) in enumerate(self._train_batches()):
             images, labels, pairs = self.pipeline(images, labels, self.generator, crop=needs_crop)
             if pair_counts is not None and pairs is not None:
-                k = pair_counts.shape[0]
-                pair_counts += torch.bincount(pairs[:, 0] * k + pairs[:, 1], minlength=k * k).view(k, k).to(
-                    pair_counts.dtype)
+                _count_pairs(pair_counts, pairs)
             x = self.normalize(images)
             with self._autocast():
                 logits = self.forward_model(x)
@@ -285,9 +289,7 @@ class Trainer:
             if augment is not None:
                 images, pairs = augment(images, 1, generator)
                 if pair_counts is not None:
-                    k = pair_counts.shape[0]
-                    pair_counts += torch.bincount(pairs[:, 0] * k + pairs[:, 1], minlength=k * k).view(k, k).to(
-                        pair_counts.dtype)
+                    _count_pairs(pair_counts, pairs)
             with self._autocast():
                 logits = model(self.normalize(images)).float()
             loss_sum += F.cross_entropy(logits, labels, reduction="sum")
