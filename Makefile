@@ -39,6 +39,8 @@ gallery: setup data
 
 lint: setup
 	@$(BIN)/ruff check .
+	@out=$$($(BIN)/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | grep "^Contracts:"
+	@$(BIN)/mypy
 
 # The fast suite. The fault suite (-m faults) and the multi-node cluster tests (-m slow)
 # have their own targets; CI (.ci/run) runs all three.

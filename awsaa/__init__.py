@@ -1,5 +1,8 @@
 """awsaa: augmentation-policy search with Augmentation-Wise Weight Sharing (AWS AutoAugment)."""
 
+import importlib
+from typing import Any
+
 from awsaa.augment.space import SearchSpace
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy
@@ -8,3 +11,20 @@ from awsaa.transforms import AWSAugment, Cutout
 __version__ = "0.1.0"
 
 __all__ = ["AWSAAError", "AWSAugment", "Cutout", "Policy", "SearchSpace", "__version__"]
+
+# Subpackages reachable from ``import awsaa`` alone (``awsaa.models.create(...)``,
+# ``awsaa.search.make_agent(...)``), imported on first use (PEP 562) so that ``import awsaa``
+# stays cheap. ``awsaa.distributed`` and ``awsaa.cli`` need Ray and are imported by name.
+_LAZY = ("augment", "config", "data", "models", "search", "train")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f"awsaa.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'awsaa' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

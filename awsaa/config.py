@@ -1,9 +1,14 @@
-"""Typed configs, loaded from YAML and validated with one-line errors that name the key.
+"""Typed configs, loaded from YAML and validated by pydantic, with one-line errors naming the key.
 
-A config is a tree of dataclasses. :func:`from_dict` builds one from plain data (YAML,
-JSON, command-line overrides): an unknown key, a value of the wrong type or an
-impossible value raises :class:`ConfigError` naming the dotted key, e.g.
-``config train.yaml: optim.lr must be > 0, got -0.1``.
+A config is a tree of pydantic dataclasses (``extra="forbid"``, strict scalar types: ``2.5``
+is not an integer, ``"yes"`` is not a boolean, an integer is a number). Field constraints
+(``Field(ge=1)``) and ``Literal`` choices say what each value may be; ``__post_init__`` holds
+what relates two values and the names checked against the package's registries (models,
+datasets, augmentations). :func:`from_dict` builds a config from plain data (YAML, JSON,
+command-line overrides) and turns pydantic's first error into one line naming the dotted key
+(``config train.yaml: optim.lr must be > 0, got -0.1``; an unknown key with a did-you-mean
+hint). ``dataclasses.replace`` validates the new values too. :func:`json_schema` gives the
+JSON schema editors validate a config file with (``configs/schema/``).
 
 YAML is read by :func:`parse_yaml`: PyYAML's safe loader (no tags that build objects), with
 YAML 1.2's numbers (``5e-4`` is a float, not a string), duplicate keys refused (YAML leaves
@@ -21,11 +26,14 @@ import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
+import annotated_types
 import yaml
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
 from awsaa.errors import AWSAAError
 from awsaa.fileio import read_text
@@ -33,8 +41,31 @@ from awsaa.fileio import read_text
 T = TypeVar("T")
 
 
-class ConfigError(AWSAAError):
-    """A config that cannot be used; the message names the key."""
+class ConfigError(AWSAAError, ValueError):
+    """A config that cannot be used; the message names the key. (A ValueError too: raised in a
+    config's ``__post_init__``, pydantic reports it with the section's path.)"""
+
+
+# ----------------------------------------------------------------------------- the types
+
+# Strict scalars: YAML's ``2.5`` is not an integer and ``"yes"`` is not a boolean; an integer
+# is a number (``lr: 1``).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(False)]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+Positive = Annotated[Int, Field(ge=1)]
+NonNegative = Annotated[Int, Field(ge=0)]
+Fraction = Annotated[Float, Field(ge=0, lt=1)]  # in [0, 1)
+FillValue = Annotated[Int, Field(ge=0, le=255)]
+
+# Every config section: a pydantic dataclass that refuses unknown keys.
+SECTION = ConfigDict(extra="forbid", validate_default=False)
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
 
 
 # ----------------------------------------------------------------------------- generic loading
@@ -42,10 +73,14 @@ class ConfigError(AWSAAError):
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _type_name(typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is Literal:
+        return _choices(typing.get_args(tp))
     if tp is type(None):
         return "null"
     if dataclasses.is_dataclass(tp):
@@ -53,67 +88,133 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
+def _choices(values: tuple[Any, ...]) -> str:
+    names = [str(v) for v in values]
+    return " or ".join(names) if len(names) <= 2 else "one of " + ", ".join(names)
+
+
+def _field_at(cls: Any, loc: list[str]) -> tuple[Any, Any]:
+    """(the dataclass that holds the field at ``loc``, that field's pydantic FieldInfo or None)."""
+    owner, info = cls, None
+    for part in loc:
+        fields = getattr(owner, "__pydantic_fields__", None)
+        if fields is None or part not in fields:
+            return owner, info
+        info = fields[part]
+        inner = _unwrap(info.annotation)
+        if dataclasses.is_dataclass(inner):
+            owner = inner
+    return owner, info
+
+
+def _unwrap(tp: Any) -> Any:
+    """The dataclass inside ``X | None`` / ``Annotated[X, ...]``, else ``tp``."""
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
-            try:
-                return _convert(value, arg, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-    elif dataclasses.is_dataclass(tp):
-        if isinstance(value, dict):
-            return from_dict(tp, value, prefix=key + ".")
-    elif origin is list:
-        if isinstance(value, list):
-            return [_convert(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    else:  # pragma: no cover - a field type this loader does not know is a programming error
-        raise TypeError(f"unsupported config field type {tp!r}")
-    raise ConfigError(f"{key} must be {_type_name(tp)}, got {value!r}")
+            if dataclasses.is_dataclass(_unwrap(arg)):
+                return _unwrap(arg)
+    return tp
+
+
+def _unwrap_annotated(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _bounds(tp: Any, info: Any) -> dict[str, Any]:
+    """Every numeric bound on a field (``ge``, ``gt``, ``le``, ``lt``), wherever it is declared."""
+    out: dict[str, Any] = {}
+    metadata = list(info.metadata) if info is not None else []
+    stack = [tp]
+    while stack:
+        t = stack.pop()
+        if typing.get_origin(t) is Annotated:
+            stack.append(typing.get_args(t)[0])
+            metadata += list(typing.get_args(t)[1:])
+        elif typing.get_origin(t) in (typing.Union, types.UnionType):
+            stack.extend(typing.get_args(t))
+    for m in metadata:
+        for name in ("ge", "gt", "le", "lt"):
+            if isinstance(m, getattr(annotated_types, name.capitalize())):
+                out[name] = getattr(m, name)
+        for sub in getattr(m, "metadata", []):  # a FieldInfo inside Annotated
+            for name in ("ge", "gt", "le", "lt"):
+                if isinstance(sub, getattr(annotated_types, name.capitalize())):
+                    out[name] = getattr(sub, name)
+    return out
+
+
+def _range(b: dict[str, Any]) -> str:
+    lo = f"[{b['ge']}" if "ge" in b else f"({b['gt']}" if "gt" in b else None
+    hi = f"{b['le']}]" if "le" in b else f"{b['lt']})" if "lt" in b else None
+    if lo and hi:
+        return f"in {lo}, {hi}"
+    if lo:
+        return f">= {b['ge']}" if "ge" in b else f"> {b['gt']}"
+    return f"<= {b['le']}" if "le" in b else f"< {b['lt']}"
+
+
+def _explain(cls: Any, err: Any) -> str:
+    """One line for pydantic's error ``err`` on config class ``cls``."""
+    loc = [str(x) for x in err["loc"]]
+    kind, value, ctx = err["type"], err["input"], err.get("ctx") or {}
+    if kind == "value_error" and isinstance(ctx.get("error"), ConfigError):
+        return ".".join([*loc, ""]) + str(ctx["error"])
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        owner, _ = _field_at(cls, loc[:-1])
+        known = list(getattr(owner, "__pydantic_fields__", {}))
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f" (did you mean {'.'.join([*loc[:-1], close[0]])}?)" if close else ""
+        return f"unknown key {'.'.join(loc)}{hint}"
+    if kind in ("missing", "missing_argument"):
+        return f"missing required key {'.'.join(loc)}"
+    index = ""
+    while loc and loc[-1].isdigit():  # an item of a list: the list's field, the item's type
+        index = f"[{loc.pop()}]" + index
+    key = ".".join(loc) + index or "the config"
+    owner, info = _field_at(cls, loc)
+    tp = info.annotation if info is not None else cls
+    if index:
+        tp = typing.get_args(_unwrap_annotated(tp))[0]
+        info = None
+    if kind in ("dataclass_type", "dataclass_exact_type", "dict_type", "model_type"):
+        return f"{key} must be a mapping, got {type(value).__name__}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{key} must be {_range(_bounds(tp, info))}, got {value}"
+    if kind == "literal_error":
+        return f"{key} must be {_type_name(tp)}, got {value!r}"
+    if kind == "too_short" or kind == "too_long":
+        return f"{key} must hold {ctx.get('min_length', ctx.get('max_length'))} values, got {value!r}"
+    return f"{key} must be {_type_name(tp)}, got {value!r}"
 
 
 def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``, checking keys, types and values."""
+    """Build config ``cls`` from plain data, checking keys, types and values (pydantic); the
+    first problem is one :class:`ConfigError` line naming the dotted key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    hints.update(getattr(cls, "_late_types", lambda: {})())
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-            raise ConfigError(f"unknown key {prefix}{key}{hint}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _convert(data[name], hints[name], prefix + name)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing required key {prefix}{name}")
-    obj = cls(**kwargs)
-    check = getattr(obj, "check", None)
-    if check is not None:
-        try:
-            check()
-        except ConfigError as e:
-            raise ConfigError(f"{prefix}{e}") from None
-    return obj
+    try:
+        return _adapter(cls).validate_python(data)
+    except ValidationError as e:
+        raise ConfigError(prefix + _explain(cls, e.errors(include_url=False)[0])) from None
+
+
+_ADAPTERS: dict[Any, TypeAdapter] = {}
+
+
+def _adapter(cls: Any) -> TypeAdapter:
+    if cls not in _ADAPTERS:
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
+
+
+def json_schema(cls: Any) -> dict[str, Any]:
+    """The JSON schema of config ``cls`` (editors validate YAML against it)."""
+    return _adapter(cls).json_schema(mode="validation")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -209,110 +310,88 @@ def load(cls: type[T], path: str | os.PathLike, overrides: dict[str, Any] | None
         raise ConfigError(f"config {path}: {e}") from None
 
 
-def _require(cond: bool, message: str) -> None:
-    if not cond:
-        raise ConfigError(message)
-
-
 # ----------------------------------------------------------------------------- training
 
 
-@dataclass
+@dataclass(config=SECTION)
 class OptimConfig:
     """SGD with Nesterov momentum; linear warm-up, then cosine to ``final_lr`` or step decay
     (``multistep``: times ``gamma`` at each of ``milestones``, in epochs), stepped per batch."""
 
-    lr: float = 0.1  # peak learning rate, reached at the end of the warm-up
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4  # not applied to BatchNorm parameters and biases
-    warmup_epochs: float = 0.0
-    warmup_from: float | None = None  # learning rate at step 0 of the warm-up (default lr / 10)
-    schedule: str = "cosine"  # cosine | multistep | constant
-    final_lr: float = 0.0  # cosine only
-    milestones: list[int] = field(default_factory=list)  # multistep only, in epochs
-    gamma: float = 0.1  # multistep only
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    lr: Annotated[Float, Field(gt=0)] = 0.1  # peak learning rate, reached at the end of the warm-up
+    momentum: Fraction = 0.9
+    nesterov: Bool = True
+    weight_decay: Annotated[Float, Field(ge=0)] = 5e-4  # not applied to BatchNorm parameters and biases
+    warmup_epochs: Annotated[Float, Field(ge=0)] = 0.0
+    warmup_from: Annotated[Float, Field(ge=0)] | None = None  # learning rate at step 0 of the warm-up (default lr / 10)
+    schedule: Literal["cosine", "multistep", "constant"] = "cosine"
+    final_lr: Annotated[Float, Field(ge=0)] = 0.0  # cosine only
+    milestones: list[Positive] = field(default_factory=list)  # multistep only, in epochs
+    gamma: Annotated[Float, Field(gt=0, le=1)] = 0.1  # multistep only
+    label_smoothing: Fraction = 0.0
+    grad_clip: Annotated[Float, Field(ge=0)] = 0.0  # max global grad norm; 0 = off
 
-    def check(self) -> None:
-        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+    def __post_init__(self) -> None:
         _require(not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0")
-        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        _require(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        _require(self.warmup_from is None or 0 <= self.warmup_from <= self.lr,
+        _require(self.warmup_from is None or self.warmup_from <= self.lr,
                  f"warmup_from must be in [0, lr], got {self.warmup_from}")
-        _require(self.schedule in ("cosine", "multistep", "constant"),
-                 f"schedule must be cosine, multistep or constant, got {self.schedule!r}")
-        _require(0 <= self.final_lr <= self.lr, f"final_lr must be in [0, lr], got {self.final_lr}")
-        _require(all(m > 0 for m in self.milestones) and self.milestones == sorted(self.milestones),
+        _require(self.final_lr <= self.lr, f"final_lr must be in [0, lr], got {self.final_lr}")
+        _require(self.milestones == sorted(self.milestones),
                  f"milestones must be increasing positive epochs, got {self.milestones}")
-        _require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        _require(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        _require(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
 
 
-@dataclass
+@dataclass(config=SECTION)
 class TrainConfig:
     """One training recipe: the network, the data, the augmentation and the optimizer."""
 
-    model: str
-    dataset: str
-    epochs: int
-    batch_size: int
+    model: Str
+    dataset: Str
+    epochs: Positive
+    batch_size: Positive
     optim: OptimConfig = field(default_factory=OptimConfig)
-    aug: str = "none"  # none | cutout | autoaugment | randaugment | trivialaugment | uniform | fa_* | policy.json
-    cutout: int = 16  # Cutout length applied after every aug but 'none'; 0 = off
-    crop_padding: int = 4  # random crop with this padding (in-memory datasets); 0 = off
-    hflip: bool = True
-    fill: int | None = None  # fill of the geometric ops; default: the dataset's (128 CIFAR, 0 F-MNIST)
-    train_size: int | None = None  # train on a stratified subset of this size (seeded); null = all
-    val_size: int = 0  # hold out a stratified validation split of this size; 0 = none
-    test_size: int | None = None  # evaluate on a stratified test subset (smoke tests); null = all
-    eval_every: int = 1  # evaluate every N epochs; the last epoch always
-    ema_decay: float = 0.0  # EMA of the weights (torch.optim.swa_utils.AveragedModel); 0 = off
-    drop_path: float = 0.0  # stochastic depth, where the architecture allows it
-    enlarged_batch: int = 1  # Enlarged Batch: augmented copies per image (pairs drawn without replacement)
-    image_size: int = 224  # crop size for ImageFolder datasets (ImageNet)
-    num_workers: int = 4  # DataLoader workers, ImageFolder datasets only
-    eval_batch_size: int = 1024
-    compile: bool = False  # torch.compile the model (CUDA)
-    dataroot: str | None = None
-    seed: int = 0
+    aug: Str = "none"  # none | cutout | autoaugment | randaugment | trivialaugment | uniform | fa_* | policy.json
+    cutout: NonNegative = 16  # Cutout length applied after every aug but 'none'; 0 = off
+    crop_padding: NonNegative = 4  # random crop with this padding (in-memory datasets); 0 = off
+    hflip: Bool = True
+    fill: FillValue | None = None  # fill of the geometric ops; default: the dataset's (128 CIFAR, 0 F-MNIST)
+    train_size: Positive | None = None  # train on a stratified subset of this size (seeded); null = all
+    val_size: NonNegative = 0  # hold out a stratified validation split of this size; 0 = none
+    test_size: Positive | None = None  # evaluate on a stratified test subset (smoke tests); null = all
+    eval_every: Positive = 1  # evaluate every N epochs; the last epoch always
+    ema_decay: Fraction = 0.0  # EMA of the weights (torch.optim.swa_utils.AveragedModel); 0 = off
+    drop_path: Fraction = 0.0  # stochastic depth, where the architecture allows it
+    enlarged_batch: Positive = 1  # Enlarged Batch: augmented copies per image (pairs drawn without replacement)
+    image_size: Annotated[Int, Field(ge=8)] = 224  # crop size for ImageFolder datasets (ImageNet)
+    num_workers: NonNegative = 4  # DataLoader workers, ImageFolder datasets only
+    eval_batch_size: Positive = 1024
+    compile: Bool = False  # torch.compile the model (CUDA)
+    dataroot: Str | None = None
+    seed: Int = 0
 
-    def check(self) -> None:
-        from awsaa import models
-        from awsaa.data import DATASETS
-        from awsaa.train.pipeline import check_aug
+    def __post_init__(self) -> None:
+        _check_names(self.model, self.dataset)
+        from awsaa.train.pipeline import check_aug  # the augmentation registry (the config contract names it)
 
-        _require(self.model in models.list_models(),
-                 f"model {self.model!r} is unknown; choose from {', '.join(models.list_models())}")
-        _require(self.dataset in DATASETS, f"dataset {self.dataset!r} is unknown; choose from {', '.join(DATASETS)}")
         try:
             check_aug(self.aug)
         except AWSAAError as e:
             raise ConfigError(f"aug: {e}") from None
-        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _require(self.cutout >= 0, f"cutout must be >= 0, got {self.cutout}")
-        _require(self.crop_padding >= 0, f"crop_padding must be >= 0, got {self.crop_padding}")
-        _require(self.fill is None or 0 <= self.fill <= 255, f"fill must be in [0, 255], got {self.fill}")
-        _require(self.train_size is None or self.train_size >= 1, f"train_size must be >= 1, got {self.train_size}")
-        _require(self.val_size >= 0, f"val_size must be >= 0, got {self.val_size}")
-        _require(self.test_size is None or self.test_size >= 1, f"test_size must be >= 1, got {self.test_size}")
-        _require(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
-        _require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        _require(0 <= self.drop_path < 1, f"drop_path must be in [0, 1), got {self.drop_path}")
-        _require(self.enlarged_batch >= 1, f"enlarged_batch must be >= 1, got {self.enlarged_batch}")
-        _require(self.image_size >= 8, f"image_size must be >= 8, got {self.image_size}")
-        _require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
-        _require(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         _require(self.optim.warmup_epochs < self.epochs,
                  f"optim.warmup_epochs ({self.optim.warmup_epochs}) must be < epochs ({self.epochs})")
         _require(all(self.optim.warmup_epochs < m < self.epochs for m in self.optim.milestones),
                  f"optim.milestones must lie between the warm-up and epochs ({self.epochs}), "
                  f"got {self.optim.milestones}")
+
+
+def _check_names(model: str, dataset: str) -> None:
+    # The registries (the config contract names these imports); imported here because they
+    # import torch and the model zoo, which `import awsaa.config` should not pay for.
+    from awsaa import models
+    from awsaa.data import DATASETS
+
+    names = models.list_models()
+    _require(model in names, f"model {model!r} is unknown; choose from {', '.join(names)}")
+    _require(dataset in DATASETS, f"dataset {dataset!r} is unknown; choose from {', '.join(DATASETS)}")
 
 
 # ----------------------------------------------------------------------------- search
@@ -325,73 +404,89 @@ def _pretrain_optim() -> OptimConfig:
                        label_smoothing=0.05, grad_clip=3.0)
 
 
-@dataclass
+@dataclass(config=SECTION)
 class PretrainConfig:
     """Stage 1: the proxy network trained under the shared (uniform) policy."""
 
-    epochs: int = 200  # length of the schedule
-    stop_epoch: int | None = None  # cut the schedule here ("most of a schedule"); null = at the end
-    batch_size: int = 256
+    epochs: Positive = 200  # length of the schedule
+    stop_epoch: Positive | None = None  # cut the schedule here ("most of a schedule"); null = at the end
+    batch_size: Positive = 256
     optim: OptimConfig = field(default_factory=_pretrain_optim)
-    ema_decay: float = 0.0  # EMA of the shared weights; the fine-tunes start from the average
-    enlarged_batch: int = 1
+    ema_decay: Fraction = 0.0  # EMA of the shared weights; the fine-tunes start from the average
+    enlarged_batch: Positive = 1
 
-    def check(self) -> None:
-        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _require(self.stop_epoch is None or 1 <= self.stop_epoch <= self.epochs,
+    def __post_init__(self) -> None:
+        _require(self.stop_epoch is None or self.stop_epoch <= self.epochs,
                  f"stop_epoch must be in [1, epochs], got {self.stop_epoch}")
-        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _require(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        _require(self.enlarged_batch >= 1, f"enlarged_batch must be >= 1, got {self.enlarged_batch}")
         _require(self.optim.warmup_epochs < self.epochs,
                  f"optim.warmup_epochs ({self.optim.warmup_epochs}) must be < epochs ({self.epochs})")
 
 
-@dataclass
+@dataclass(config=SECTION)
 class FinetuneConfig:
     """Stage 2, one trajectory: fine-tune a copy of the shared weights under the current policy."""
 
-    epochs: int = 10
-    lr: float | None = None  # constant; null = the learning rate where stage 1 stopped
-    batch_size: int = 256
-    reward_top_k: int = 2  # reward = mean of the k best validation top-1 accuracies
-    enlarged_batch: int = 1
+    epochs: Positive = 10
+    lr: Annotated[Float, Field(gt=0)] | None = None  # constant; null = the learning rate where stage 1 stopped
+    batch_size: Positive = 256
+    reward_top_k: Positive = 2  # reward = mean of the k best validation top-1 accuracies
+    enlarged_batch: Positive = 1
     # Common random numbers: the trajectories of a loop share the seed of data order, crops,
     # flips, Cutout and signs; only the pair draws differ (each from its own generator).
-    common_random_numbers: bool = False
+    common_random_numbers: Bool = False
 
-    def check(self) -> None:
-        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _require(self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _require(1 <= self.reward_top_k <= self.epochs,
+    def __post_init__(self) -> None:
+        _require(self.reward_top_k <= self.epochs,
                  f"reward_top_k must be in [1, epochs ({self.epochs})], got {self.reward_top_k}")
-        _require(self.enlarged_batch >= 1, f"enlarged_batch must be >= 1, got {self.enlarged_batch}")
 
 
-@dataclass
+@dataclass(config=SECTION)
 class WorkersConfig:
     """The fine-tune worker actors."""
 
-    count: int | None = None  # null = one per trajectory
-    num_gpus: float = 0.0  # per worker; fractions share a GPU (0.5: two workers per GPU)
-    num_cpus: float = 1.0  # per worker; the worker's torch threads on CPU
+    count: Positive | None = None  # null = one per trajectory
+    num_gpus: Annotated[Float, Field(ge=0)] = 0.0  # per worker; fractions share a GPU (0.5: two workers per GPU)
+    num_cpus: Annotated[Float, Field(gt=0)] = 1.0  # per worker; the worker's torch threads on CPU
+    # trajectories a worker runs per call; null = 1 with the fine-tune reward, and with the
+    # density reward a loop's trajectories split evenly across the workers (one call each)
+    per_call: Positive | None = None
 
-    def check(self) -> None:
-        _require(self.count is None or self.count >= 1, f"count must be >= 1, got {self.count}")
-        _require(self.num_gpus >= 0, f"num_gpus must be >= 0, got {self.num_gpus}")
+    def __post_init__(self) -> None:
         _require(self.num_gpus <= 1 or self.num_gpus == int(self.num_gpus),
                  f"num_gpus above 1 must be a whole number, got {self.num_gpus}")
-        _require(self.num_cpus > 0, f"num_cpus must be > 0, got {self.num_cpus}")
 
 
-def _agent_config():
-    from awsaa.search.agents import AgentConfig
+# The names the config accepts; the registries they name (awsaa.search.agents.AGENTS, the
+# rules of awsaa.search.result) are built from these, so the config needs no import of them.
+AgentName = Literal["ppo", "reinforce", "es"]
+ResultRule = Literal["auto", "best_loop", "average", "final"]
+AGENT_NAMES: tuple[str, ...] = typing.get_args(AgentName)
+RESULT_RULES: tuple[str, ...] = typing.get_args(ResultRule)
 
-    return AgentConfig()
+
+@dataclass(config=SECTION)
+class AgentConfig:
+    """Every knob of the agents, with the paper's / official release's defaults."""
+
+    normalization: Literal["sigmoid", "softmax"] = "sigmoid"
+    lr: Annotated[Float, Field(gt=0)] = 0.1  # Adam learning rate after the warm-up
+    warmup_lr: Annotated[Float, Field(gt=0)] = 0.0125  # at the first loop
+    warmup_loops: NonNegative = 10
+    betas: Annotated[list[Fraction], Field(min_length=2, max_length=2)] = field(default_factory=lambda: [0.5, 0.999])
+    baseline_momentum: Fraction = 0.9
+    advantage_scale: Annotated[Float, Field(gt=0)] = 0.5
+    clip: Annotated[Float, Field(gt=0, lt=1)] = 0.2  # PPO only
+    max_inner_steps: Positive = 5  # PPO only
+    kl_stop: Annotated[Float, Field(gt=0)] = 0.002  # PPO only
+    entropy_bonus: Annotated[Float, Field(ge=0)] = 0.0
+    # ES only (see ESAgent)
+    sigma: Annotated[Float, Field(gt=0)] = 2.0  # SD of the logit perturbations
+    es_lr: Annotated[Float, Field(gt=0)] = 0.2  # step size on the normalized gradient estimate
+    tie: Bool = True  # one logit vector for both ops of a pair (K numbers) instead of K + K*K
+    scale_momentum: Fraction = 0.9  # running RMS of the antithetic reward differences
 
 
-@dataclass
+@dataclass(config=SECTION)
 class DensityConfig:
     """The density-matching reward (``reward: density``): Fast AutoAugment's score on AWS's
     weights. A trajectory's reward is the top-1 accuracy (or the negative loss) of a fixed
@@ -399,80 +494,54 @@ class DensityConfig:
     per image and counted as a fine-tune counts them. No training, so no training noise: what
     is left is which pairs and signs were drawn, which ``draws`` passes average out."""
 
-    source: str = "shared"  # shared: stage 1's weights | clean: a network trained on crop + flip only
-    draws: int = 2  # augmented passes over the validation split per trajectory; the reward is their mean
-    metric: str = "accuracy"  # accuracy | neg_loss
-
-    def check(self) -> None:
-        _require(self.source in ("shared", "clean"), f"source must be shared or clean, got {self.source!r}")
-        _require(self.draws >= 1, f"draws must be >= 1, got {self.draws}")
-        _require(self.metric in ("accuracy", "neg_loss"), f"metric must be accuracy or neg_loss, got {self.metric!r}")
+    source: Literal["shared", "clean"] = "shared"  # shared: stage 1's weights | clean: crop + flip only
+    draws: Positive = 2  # augmented passes over the validation split per trajectory; the reward is their mean
+    metric: Literal["accuracy", "neg_loss"] = "accuracy"
 
 
-@dataclass
+@dataclass(config=SECTION)
 class SearchConfig:
     """An AWS search: the proxy network and data, stage 1, stage 2 and the agent."""
 
-    model: str = "wrn28_10"
-    dataset: str = "cifar100"
-    val_size: int = 10_000  # stratified validation split carved from the training set (seed 0)
-    train_size: int | None = None  # search on a stratified subset of the training set; null = all
-    fill: int | None = None  # fill of the geometric ops; default: the dataset's
-    cutout: int = 16
-    crop_padding: int = 4
-    hflip: bool = True
-    loops: int = 350
-    trajectories: int = 8  # M per loop
-    agent: str = "ppo"  # ppo | reinforce | es (awsaa.search.agents.AGENTS)
-    agent_config: Any = field(default_factory=_agent_config)  # awsaa.search.agents.AgentConfig
+    model: Str = "wrn28_10"
+    dataset: Str = "cifar100"
+    # stratified validation split carved from the training set (seed 0); the reward is a validation accuracy
+    val_size: Positive = 10_000
+    train_size: Positive | None = None  # search on a stratified subset of the training set; null = all
+    fill: FillValue | None = None  # fill of the geometric ops; default: the dataset's
+    cutout: NonNegative = 16
+    crop_padding: NonNegative = 4
+    hflip: Bool = True
+    loops: Positive = 350
+    trajectories: Positive = 8  # M per loop
+    agent: AgentName = "ppo"  # awsaa.search.agents.AGENTS
+    agent_config: AgentConfig = field(default_factory=AgentConfig)
     # The search's result (awsaa.search.result): auto = best_loop (the paper's) for ppo and
     # reinforce, average (of the last `result_loops` updates' parameters) for es.
-    result: str = "auto"  # auto | best_loop | average | final
-    result_loops: int = 5
+    result: ResultRule = "auto"
+    result_loops: Positive = 5
     # A null control: the agent hears the loop's rewards shuffled across its trajectories, or
     # pure Gaussian noise of SD `control_noise_sd` around the loop's mean (the real rewards
     # are still recorded). A search that moves no further than its null run found nothing.
-    control: str = "none"  # none | shuffle | noise
-    control_noise_sd: float = 0.5
+    control: Literal["none", "shuffle", "noise"] = "none"
+    control_noise_sd: Annotated[Float, Field(gt=0)] = 0.5
     # The reward of a trajectory: finetune (the paper's: validation accuracy after fine-tuning
     # the shared weights under its policy) or density (no training: DensityConfig).
-    reward: str = "finetune"  # finetune | density
+    reward: Literal["finetune", "density"] = "finetune"
     density: DensityConfig = field(default_factory=DensityConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     workers: WorkersConfig = field(default_factory=WorkersConfig)
-    eval_batch_size: int = 1024
-    dataroot: str | None = None
-    seed: int = 0
+    eval_batch_size: Positive = 1024
+    dataroot: Str | None = None
+    seed: Int = 0
 
-    def check(self) -> None:
-        from awsaa import models
-        from awsaa.data import DATASETS
-
-        _require(self.model in models.list_models(),
-                 f"model {self.model!r} is unknown; choose from {', '.join(models.list_models())}")
-        _require(self.dataset in DATASETS, f"dataset {self.dataset!r} is unknown; choose from {', '.join(DATASETS)}")
-        _require(self.val_size >= 1, f"val_size must be >= 1 (the reward is a validation accuracy), "
-                                     f"got {self.val_size}")
+    def __post_init__(self) -> None:
+        _check_names(self.model, self.dataset)
         _require(self.train_size is None or self.train_size > self.val_size,
                  f"train_size ({self.train_size}) must exceed val_size ({self.val_size})")
-        _require(self.fill is None or 0 <= self.fill <= 255, f"fill must be in [0, 255], got {self.fill}")
-        _require(self.cutout >= 0, f"cutout must be >= 0, got {self.cutout}")
-        _require(self.loops >= 1, f"loops must be >= 1, got {self.loops}")
-        _require(self.trajectories >= 1, f"trajectories must be >= 1, got {self.trajectories}")
-        from awsaa.search.agents import AGENTS
-        from awsaa.search.result import RULES
-
-        _require(self.agent in AGENTS, f"agent must be one of {', '.join(AGENTS)}, got {self.agent!r}")
         _require(self.agent != "es" or self.trajectories % 2 == 0,
                  f"the es agent needs an even number of trajectories (antithetic pairs), got {self.trajectories}")
-        _require(self.result in RULES, f"result must be one of {', '.join(RULES)}, got {self.result!r}")
-        _require(self.result_loops >= 1, f"result_loops must be >= 1, got {self.result_loops}")
-        _require(self.control in ("none", "shuffle", "noise"),
-                 f"control must be none, shuffle or noise, got {self.control!r}")
-        _require(self.control_noise_sd > 0, f"control_noise_sd must be > 0, got {self.control_noise_sd}")
-        _require(self.reward in ("finetune", "density"), f"reward must be finetune or density, got {self.reward!r}")
-        _require(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         p = self.pretrain
         at_end = p.stop_epoch is None or p.stop_epoch == p.epochs
         _require(self.finetune.lr is not None or not (at_end and p.optim.schedule == "cosine"
@@ -480,12 +549,6 @@ class SearchConfig:
                  "stage 1 runs to the end of a cosine schedule with final_lr 0, so every fine-tune would run "
                  "at learning rate 0 (every reward the same): set pretrain.stop_epoch before pretrain.epochs, "
                  "pretrain.optim.final_lr > 0, or finetune.lr")
-
-    @staticmethod
-    def _late_types() -> dict[str, Any]:
-        from awsaa.search.agents import AgentConfig  # imported late: the agents import this module's users
-
-        return {"agent_config": AgentConfig}
 
     def stage1_aug(self) -> str:
         """Stage 1's augmentation: the uniform policy (AWS), or crop + flip only for the density

@@ -148,7 +148,7 @@ class Policy:
         return (isinstance(other, Policy) and self.space == other.space
                 and torch.allclose(self._probs, other._probs, rtol=0, atol=1e-12))
 
-    __hash__ = None  # mutable meta; not hashable
+    __hash__ = None  # type: ignore[assignment]  # mutable meta: not hashable (the standard idiom)
 
     def __repr__(self) -> str:
         return f"Policy({self.space!r}, entropy={self.entropy():.4f})"

@@ -1,4 +1,5 @@
 import atexit
+import copy
 import json
 import os
 import shutil
@@ -33,6 +34,32 @@ def fault_plan():
     yield write
     FAULT_PLAN.unlink(missing_ok=True)
     shutil.rmtree(f"{FAULT_PLAN}.fired", ignore_errors=True)
+
+# The tiny search every search test starts from (WRN-10-1 on 400 Fashion-MNIST training and
+# 200 validation images, 3 loops of 2 trajectories on 2 workers); each file states only what it
+# changes, through tiny_search(**changes).
+TINY_SEARCH = {
+    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 600, "val_size": 200, "cutout": 14,
+    "loops": 3, "trajectories": 2, "eval_batch_size": 200,
+    "pretrain": {"epochs": 3, "stop_epoch": 2, "batch_size": 64,
+                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
+    "finetune": {"epochs": 2, "batch_size": 64},
+    "workers": {"count": 2, "num_cpus": 1},
+}
+
+
+def tiny_search(**changes) -> dict:
+    """A fresh copy of TINY_SEARCH with ``changes``; a mapping merges into its section key by key
+    (``finetune={"epochs": 1}`` keeps the section's batch size)."""
+
+    def merge(base: dict, more: dict) -> dict:
+        out = copy.deepcopy(base)
+        for k, v in more.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        return out
+
+    return merge(TINY_SEARCH, changes)
+
 
 # What the fault suite (tests/test_faults.py) and the bad-input battery injected and what it cost:
 # {fault: [times injected, loops or epochs lost]}. Printed at the end of the run and written to

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import tiny_search
 
 from awsaa import Policy
 from awsaa.cli.policy import main as policy_main
@@ -33,11 +34,8 @@ from awsaa.search.state import SearchState
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_TRAIN = ROOT / "configs" / "train" / "quick_fmnist.yaml"
-SEARCH = {
-    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 400, "val_size": 200, "loops": 1,
-    "trajectories": 2, "pretrain": {"epochs": 2, "stop_epoch": 1},
-    "finetune": {"epochs": 1, "reward_top_k": 1}, "workers": {"count": 2, "num_cpus": 1},
-}
+SEARCH = tiny_search(train_size=400, loops=1, pretrain={"epochs": 2, "stop_epoch": 1},
+                     finetune={"epochs": 1, "reward_top_k": 1})
 MARKER = "/tmp/awsaa-pwned-by-a-test"
 
 

@@ -11,20 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port, wait_port
+from conftest import free_port, tiny_search, wait_port
 
 from awsaa import faultplan
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 600, "val_size": 200, "cutout": 14,
-    "loops": 2, "trajectories": 2, "eval_batch_size": 200,
-    "pretrain": {"epochs": 3, "stop_epoch": 2, "batch_size": 64,
-                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
-    "finetune": {"epochs": 2, "batch_size": 64},
-    "workers": {"count": 2, "num_cpus": 1, "num_gpus": 1},  # only the GPU node can host them
-}
+TINY = tiny_search(loops=2, workers={"num_gpus": 1})  # only the GPU node can host the workers
 
 
 def ray_cli(nodes, *args: str) -> str:

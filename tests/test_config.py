@@ -1,7 +1,7 @@
 import pytest
 
 from awsaa import config as C
-from awsaa.config import ConfigError, TrainConfig
+from awsaa.config import ConfigError, SearchConfig, TrainConfig
 
 BASE = "model: wrn10_1\ndataset: fashion_mnist\nepochs: 2\nbatch_size: 64\n"
 
@@ -123,3 +123,32 @@ def test_a_search_whose_fine_tunes_would_run_at_lr_0_is_refused():
                 {"finetune": {"lr": 0.01}},
                 {"pretrain": {"epochs": 4, "optim": {"schedule": "multistep", "milestones": [2], "final_lr": 0.0}}}):
         C.from_dict(C.SearchConfig, {**base, **fix})
+
+
+@pytest.mark.parametrize("cls, name", [(SearchConfig, "search"), (TrainConfig, "train")])
+def test_the_shipped_json_schemas_are_current_and_describe_the_configs(cls, name):
+    """configs/schema/*.schema.json is what the config classes say (`make schemas` rewrites
+    them); the schema refuses unknown keys and states the constraints."""
+    import json
+    from pathlib import Path
+
+    from awsaa.config import json_schema
+
+    shipped = json.loads((Path(__file__).parents[1] / "configs" / "schema" / f"{name}.schema.json").read_text())
+    assert shipped == json_schema(cls), "run `make schemas`"
+    assert shipped["additionalProperties"] is False
+    optim = shipped["$defs"]["OptimConfig"]["properties"]
+    assert optim["lr"]["exclusiveMinimum"] == 0 and optim["momentum"]["exclusiveMaximum"] == 1
+
+
+def test_print_config_shows_the_effective_config(capsys):
+    import yaml
+
+    from awsaa.cli.search import main
+
+    assert main(["-c", "configs/search/quick_fmnist.yaml", "--loops", "3", "--set", "agent_config.es_lr=0.5",
+                 "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["loops"] == 3 and shown["agent_config"]["es_lr"] == 0.5 and shown["model"] == "wrn10_1"
+    assert C.from_dict(SearchConfig, shown) == C.load(SearchConfig, "configs/search/quick_fmnist.yaml",
+                                                      {"loops": 3, "agent_config.es_lr": 0.5})

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from awsaa.augment import fast_autoaugment as faa
 from awsaa.augment import tensor_ops
-from awsaa.train import fast_autoaugment as faa
 
 
 def to_pil(x):

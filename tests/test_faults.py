@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import tiny_search
 
 from awsaa import Policy, faultplan
 from awsaa.cli.search import main as search_main
@@ -26,14 +27,8 @@ from awsaa.search.state import SearchState, policy_hash
 
 pytestmark = pytest.mark.faults
 
-TINY = {
-    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 400, "val_size": 200, "cutout": 14,
-    "loops": 10, "trajectories": 2, "eval_batch_size": 200,
-    "pretrain": {"epochs": 2, "stop_epoch": 1, "batch_size": 64,
-                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
-    "finetune": {"epochs": 1, "batch_size": 64, "reward_top_k": 1},
-    "workers": {"count": 2, "num_cpus": 1},
-}
+TINY = tiny_search(train_size=400, loops=10, pretrain={"epochs": 2, "stop_epoch": 1},
+                   finetune={"epochs": 1, "reward_top_k": 1})
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
 
 
@@ -352,6 +347,9 @@ def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
                     "finetune_seconds": 0.0, "images": 100, "started": _t.time(), "ended": _t.time(), "pid": 0,
                     "node": "fake"}
 
+        def run_many(self, loop, items):
+            return [self.run(loop, *item) for item in items]
+
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
 
 
@@ -383,6 +381,31 @@ def test_a_non_finite_loss_runs_again_once_then_counts_as_failed(tmp_path, monke
     attempts = {p.name: int(p.read_text()) for p in markers.iterdir()}
     assert attempts["0-0"] == 2 and attempts["1-1"] == 2 and attempts["2-0"] == 2 and attempts["1-0"] == 1
     count("non-finite loss / reward in a fine-tune", injected=6)
+
+
+def test_several_trajectories_per_call_and_a_failing_call_reruns_them_one_by_one(tmp_path, monkeypatch, ray_local):
+    """workers.per_call 2: both trajectories of a loop go to one worker in one call. Loop 1's
+    call raises on trajectory 0; each trajectory then runs again on its own and both count.
+    Loop 2's trajectory 1 fails in the call and alone: it is recorded as failed."""
+    import awsaa.distributed.search as S
+
+    cfg = from_dict(SearchConfig, {**TINY, "loops": 2, "workers": {"count": 2, "num_cpus": 1, "per_call": 2}})
+    run = tmp_path / "run"
+    SearchState.create(run, cfg, {"name": "n", "pretrained": "-"})
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    _fake_workers(monkeypatch, markers, {(0, 0): 1, (1, 1): 2})
+    lines: list[str] = []
+    S.run_loops(cfg, run, "n", None, log=lines.append)
+    h = history(run)
+    assert h[0]["trajectories"] == 2 and h[0]["failed"] == [] and h[0]["rewards"] == [50.0, 60.0]
+    assert any("trajectories 0, 1 failed (training loss became nan" in x and "each on its own once more" in x
+               for x in lines)
+    assert h[1]["trajectories"] == 1 and [f["traj"] for f in h[1]["failed"]] == [1]
+    attempts = {p.name: int(p.read_text()) for p in markers.iterdir()}
+    # loop 1: trajectory 0 raised before trajectory 1 ran, then each ran once alone
+    assert attempts == {"0-0": 2, "0-1": 1, "1-0": 2, "1-1": 2}
+    count("non-finite loss in a call of several trajectories", injected=3)
 
 
 def test_an_unwritable_storage_is_refused_before_any_work(tmp_path, capsys):

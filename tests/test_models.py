@@ -170,3 +170,29 @@ def test_without_drop_path_training_forwards_agree():
     net = models.create("wrn10_1")
     x = torch.randn(4, 3, 32, 32)
     assert torch.equal(net(x), net(x))
+
+
+def test_import_awsaa_alone_reaches_the_model_zoo_and_the_agents():
+    """As ``torchvision.models``: ``import awsaa`` and nothing else, then ``awsaa.models.create``
+    and ``awsaa.search.make_agent``; the subpackages load on first use, not at import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, awsaa\n"
+        "assert 'awsaa.models' not in sys.modules and 'awsaa.search' not in sys.modules\n"
+        "import torch\n"
+        "net = awsaa.models.create('wrn10_1', num_classes=10, in_channels=1)\n"
+        "assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)\n"
+        "agent = awsaa.search.make_agent('es', seed=3)\n"
+        "assert len(agent.ask(4)) == 4 and 'models' in dir(awsaa)\n"
+        "try:\n"
+        "    awsaa.no_such_thing\n"
+        "except AttributeError as e:\n"
+        "    assert 'no_such_thing' in str(e)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

@@ -8,19 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import tiny_search
 
 from awsaa import Policy
 from awsaa.cli.search import main
 from awsaa.search.state import policy_hash
 
-TINY = {
-    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 600, "val_size": 200, "cutout": 14,
-    "loops": 3, "trajectories": 2, "eval_batch_size": 200,
-    "pretrain": {"epochs": 3, "stop_epoch": 2, "batch_size": 64,
-                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
-    "finetune": {"epochs": 2, "batch_size": 64},
-    "workers": {"count": 2, "num_cpus": 1},
-}
+TINY = tiny_search()
 
 
 @pytest.fixture

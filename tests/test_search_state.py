@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_search
 
 from awsaa import AWSAAError, Policy
 from awsaa.config import SearchConfig, from_dict
@@ -15,13 +16,7 @@ K = 36
 
 
 def tiny_cfg(**kw) -> SearchConfig:
-    base = {"model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 600, "val_size": 200, "loops": 3,
-            "trajectories": 2, "cutout": 14, "eval_batch_size": 200,
-            "pretrain": {"epochs": 3, "stop_epoch": 2, "batch_size": 64,
-                         "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
-            "finetune": {"epochs": 2, "batch_size": 64}, "workers": {"count": 2}}
-    base.update(kw)
-    return from_dict(SearchConfig, base)
+    return from_dict(SearchConfig, tiny_search(**kw))
 
 
 @pytest.fixture(scope="module")

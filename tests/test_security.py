@@ -125,3 +125,56 @@ def test_a_job_carries_only_its_files_and_the_auth_mode(tmp_path, monkeypatch, c
     everything = repr(seen) + capsys.readouterr().out
     assert "secret-value-123" not in everything and "token-value-456" not in everything
     assert "--address" not in seen["entrypoint"] and "--no-wait" not in seen["entrypoint"]
+
+
+@pytest.mark.parametrize("tool", ["train", "search"])
+def test_a_job_uploads_its_files_whichever_way_the_options_are_spelled(tmp_path, monkeypatch, tool):
+    """``--config=x.yaml``, ``--aug=p.json`` and the spaced spellings give the same job: the
+    command is rebuilt from the parsed arguments, not by re-scanning argv."""
+    import shlex
+
+    import ray.job_submission
+
+    from awsaa import Policy
+    from awsaa.cli import search, train
+
+    seen: list[dict] = []
+
+    class FakeClient:
+        def __init__(self, address):
+            pass
+
+        def submit_job(self, entrypoint, runtime_env, metadata):
+            files = sorted(p.name for p in Path(runtime_env["working_dir"]).rglob("*"))
+            seen.append({"command": shlex.split(entrypoint), "files": files})
+            return "raysubmit_test"
+
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeClient)
+    policy = tmp_path / "found.json"
+    Policy.uniform().save(policy)
+    if tool == "train":
+        main, cfg = train.main, "configs/train/quick_fmnist.yaml"
+        spellings = [["-c", cfg, "--aug", str(policy), "none", "--seeds", "1", "2"],
+                     [f"--config={cfg}", f"--aug={policy}", "--seeds", "1", "2"],
+                     ["--config", cfg, "--seeds", "1", "2", f"--aug={policy}"]]
+        expected_files = ["found.json", "quick_fmnist.yaml"]
+    else:
+        main, cfg = search.main, "configs/search/quick_fmnist.yaml"
+        spellings = [["-c", cfg, "--loops", "3", "--set", "seed=2"],
+                     [f"--config={cfg}", "--loops=3", "--set", "seed=2"]]
+        expected_files = ["quick_fmnist.yaml"]
+    for argv in spellings:
+        assert main([*argv, "--address=http://head:8265", "--no-wait"]) == 0
+    for job in seen:
+        assert job["files"] == expected_files
+        assert "--address" not in " ".join(job["command"]) and "--no-wait" not in job["command"]
+        assert str(tmp_path) not in " ".join(job["command"])  # local paths never reach the head
+    commands = [job["command"] for job in seen]
+    if tool == "train":
+        assert commands[0] == ["awsaa-train", "--config", "quick_fmnist.yaml", "--aug", "found.json", "none",
+                               "--seeds", "1", "2"]
+        assert commands[1] == commands[2] == ["awsaa-train", "--config", "quick_fmnist.yaml", "--aug", "found.json",
+                                              "--seeds", "1", "2"]
+    else:
+        assert commands[0] == commands[1] == ["awsaa-search", "--config=quick_fmnist.yaml", "--loops=3",
+                                              "--set", "seed=2"]

@@ -73,9 +73,28 @@ def test_training_learns_and_reports_the_final_epoch(data):
 @pytest.mark.parametrize("aug", ["none", "uniform", "autoaugment", "randaugment", "trivialaugment",
                                  "fa_reduced_cifar10", "fa_reduced_imagenet"])
 def test_every_aug_name_trains(data, aug):
+    """Each aug trains, and the trainer's pipeline changes the images exactly as that
+    augmentation does (checked against the augmentation run on its own with the same random
+    state), and changes most of them."""
+    from awsaa.train.pipeline import make_policy_augment
+
     t = Trainer(tiny(epochs=1, train_size=128, aug=aug), data=data)
+    images = t.train_set.images[:64]
+    labels = t.train_set.labels[:64]
+    t.pipeline.crop_padding, t.pipeline.hflip, t.pipeline.cutout = 0, False, 0  # the policy step alone
+    torch.manual_seed(0)
+    out, _, _ = t.pipeline(images, labels, torch.Generator().manual_seed(0))
+    step = make_policy_augment(aug, t.info.fill, "fashion_mnist")
+    if step is None:
+        assert aug == "none" and torch.equal(out, images)
+    else:
+        torch.manual_seed(0)
+        ref, _ = step(images, 1, torch.Generator().manual_seed(0))
+        assert torch.equal(out, ref)
+        changed = (out != images).flatten(1).any(1).float().mean().item()
+        assert changed > 0.5, f"{aug} changed only {changed:.0%} of the images"
     stats = t.run_epoch()
-    assert math.isfinite(stats.train_loss)
+    assert math.isfinite(stats.train_loss) and stats.train_loss > 0
 
 
 def test_policy_file_aug_and_pair_counts(tmp_path, data):

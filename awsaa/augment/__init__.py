@@ -1,4 +1,6 @@
-"""The search space and its ops: a PIL reference (``pil_ops``) and a batched tensor path (``tensor_ops``)."""
+"""Every augmentation op space of the package, in one place: AWS's 36-op search space with a
+PIL reference (``pil_ops``) and a batched tensor path (``tensor_ops``), and Fast AutoAugment's
+op space and published policies (``fast_autoaugment``), which run through the same kernels."""
 
 from awsaa.augment.space import ALL_OPS, OpSpec, SearchSpace
 

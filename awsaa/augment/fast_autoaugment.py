@@ -18,9 +18,11 @@ ImageFolder datasets where the policy must run before the random-resized crop).
 from __future__ import annotations
 
 import json
+import math
 import random as _random
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -82,7 +84,8 @@ def _cutout_box(w: int, h: int, v: float, cx: float, cy: float) -> tuple[int, in
     return x0, y0, min(w, x0 + v), min(h, y0 + v)
 
 
-def apply_pil(img: Image.Image, op: str, level: float, rng: _random.Random | np.random.Generator | None = None,
+def apply_pil(img: Image.Image, op: str, level: float,
+              rng: _random.Random | np.random.Generator | ModuleType | None = None,
               sign: int | None = None, center: tuple[float, float] | None = None) -> Image.Image:
     """One FAA op on one PIL image; ``sign`` and the Cutout ``center`` are drawn when ``None``."""
     signed = OPS[op][2]
@@ -94,13 +97,13 @@ def apply_pil(img: Image.Image, op: str, level: float, rng: _random.Random | np.
         v *= sign
     w, h = img.size
     if op == "ShearX":
-        return img.transform(img.size, Image.AFFINE, (1, v, 0, 0, 1, 0))
+        return img.transform(img.size, Image.Transform.AFFINE, (1, v, 0, 0, 1, 0))
     if op == "ShearY":
-        return img.transform(img.size, Image.AFFINE, (1, 0, 0, v, 1, 0))
+        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0, v, 1, 0))
     if op == "TranslateX":
-        return img.transform(img.size, Image.AFFINE, (1, 0, v * w, 0, 1, 0))
+        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, v * w, 0, 1, 0))
     if op == "TranslateY":
-        return img.transform(img.size, Image.AFFINE, (1, 0, 0, 0, 1, v * h))
+        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0, 0, 1, v * h))
     if op == "Rotate":
         return img.rotate(v)
     if op == "AutoContrast":
@@ -110,7 +113,7 @@ def apply_pil(img: Image.Image, op: str, level: float, rng: _random.Random | np.
     if op == "Equalize":
         return ImageOps.equalize(img)
     if op == "Solarize":
-        return ImageOps.solarize(img, v)
+        return ImageOps.solarize(img, math.ceil(v))  # pixel < v  <=>  pixel < ceil(v) for integer pixels
     if op == "Posterize":
         return ImageOps.posterize(img, int(v))
     if op in _ENHANCE:
@@ -191,7 +194,8 @@ class FAAPolicyAugment:
         self.cutout = _NAMES.index("Cutout")
 
     @classmethod
-    def published(cls, name: str, fill: int = 0) -> FAAPolicyAugment:
+    def published(cls, name: str) -> FAAPolicyAugment:
+        """A published FAA policy with FAA's semantics, fill included (black)."""
         return cls(published(name))
 
     def __call__(self, images: Tensor, copies: int, generator: torch.Generator | None) -> tuple[Tensor, None]:

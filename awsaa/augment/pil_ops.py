@@ -10,6 +10,7 @@ datasets, so the fill is a dataset setting).
 
 from __future__ import annotations
 
+import math
 import random as _random
 
 from PIL import Image, ImageEnhance, ImageOps
@@ -44,28 +45,30 @@ def apply_op(
         op = ALL_OPS[op]
     if op.signed and sign is None:
         sign = (rng or _random).choice((-1, 1))
-    t, m = op.type, op.magnitude
+    t = op.type
+    m = op.magnitude if op.magnitude is not None else 0.0  # None: an op without a magnitude
+    sign = sign if sign is not None else 1  # unsigned ops never read it
     w, h = img.size
     if t == "ShearX":
-        return img.transform(img.size, Image.AFFINE, (1, m * sign, 0, 0, 1, 0), Image.BICUBIC,
+        return img.transform(img.size, Image.Transform.AFFINE, (1, m * sign, 0, 0, 1, 0), Image.Resampling.BICUBIC,
                              fillcolor=_fillcolor(img, fill))
     if t == "ShearY":
-        return img.transform(img.size, Image.AFFINE, (1, 0, 0, m * sign, 1, 0), Image.BICUBIC,
+        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0, m * sign, 1, 0), Image.Resampling.BICUBIC,
                              fillcolor=_fillcolor(img, fill))
     if t == "TranslateX":
-        return img.transform(img.size, Image.AFFINE, (1, 0, m * w * sign, 0, 1, 0), Image.NEAREST,
+        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, m * w * sign, 0, 1, 0), Image.Resampling.NEAREST,
                              fillcolor=_fillcolor(img, fill))
     if t == "TranslateY":
-        return img.transform(img.size, Image.AFFINE, (1, 0, 0, 0, 1, m * h * sign), Image.NEAREST,
+        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0, 0, 1, m * h * sign), Image.Resampling.NEAREST,
                              fillcolor=_fillcolor(img, fill))
     if t == "Rotate":
-        return img.rotate(m * sign, resample=Image.NEAREST, fillcolor=_fillcolor(img, fill))
+        return img.rotate(m * sign, resample=Image.Resampling.NEAREST, fillcolor=_fillcolor(img, fill))
     if t in _ENHANCE:
         return _ENHANCE[t](img).enhance(1 + m * sign)
     if t == "Posterize":
         return ImageOps.posterize(img, int(m))
     if t == "Solarize":
-        return ImageOps.solarize(img, m)
+        return ImageOps.solarize(img, math.ceil(m))  # pixel < m  <=>  pixel < ceil(m) for integer pixels
     if t == "AutoContrast":
         return ImageOps.autocontrast(img)
     if t == "Equalize":

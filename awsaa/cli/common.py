@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from awsaa.errors import AWSAAError
 from awsaa.fileio import release_dirs
+from awsaa.signals import Interrupted, as_interrupted, install_stop_signals
+
+__all__ = ["EXIT_USAGE", "Interrupted", "Parser", "as_interrupted", "float_range", "install_stop_signals",
+           "int_range", "parse_args", "run_main", "run_name", "tool_main"]
 
 EXIT_USAGE = 2  # bad input: config, file, path, address
 
@@ -20,7 +24,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with the tools' error format: one line ``prog: error: ...``, exit 2 (argparse
     would print its usage block first)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
@@ -30,6 +34,55 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
         return parser.parse_args(argv)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
+
+
+def tool_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None,
+              run: Callable[[argparse.Namespace], int | None],
+              check_locally: Callable[[argparse.Namespace], None]) -> int:
+    """The ``main`` of ``awsaa-search`` and ``awsaa-train``: parse; with ``--address http://...``
+    check what can be checked here (``check_locally``) and submit the command as a Ray job,
+    rebuilt from the parsed arguments; else ``run(args)`` here. Errors and signals as
+    :func:`run_main` reports them."""
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
+
+    def dispatch() -> int | None:
+        from awsaa.distributed.jobs import is_job_address, submit
+
+        if is_job_address(args.address) and not (args.print_config or args.print_schema):
+            check_locally(args)
+            return submit(prog, parser, args, args.address, wait=not args.no_wait)
+        return run(args)
+
+    return run_main(dispatch, prog)
+
+
+def add_print_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the effective config (YAML: the file, --set and the other overrides) and exit")
+    parser.add_argument("--print-schema", action="store_true",
+                        help="print the config's JSON schema (for editors; also under configs/schema/) and exit")
+
+
+def print_configs(configs: list[Any]) -> int:
+    """``--print-config``: each effective config as YAML, ``---`` between them."""
+    import yaml
+
+    from awsaa.config import to_dict
+
+    print("\n---\n".join(yaml.safe_dump(to_dict(c), sort_keys=False).rstrip() for c in configs))
+    return 0
+
+
+def print_schema(cls: Any) -> int:
+    """``--print-schema``: the JSON schema of config class ``cls``."""
+    import json
+
+    from awsaa.config import json_schema
+
+    print(json.dumps(json_schema(cls), indent=1))
+    return 0
 
 
 def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -74,82 +127,6 @@ def run_name(text: str) -> str:
             f"{text[:60]!r} is not a run name: use one path component of letters, digits and ._+=- "
             f"(starting with a letter or digit, at most 100 characters)")
     return text
-
-
-class Interrupted(BaseException):
-    """SIGINT (Ctrl-C) or SIGTERM: the tool stops at a clean point, says where the run stands
-    and exits with 128 + the signal's number (130, 143)."""
-
-    def __init__(self, signum: int, detail: str = "") -> None:
-        super().__init__(detail)
-        self.signum = signum
-        self.detail = detail
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
-
-def as_interrupted(e: BaseException) -> Interrupted | None:
-    """The :class:`Interrupted` behind ``e``, if any. Raised from a signal handler while Ray's
-    C++ core is waiting, it surfaces wrapped (``SystemError: ... returned a result with an
-    exception set``), with ours as its context."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, Interrupted):
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
-
-
-_graceful: dict[str, object] = {"stop": None, "signum": None}
-
-
-def install_stop_signals() -> None:
-    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread; inside
-    :func:`graceful_section` they first ask the section to stop at a clean point (a second
-    signal raises at once). Call it after ``ray.init``, which installs its own SIGTERM handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum, frame):
-        stop = _graceful["stop"]
-        if stop is not None and _graceful["signum"] is None:
-            _graceful["signum"] = signum
-            print(f"\n{signal.Signals(signum).name}: stopping at the next clean point "
-                  f"(signal again to stop at once)", file=sys.stderr, flush=True)
-            stop()
-            return
-        raise Interrupted(_graceful["signum"] or signum)
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
-class graceful_section:
-    """``with graceful_section(stop) as g: ...``: a stop signal calls ``stop()`` and the body
-    goes on to a clean end; ``g.signum`` then tells which signal came (None if none)."""
-
-    def __init__(self, stop: Callable[[], None]) -> None:
-        self.stop = stop
-        self.signum: int | None = None
-
-    def __enter__(self) -> graceful_section:
-        _graceful.update(stop=self.stop, signum=None)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.signum = _graceful["signum"]  # type: ignore[assignment]
-        _graceful.update(stop=None, signum=None)
-
-
-def ask_tune_to_stop() -> None:
-    """Ray Tune stops a running experiment at a clean point on SIGUSR1, once its handler is in
-    place; before that nothing has run yet and the tool stops at once."""
-    if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
-        raise Interrupted(_graceful["signum"] or signal.SIGTERM)
-    os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def run_main(fn: Callable[[], int | None], prog: str) -> int:

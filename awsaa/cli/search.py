@@ -13,7 +13,6 @@ the top sub-policies and the path of ``policy.json``, which ``awsaa-train --aug`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 import time
@@ -21,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from awsaa.cli.common import (
-    Interrupted,
     Parser,
-    as_interrupted,
+    add_print_options,
     install_stop_signals,
     int_range,
-    parse_args,
-    run_main,
+    print_configs,
+    print_schema,
     run_name,
+    tool_main,
 )
 from awsaa.cli.train import _parse_set
 from awsaa.errors import AWSAAError
@@ -47,30 +46,17 @@ def load_search_config(args: argparse.Namespace):
     return C.load(C.SearchConfig, args.config, overrides)
 
 
-def load_shared(path: Path, cfg) -> dict[str, Any]:
-    """A stage-1 checkpoint, refused (one line) unless it was made by this stage-1 config."""
-    from awsaa.search.stages import stage1_hash
-    from awsaa.train.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path, kind="shared")
-    expected = stage1_hash(cfg)
-    if state.get("stage1_hash") != expected:
-        raise AWSAAError(f"pretrained checkpoint {path} was made by a different stage-1 config "
-                         f"(hash {state.get('stage1_hash')}, this config's is {expected})")
-    return state
-
-
 def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, rule: str = "best_loop") -> None:
     """What the search found: its rule, how far the result moved from uniform (KL, each op
     family's mass), the top sub-policies, and a verdict against a simulated null run."""
     from awsaa.search import report
     from awsaa.search.state import SearchState
 
-    if not (run_dir / "policy.json").exists():
+    state = SearchState.load(run_dir) if (run_dir / "policy.json").exists() else None
+    pol = state.result_policy() if state is not None else None
+    if state is None or pol is None:
         print(f"\n{PROG}: no loop produced a reward; no policy.json (see {run_dir / 'history.jsonl'})")
         return
-    state = SearchState.load(run_dir)
-    pol = state.result_policy()
     space = pol.space
     kl = report.kl_from_uniform(pol)
     if rule == "best_loop" and best is not None:
@@ -128,7 +114,18 @@ def verdict(state, kl: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from awsaa.config import config_hash
+    """Resolve the run from the arguments, join (or start) Ray, and run it to its end."""
+    if args.print_schema:
+        from awsaa.config import SearchConfig
+
+        return print_schema(SearchConfig)
+    if args.print_config:
+        if args.resume:
+            return print_configs([_run_config(Path(args.resume))])
+        if not args.config:
+            raise AWSAAError("give a search config with -c, or a run with --resume")
+        return print_configs([load_search_config(args)])
+    from awsaa.distributed import search as driver
     from awsaa.distributed.raycluster import (
         default_storage,
         init_ray,
@@ -136,128 +133,47 @@ def run(args: argparse.Namespace) -> int:
         leave_job_working_dir,
         storage_line,
     )
-    from awsaa.search.stages import stage1_hash
-    from awsaa.search.state import SearchState
+
+    def log(line: str) -> None:
+        print(line, flush=True)
 
     storage = Path(args.storage or default_storage("search")).expanduser().resolve()
     note = storage_line(PROG, "search", args.storage if not args.resume else "resume")
     if note:
         print(note, flush=True)
-    shared: dict[str, Any] | None = None
     if args.resume:
-        run_dir = Path(args.resume)
-        info, cfg = SearchState.read_run(run_dir)
-        if args.config:
-            given = load_search_config(args)
-            if config_hash(given) != config_hash(cfg):
-                raise AWSAAError(f"config {args.config} differs from the one run {run_dir} was started with; "
-                                 f"resume without -c, or start a new run")
-        state = SearchState.load(run_dir)  # refuses a corrupt state before any work
-        if state.loops_done >= cfg.loops:
-            rebuilt = state.restore_exports()
-            raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops; its result is "
-                             f"{run_dir / 'policy.json'}"
-                             + (f" (rebuilt {', '.join(rebuilt)} from state.pt)" if rebuilt else ""))
-        cache = Path(info["pretrained"])
-        if cache.exists():
-            shared = load_shared(cache, cfg)
-        name = run_dir.name
-        print(f"{PROG}: resuming {run_dir} at loop {state.loops_done + 1} of {cfg.loops}", flush=True)
+        given = load_search_config(args) if args.config else None
+        run_ = driver.resume_run(Path(args.resume), given, str(args.config), log=lambda x: log(f"{PROG}: {x}"))
     else:
         if not args.config:
             raise AWSAAError("give a search config with -c, or a run to continue with --resume")
-        cfg = load_search_config(args)
         name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir = storage / name
-        if run_dir.exists():
-            raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")
-        if not joining_a_cluster(args.address):
-            from awsaa.data.datasets import ensure_dataset
-
-            # a missing dataset fails here, before any work (or is fetched with --download)
-            cfg = dataclasses.replace(cfg, dataroot=ensure_dataset(cfg.dataset, cfg.dataroot, args.download))
-        cache = storage / "pretrained" / f"{stage1_hash(cfg)}.pt"
-        if args.pretrained:
-            cache = Path(args.pretrained)
-            shared = load_shared(cache, cfg)
-        elif cache.exists():
-            shared = load_shared(cache, cfg)
-            print(f"{PROG}: reusing the stage-1 weights of {cache} (same stage-1 config)", flush=True)
-
-    ensure_writable_dir(run_dir if args.resume else storage, "run directory" if args.resume else "storage")
+        run_ = driver.new_run(load_search_config(args), storage, name,
+                              Path(args.pretrained) if args.pretrained else None,
+                              check_data=not joining_a_cluster(args.address), download=args.download,
+                              log=lambda x: log(f"{PROG}: {x}"))
+    ensure_writable_dir(run_.run_dir if args.resume else storage, "run directory" if args.resume else "storage")
     if args.resume:
-        claim_dir(run_dir, "run directory", new=False)  # one writer per run
+        claim_dir(run_.run_dir, "run directory", new=False)  # one writer per run
     init_ray(args.address)  # an unreachable cluster fails here, before anything is created
     leave_job_working_dir(storage)
     if not args.resume:
-        claim_dir(run_dir, "run directory", new=True)
+        claim_dir(run_.run_dir, "run directory", new=True)
     install_stop_signals()
-    try:
-        return _search(args, cfg, run_dir, name, cache, shared)
-    except BaseException as e:
-        stop = as_interrupted(e)
-        if stop is None:
-            raise
-        _stop_controller(name)
-        raise Interrupted(stop.signum, _where_it_stands(run_dir, cfg)) from None
 
+    def tagged(line: str) -> None:  # the driver's own lines carry the tool's name; loop lines do not
+        log(line if line.startswith(("loop ", "stage 1: epoch")) else f"{PROG}: {line}")
 
-def _stop_controller(name: str) -> None:
-    """Stop the run's detached controller, so that nothing writes the run after the message
-    below; ``--resume`` starts a new one from the saved state."""
-    import contextlib
-
-    import ray
-
-    from awsaa.distributed.search import NAMESPACE
-
-    with contextlib.suppress(Exception):
-        ray.kill(ray.get_actor(f"awsaa-controller:{name}", namespace=NAMESPACE), no_restart=True)
-
-
-def _where_it_stands(run_dir: Path, cfg) -> str:
-    from awsaa.search.state import SearchState
-
-    if not (run_dir / "state.pt").exists():
-        return "the run had not started; nothing to continue"
-    try:
-        done = SearchState.load(run_dir).loops_done  # state.pt is the source of truth
-    except AWSAAError:
-        return f"the run's state could not be read back; check {run_dir / 'state.pt'}"
-    return f"the run is saved after loop {done} of {cfg.loops}; continue with: awsaa-search --resume {run_dir}"
-
-
-def _search(args: argparse.Namespace, cfg, run_dir: Path, name: str, cache: Path,
-            shared: dict[str, Any] | None) -> int:
-    import ray
-
-    from awsaa.search.stages import stage1_hash
-    from awsaa.search.state import SearchState
-    from awsaa.train.checkpoint import save_checkpoint
-
-    if not args.resume:
-        SearchState.create(run_dir, cfg, {"name": name, "stage1_hash": stage1_hash(cfg),
-                                          "pretrained": str(cache.resolve()), "created": time.time()})
-        print(f"{PROG}: run {run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
-              f"{cfg.workers.count or cfg.trajectories} fine-tune workers, {cfg.model} on {cfg.dataset}", flush=True)
-    if shared is None:
-        from awsaa.distributed.search import run_stage1
-
-        print(f"{PROG}: stage 1: training the shared weights under the uniform policy "
-              f"({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} of {cfg.pretrain.epochs} epochs)", flush=True)
-        shared = run_stage1(cfg, log=lambda line: print(line, flush=True))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(cache, shared)
-        print(f"{PROG}: stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "
-              f"saved {cache}", flush=True)
-    # Put by the driver: the shared state then outlives the worker node that computed it.
-    shared_ref = ray.put(shared)
-
-    from awsaa.distributed.search import run_loops
-
-    summary = run_loops(cfg, run_dir, name, shared_ref, log=lambda line: print(line, flush=True))
-    print_summary(run_dir, summary["loops_done"], summary["best"], summary["rule"])
+    summary = driver.run_search(run_, log=tagged)
+    print_summary(run_.run_dir, summary["loops_done"], summary["best"], summary["rule"])
     return 0
+
+
+def _run_config(run_dir: Path):
+    """The config a run was started with (its config.yaml)."""
+    from awsaa.search.state import SearchState
+
+    return SearchState.read_run(run_dir)[1]
 
 
 def check_locally(args: argparse.Namespace) -> None:
@@ -284,25 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster: HOST:PORT to run from here, or the dashboard URL "
                                      "http://HEAD:8265 to submit as a Ray job (default: a local Ray)")
     p.add_argument("--no-wait", action="store_true", help="with a job address: submit and return at once")
+    add_print_options(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    return run_main(lambda: dispatch(args, argv), PROG)
-
-
-def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
-    """``--address http://...``: check what can be checked here, then submit as a Ray job."""
-    from awsaa.distributed.jobs import is_job_address, submit
-
-    if is_job_address(args.address):
-        check_locally(args)
-        return submit(PROG, argv, args.address, wait=not args.no_wait)
-    return run(args)
+    return tool_main(PROG, build_parser(), argv, run, check_locally)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from awsaa.cli.common import Parser, float_range, install_stop_signals, int_range, parse_args, run_main, run_name
+from awsaa.cli.common import (
+    Parser,
+    add_print_options,
+    float_range,
+    install_stop_signals,
+    int_range,
+    print_configs,
+    print_schema,
+    run_name,
+    tool_main,
+)
 from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir, ensure_writable_dir
 
@@ -42,6 +52,8 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 def load_train_configs(args: argparse.Namespace):
     """The configs of the command line, overrides applied, names and data checked."""
+    if not args.config:
+        raise AWSAAError("give one or more training configs with -c (see configs/train/)")
     from awsaa import config as C
 
     overrides = _parse_set(args.set or [])
@@ -160,6 +172,12 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path, legend: dict[st
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.print_schema:
+        from awsaa.config import TrainConfig
+
+        return print_schema(TrainConfig)
+    if args.print_config:
+        return print_configs([cfg for _, cfg in load_train_configs(args)])
     if args.only_eval:
         return only_eval(args)
     _check_save(args)
@@ -225,7 +243,7 @@ def _check_save(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Train networks with an augmentation policy on Ray Tune.")
-    p.add_argument("-c", "--config", nargs="+", required=True, help="training config YAML file(s)")
+    p.add_argument("-c", "--config", nargs="+", help="training config YAML file(s) (required)")
     p.add_argument("--dataset", help="override the config's dataset")
     p.add_argument("--aug", nargs="+", help="none, cutout, autoaugment, randaugment, trivialaugment, uniform, "
                                             "fa_reduced_cifar10, fa_reduced_imagenet, or a policy .json file; "
@@ -249,25 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help="with a job address: submit and return at once")
     p.add_argument("--only-eval", action="store_true", help="only evaluate the checkpoint given by --save")
     p.add_argument("--save", help="with --only-eval: the checkpoint (trainer.pt) to evaluate")
+    add_print_options(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(build_parser(), argv)
-    if isinstance(args, int):
-        return args
-    return run_main(lambda: dispatch(args, argv), PROG)
-
-
-def dispatch(args: argparse.Namespace, argv: list[str]) -> int:
-    """``--address http://...``: check what can be checked here, then submit as a Ray job."""
-    from awsaa.distributed.jobs import is_job_address, submit
-
-    if is_job_address(args.address):
-        check_locally(args)
-        return submit(PROG, argv, args.address, wait=not args.no_wait)
-    return run(args)
+    return tool_main(PROG, build_parser(), argv, run, check_locally)
 
 
 if __name__ == "__main__":

@@ -134,8 +134,11 @@ def _load_fashion_mnist(info: DatasetInfo, dataroot: Path | None, download: bool
         torchvision.datasets.FashionMNIST(str(root), train=False, download=True)
         folder = root / "FashionMNIST" / "raw"
         files = [_find_idx(folder, s) for s in _FMNIST_FILES]
-    train = ImageTensors(*formats.read_idx_pair(files[0], files[1]))
-    test = ImageTensors(*formats.read_idx_pair(files[2], files[3]))
+    found = [f for f in files if f is not None]
+    if len(found) < len(files):  # a download that left a file out
+        raise _missing(info, [folder], "train-images-idx3-ubyte(.gz) and the other 3 IDX files")
+    train = ImageTensors(*formats.read_idx_pair(found[0], found[1]))
+    test = ImageTensors(*formats.read_idx_pair(found[2], found[3]))
     return Dataset(info, train, test, folder)
 
 

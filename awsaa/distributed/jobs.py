@@ -12,6 +12,7 @@ Ctrl-C stops the following, not the job.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -21,17 +22,18 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from awsaa.errors import AWSAAError
 
-# Options whose value is a file on this machine that the job needs (copied into its working dir).
-FILE_OPTIONS = ("-c", "--config", "--aug")
+# Options (by argparse dest) whose values are files on this machine that the job needs
+# (copied into its working dir), and options that only mean something here.
+FILE_OPTIONS = ("config", "aug")
+LOCAL_ONLY = ("help", "address", "no_wait")
 
 
 def is_job_address(address: str | None) -> bool:
-    return bool(address) and address.startswith(("http://", "https://"))
+    return address is not None and address.startswith(("http://", "https://"))
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -56,35 +58,36 @@ def _tool_error(client, job_id: str, prog: str) -> str | None:
     return None
 
 
-def job_command(prog: str, argv: Sequence[str], workdir: Path) -> list[str]:
-    """The command the job runs: ``argv`` without ``--address``/``--no-wait``, local files
-    replaced by their copies in ``workdir`` (by name)."""
+def job_command(prog: str, parser: argparse.ArgumentParser, args: argparse.Namespace, workdir: Path) -> list[str]:
+    """The command the job runs, rebuilt from the parsed arguments (so ``--aug=p.json`` and
+    ``--aug p.json`` are the same thing): every option given a value other than its default,
+    in its long spelling, without ``--address``/``--no-wait``; the files of ``FILE_OPTIONS``
+    copied into ``workdir`` and named there by file name."""
     out: list[str] = [prog]
-    args = list(argv)
-    i = 0
-    taking_files = False
-    while i < len(args):
-        a = args[i]
-        if a in ("--address",):
-            i += 2
+    for action in parser._actions:  # argparse has no public accessor for its options
+        if not action.option_strings or action.dest in LOCAL_ONLY:
             continue
-        if a.startswith("--address="):
-            i += 1
+        value = getattr(args, action.dest, None)
+        if value is None or value == action.default or value == []:
             continue
-        if a == "--no-wait":
-            i += 1
+        option = max(action.option_strings, key=len)
+        if action.nargs == 0:  # a flag
+            out.append(option)
             continue
-        if a.startswith("-"):
-            taking_files = a in FILE_OPTIONS
-            out.append(a)
-        elif taking_files and Path(a).is_file():
-            name = _unique_name(workdir, Path(a).name)
-            shutil.copy2(a, workdir / name)
-            out.append(name)
+        values = [str(v) for v in (value if isinstance(value, list) else [value])]
+        if action.dest in FILE_OPTIONS:
+            values = [_copy(v, workdir) if Path(v).is_file() else v for v in values]
+        if len(values) == 1 and action.nargs is None:
+            out.append(f"{option}={values[0]}")  # one token: a value may start with '-'
         else:
-            out.append(a)
-        i += 1
+            out += [option, *values]
     return out  # without --storage the job uses the head's $AWSAA_STORAGE, else ~/awsaa-runs
+
+
+def _copy(path: str, workdir: Path) -> str:
+    name = _unique_name(workdir, Path(path).name)
+    shutil.copy2(path, workdir / name)
+    return name
 
 
 def _unique_name(workdir: Path, name: str) -> str:
@@ -110,12 +113,14 @@ def _client(address: str):
         raise AWSAAError(f"cannot reach the Ray Jobs server at {address}: {text}") from None
 
 
-def submit(prog: str, argv: Sequence[str], address: str, wait: bool = True) -> int:
-    """Submit ``prog argv`` as a job on the cluster at ``address``; follow it when ``wait``."""
+def submit(prog: str, parser: argparse.ArgumentParser, args: argparse.Namespace, address: str,
+           wait: bool = True) -> int:
+    """Submit the command ``args`` parsed from as a job on the cluster at ``address``; follow it
+    when ``wait``."""
     client = _client(address)
     with tempfile.TemporaryDirectory(prefix="awsaa-job-") as d:
         workdir = Path(d)
-        command = job_command(prog, argv, workdir)
+        command = job_command(prog, parser, args, workdir)
         runtime_env = {"working_dir": str(workdir),
                        "env_vars": {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}}
         for attempt in range(12):

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import threading
+from typing import Any
 
 from awsaa.errors import AWSAAError
 
@@ -79,7 +80,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs = {"logging_level": logging.WARNING, "log_to_driver": True}
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI colour codes in the workers' lines in a file
     if address:

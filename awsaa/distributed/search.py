@@ -6,29 +6,49 @@
   that state. It exports the loop, mean reward, baseline and entropy as Ray metrics.
 * Each **fine-tune worker** gets the shared stage-1 state once, through the object store,
   builds its data and network once, and runs one trajectory per call.
-* The **driver** hands each loop's M trajectories to free workers, collects them with
-  ``ray.wait``, runs again on a fresh worker any trajectory whose worker died, reruns once a
-  trajectory that failed (e.g. a non-finite loss), and never counts a trajectory twice.
+* The **driver** (:func:`run_search`) owns a run's life: a new run or a resumed one
+  (:func:`new_run`, :func:`resume_run`), the stage-1 cache, the hand-off of the shared
+  weights through the object store, the loops (:func:`run_loops`: a scheduler that hands
+  each loop's M trajectories to free workers, collects them with ``ray.wait``, runs again on
+  a fresh worker any call whose worker died, reruns once a trajectory that failed, and never
+  counts a trajectory twice; the controller records the results), and the controller's end.
+  ``awsaa-search`` parses, calls these and reports.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
+import torch
+
 from awsaa import faultplan
-from awsaa.config import SearchConfig, from_dict, to_dict
+from awsaa.config import SearchConfig, config_hash, from_dict, to_dict
+from awsaa.data.datasets import ensure_dataset
+from awsaa.distributed.raycluster import has_real_gpus
+from awsaa.errors import AWSAAError
+from awsaa.policy import Policy
+from awsaa.search.stages import FineTuner, pretrain, stage1_hash
+from awsaa.search.state import SearchState, policy_hash
+from awsaa.signals import Interrupted, as_interrupted
+from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
 
 NAMESPACE = "awsaa"
 HEAD_RESOURCE = "awsaa_head"
 
 
 def _ray():
+    """Ray, imported on first use (here and for ``ray.*`` submodules below): the command-line
+    tools import this module, and ``--help`` or a bad argument should not wait for Ray."""
     import ray
 
     return ray
@@ -37,12 +57,20 @@ def _ray():
 # ----------------------------------------------------------------------------- actors
 
 
+def controller_name(run: str) -> str:
+    """The Ray actor name of run ``run``'s controller (namespace :data:`NAMESPACE`)."""
+    return f"awsaa-controller:{run}"
+
+
+def worker_name(run: str, index: int) -> str:
+    """The Ray actor name of run ``run``'s ``index``-th fine-tune worker (a replacement gets a new index)."""
+    return f"awsaa-worker:{run}:{index}"
+
+
 class _Controller:
     """The search controller (wrapped as a Ray actor by :func:`controller_actor`)."""
 
     def __init__(self, run_dir: str) -> None:
-        from awsaa.search.state import SearchState
-
         self.state = SearchState.load(Path(run_dir))
         self.run = Path(run_dir).name
         try:
@@ -70,8 +98,6 @@ class _Controller:
 
     def ask(self, loop: int) -> list[dict[str, Any]]:
         """Loop ``loop``'s sampling policies, one per trajectory (saved before they are handed out)."""
-        from awsaa.search.state import policy_hash
-
         faultplan.point("controller", {"policy_hash": policy_hash(self.state.policy())}, loop=loop)
         return self.state.ask(loop)
 
@@ -80,9 +106,6 @@ class _Controller:
 
     def record(self, loop: int, trajectories: list[dict[str, Any]], failed: list[dict[str, Any]],
                wall_seconds: float) -> dict[str, Any]:
-        from awsaa.errors import AWSAAError
-        from awsaa.search.state import SearchState
-
         try:
             entry = self.state.record(loop, trajectories, failed, wall_seconds)
         except OSError as e:  # disk full, storage gone: the files still hold the last good loop
@@ -105,18 +128,11 @@ class _Worker:
     """A fine-tune worker (wrapped as a Ray actor by :func:`worker_actor`)."""
 
     def __init__(self, cfg: dict[str, Any], shared: dict[str, Any], threads: int) -> None:
-        import torch
-
-        from awsaa.search.stages import FineTuner
-
         torch.set_num_threads(max(1, threads))
         self.tuner = FineTuner(from_dict(SearchConfig, cfg), shared)
 
     def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
             pair_seed: int | None = None) -> dict[str, Any]:
-        from awsaa.policy import Policy
-        from awsaa.search.state import policy_hash
-
         started = time.time()
         pol = Policy.from_dict(policy)
         faultplan.point("worker", loop=loop, traj=traj, at="start")
@@ -130,6 +146,11 @@ class _Worker:
                 "finetune_seconds": r.seconds, "images": r.images, "started": started, "ended": time.time(),
                 "pid": os.getpid(), "node": _ray().get_runtime_context().get_node_id()[:8]}
 
+    def run_many(self, loop: int, items: list[tuple[int, dict[str, Any], int, int | None]]) -> list[dict[str, Any]]:
+        """Several trajectories of one loop in one call (``workers.per_call``): for a reward as
+        cheap as the density reward, one call per trajectory would be mostly Ray overhead."""
+        return [self.run(loop, traj, policy, seed, pair_seed) for traj, policy, seed, pair_seed in items]
+
     def pid(self) -> int:
         return os.getpid()
 
@@ -137,7 +158,7 @@ class _Worker:
 def controller_actor(run_dir: Path, name: str):
     """Get or create the run's named, detached controller."""
     ray = _ray()
-    options: dict[str, Any] = {"name": f"awsaa-controller:{name}", "namespace": NAMESPACE, "lifetime": "detached",
+    options: dict[str, Any] = {"name": controller_name(name), "namespace": NAMESPACE, "lifetime": "detached",
                                "get_if_exists": True, "max_restarts": -1, "max_task_retries": -1, "num_cpus": 0}
     if ray.cluster_resources().get(HEAD_RESOURCE):
         options["resources"] = {HEAD_RESOURCE: 0.001}
@@ -148,7 +169,7 @@ def worker_actor(cfg: SearchConfig, shared_ref: Any, index: int, name: str):
     ray = _ray()
     w = cfg.workers
     return ray.remote(_Worker).options(
-        num_gpus=w.num_gpus, num_cpus=w.num_cpus, name=f"awsaa-worker:{name}:{index}", namespace=NAMESPACE,
+        num_gpus=w.num_gpus, num_cpus=w.num_cpus, name=worker_name(name, index), namespace=NAMESPACE,
     ).remote(to_dict(cfg), shared_ref, max(1, round(w.num_cpus)))
 
 
@@ -157,8 +178,6 @@ def stage1_remote(cfg: SearchConfig, progress: Any = None):
     the shared state. Its epoch lines go to ``progress`` (a ``ray.util.queue.Queue``) when
     given, else to its stdout (which Ray forwards to the driver, in its own time)."""
     ray = _ray()
-    from awsaa.distributed.raycluster import has_real_gpus
-
     gpus = 1 if has_real_gpus() else 0
     if gpus:
         cpus = max(1, round(cfg.workers.num_cpus))
@@ -166,10 +185,6 @@ def stage1_remote(cfg: SearchConfig, progress: Any = None):
         cpus = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]] + [1])
 
     def stage1(cfg_dict: dict[str, Any], threads: int, progress: Any) -> dict[str, Any]:
-        import torch
-
-        from awsaa.search.stages import pretrain
-
         torch.set_num_threads(threads)
         c = from_dict(SearchConfig, cfg_dict)
 
@@ -190,8 +205,6 @@ def run_stage1(cfg: SearchConfig, log: Callable[[str], None] = print) -> dict[st
     """Stage 1 on the cluster, its epoch lines printed by the driver as they come and all of
     them before this returns (forwarded worker output could arrive after the driver's own
     "stage 1 done")."""
-    from queue import Empty
-
     from ray.util.queue import Queue
 
     progress = Queue(actor_options={"num_cpus": 0})
@@ -241,78 +254,112 @@ def _fmt_eta(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
-              log: Callable[[str], None] = print, max_attempts: int = 2) -> dict[str, Any]:
-    """Run the remaining loops of the search in ``run_dir``; returns the controller's summary."""
-    ray = _ray()
-    from ray.exceptions import RayActorError, RayTaskError
+class _Scheduler:
+    """Which trajectory runs where: the worker actors of a run, the calls of one loop handed
+    to free workers (``workers.per_call`` trajectories per call), a dead worker replaced and
+    its call run again, a call that raised rerun one trajectory at a time (each at most
+    ``max_attempts`` times in all), and no trajectory counted twice."""
 
-    from awsaa.errors import AWSAAError
+    def __init__(self, cfg: SearchConfig, name: str, shared_ref: Any, log: Callable[[str], None],
+                 max_attempts: int) -> None:
+        self.cfg, self.name, self.shared_ref, self.log, self.max_attempts = cfg, name, shared_ref, log, max_attempts
+        n = cfg.workers.count or cfg.trajectories
+        self.workers = [worker_actor(cfg, shared_ref, i, name) for i in range(n)]
+        self.spawned = n
+        self.per_call = cfg.workers.per_call or (1 if cfg.reward == "finetune" else -(-cfg.trajectories // n))
 
-    controller = controller_actor(run_dir, name)
-    n_workers = cfg.workers.count or cfg.trajectories
-    workers = [worker_actor(cfg, shared_ref, i, name) for i in range(n_workers)]
-    spawned = n_workers
-    start = wait_get(controller.loops_done.remote())
-    loop_seconds: deque[float] = deque(maxlen=5)
-    for loop in range(start, cfg.loops):
-        t0 = time.time()
-        policies = wait_get(controller.ask.remote(loop))
-        queue = deque((traj, 1) for traj in range(cfg.trajectories))
-        free = list(range(len(workers)))
-        pending: dict[Any, tuple[int, int, int]] = {}
+    def run_loop(self, loop: int, policies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Run loop ``loop``'s trajectories with their sampling ``policies``; returns (results
+        in trajectory order, failures)."""
+        ray = _ray()
+        from ray.exceptions import RayActorError, RayTaskError
+
+        cfg, k = self.cfg, self.per_call
+        order = list(range(cfg.trajectories))
+        # (trajectories of one call, attempt): a call that raises is rerun one trajectory at a time
+        queue = deque((tuple(order[i:i + k]), 1) for i in range(0, len(order), k))
+        free = list(range(len(self.workers)))
+        pending: dict[Any, tuple[tuple[int, ...], int, int]] = {}
         results: dict[int, dict[str, Any]] = {}
         failed: list[dict[str, Any]] = []
         while queue or pending:
             while queue and free:
-                traj, attempt = queue.popleft()
+                trajs, attempt = queue.popleft()
                 w = free.pop(0)
-                seed, pair_seed = trajectory_seeds(cfg, loop, traj)
-                ref = workers[w].run.remote(loop, traj, policies[traj], seed, pair_seed)
-                pending[ref] = (traj, attempt, w)
+                items = [(traj, policies[traj], *trajectory_seeds(cfg, loop, traj)) for traj in trajs]
+                pending[self.workers[w].run_many.remote(loop, items)] = (trajs, attempt, w)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # 1 s steps: signals get through
             for ref in ready:
-                traj, attempt, w = pending.pop(ref)
+                trajs, attempt, w = pending.pop(ref)
+                what = f"trajectory {trajs[0]}" if len(trajs) == 1 else f"trajectories {', '.join(map(str, trajs))}"
                 try:
-                    out = ray.get(ref)
+                    outs = ray.get(ref)
                 except RayActorError as e:
                     if e.actor_init_failed:  # our __init__ raised (bad data, config): it would every time
                         raise AWSAAError(f"a fine-tune worker could not start: {_last_line(e)}") from None
-                    # the worker process or its node died: not the trajectory's fault
-                    workers[w] = worker_actor(cfg, shared_ref, spawned, name)
-                    spawned += 1
-                    queue.appendleft((traj, attempt))
-                    log(f"loop {loop + 1}: a fine-tune worker died; trajectory {traj} runs again on a new worker")
+                    # the worker process or its node died: not the trajectories' fault
+                    self.workers[w] = worker_actor(cfg, self.shared_ref, self.spawned, self.name)
+                    self.spawned += 1
+                    queue.appendleft((trajs, attempt))
+                    self.log(f"loop {loop + 1}: a fine-tune worker died; {what} "
+                             f"{'runs' if len(trajs) == 1 else 'run'} again on a new worker")
                 except RayTaskError as e:  # our code raised (e.g. a non-finite loss): rerun once
-                    if attempt < max_attempts:
-                        queue.append((traj, attempt + 1))
-                        log(f"loop {loop + 1}: trajectory {traj} failed ({_last_line(e)}); running it once more")
+                    if attempt < self.max_attempts:
+                        queue.extend(((traj,), attempt + 1) for traj in trajs)
+                        self.log(f"loop {loop + 1}: {what} failed ({_last_line(e)}); running "
+                                 f"{'it' if len(trajs) == 1 else 'each on its own'} once more")
                     else:
-                        failed.append({"traj": traj, "error": _last_line(e)})
-                        log(f"loop {loop + 1}: trajectory {traj} failed twice; the loop records it as failed")
+                        failed += [{"traj": traj, "error": _last_line(e)} for traj in trajs]
+                        self.log(f"loop {loop + 1}: {what} failed "
+                                 f"{'twice' if attempt == 2 else f'{attempt} times'}; "
+                                 f"the loop records {'it' if len(trajs) == 1 else 'them'} as failed")
                 else:
-                    if traj not in results:  # never count a trajectory twice
-                        results[traj] = out
+                    for out in outs:
+                        results.setdefault(out["traj"], out)  # never count a trajectory twice
                 free.append(w)
+        return [results[t] for t in sorted(results)], failed
+
+    def close(self) -> None:
+        for w in self.workers:
+            _ray().kill(w)
+
+
+def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
+              log: Callable[[str], None] = print, max_attempts: int = 2) -> dict[str, Any]:
+    """Run the remaining loops of the search in ``run_dir``: each loop's sampling policies from
+    the controller, its trajectories through the :class:`_Scheduler`, its results recorded by
+    the controller (which tells the agent and saves); returns the controller's summary."""
+    from ray.exceptions import RayTaskError
+
+    controller = controller_actor(run_dir, name)
+    scheduler = _Scheduler(cfg, name, shared_ref, log, max_attempts)
+    start = wait_get(controller.loops_done.remote())
+    loop_seconds: deque[float] = deque(maxlen=5)
+    for loop in range(start, cfg.loops):
+        t0 = time.time()
+        results, failed = scheduler.run_loop(loop, wait_get(controller.ask.remote(loop)))
         wall = time.time() - t0
         try:
-            entry = wait_get(controller.record.remote(loop, [results[t] for t in sorted(results)], failed, wall))
+            entry = wait_get(controller.record.remote(loop, results, failed, wall))
         except RayTaskError as e:
             raise AWSAAError(_last_line(e)) from None
         loop_seconds.append(wall)
         eta = (cfg.loops - loop - 1) * sum(loop_seconds) / len(loop_seconds)
-        mean = f"{entry['mean_reward']:.2f}" if entry["mean_reward"] is not None else "  -  "
-        spread = ""
-        if len(entry["rewards"]) > 1:
-            spread = f" ({min(entry['rewards']):.2f}-{max(entry['rewards']):.2f})"
-        log(f"loop {loop + 1:>3}/{cfg.loops}  mean reward {mean}{spread}  baseline {entry['baseline']:.2f}  "
+        log(_loop_line(cfg, loop, entry, wall, eta))
+    summary = wait_get(controller.finish.remote())
+    scheduler.close()
+    _ray().kill(controller)
+    return summary
+
+
+def _loop_line(cfg: SearchConfig, loop: int, entry: dict[str, Any], wall: float, eta: float) -> str:
+    mean = f"{entry['mean_reward']:.2f}" if entry["mean_reward"] is not None else "  -  "
+    spread = ""
+    if len(entry["rewards"]) > 1:
+        spread = f" ({min(entry['rewards']):.2f}-{max(entry['rewards']):.2f})"
+    return (f"loop {loop + 1:>3}/{cfg.loops}  mean reward {mean}{spread}  baseline {entry['baseline']:.2f}  "
             f"entropy {entry['entropy']:.3f}  from uniform {entry['kl_uniform']:.3f}  KL {entry['kl']:.4f}  "
             f"steps {entry['inner_steps']}  {wall:.1f} s  ETA {_fmt_eta(eta)}")
-    summary = wait_get(controller.finish.remote())
-    for w in workers:
-        ray.kill(w)
-    ray.kill(controller)
-    return summary
 
 
 def _last_line(err: BaseException) -> str:
@@ -321,3 +368,123 @@ def _last_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     line = lines[-1] if lines else type(err).__name__
     return re.sub(r"^(?:[A-Za-z_][\w.]*\.)?AWSAAError: ", "", line)[:300]
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+def load_shared(path: Path, cfg: SearchConfig) -> dict[str, Any]:
+    """A stage-1 checkpoint, refused (one line) unless it was made by this stage-1 config."""
+    state = load_checkpoint(path, kind="shared")
+    expected = stage1_hash(cfg)
+    if state.get("stage1_hash") != expected:
+        raise AWSAAError(f"pretrained checkpoint {path} was made by a different stage-1 config "
+                         f"(hash {state.get('stage1_hash')}, this config's is {expected})")
+    return state
+
+
+@dataclass
+class SearchRun:
+    """A search ready to run: its config and directory, and where stage 1 comes from."""
+
+    cfg: SearchConfig
+    run_dir: Path
+    name: str
+    cache: Path  # stage 1's checkpoint: read when ``shared`` is set, else written after stage 1
+    shared: dict[str, Any] | None
+    resume: bool
+
+
+def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None = None,
+            check_data: bool = True, download: bool = False,
+            log: Callable[[str], None] = print) -> SearchRun:
+    """A new run ``storage/name``: refused when it exists; the dataset checked (or fetched with
+    ``download``) unless ``check_data`` is off (a cluster's data lives on the cluster); stage 1
+    from ``pretrained``, else from the cache ``storage/pretrained/<stage-1 hash>.pt`` when a
+    search with the same stage-1 config made it, else to be trained."""
+    run_dir = storage / name
+    if run_dir.exists():
+        raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")
+    if check_data:  # a missing dataset fails here, before any work
+        cfg = dataclasses.replace(cfg, dataroot=ensure_dataset(cfg.dataset, cfg.dataroot, download))
+    cache = storage / "pretrained" / f"{stage1_hash(cfg)}.pt"
+    shared = None
+    if pretrained is not None:
+        cache = pretrained
+        shared = load_shared(cache, cfg)
+    elif cache.exists():
+        shared = load_shared(cache, cfg)
+        log(f"reusing the stage-1 weights of {cache} (same stage-1 config)")
+    return SearchRun(cfg, run_dir, name, cache, shared, resume=False)
+
+
+def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str = "the config",
+               log: Callable[[str], None] = print) -> SearchRun:
+    """The interrupted run ``run_dir``, at its last finished loop: refused when ``given`` (a
+    config named on the command line) differs from the run's, when its state cannot be read,
+    or when every loop is done (its exports rebuilt from state.pt if they were lost)."""
+    info, cfg = SearchState.read_run(run_dir)
+    if given is not None and config_hash(given) != config_hash(cfg):
+        raise AWSAAError(f"config {given_name} differs from the one run {run_dir} was started with; "
+                         f"resume without -c, or start a new run")
+    state = SearchState.load(run_dir)  # refuses a corrupt state before any work
+    if state.loops_done >= cfg.loops:
+        rebuilt = state.restore_exports()
+        raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops; its result is "
+                         f"{run_dir / 'policy.json'}"
+                         + (f" (rebuilt {', '.join(rebuilt)} from state.pt)" if rebuilt else ""))
+    cache = Path(info["pretrained"])
+    shared = load_shared(cache, cfg) if cache.exists() else None
+    log(f"resuming {run_dir} at loop {state.loops_done + 1} of {cfg.loops}")
+    return SearchRun(cfg, run_dir, run_dir.name, cache, shared, resume=True)
+
+
+def run_search(run: SearchRun, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run ``run`` on the connected Ray cluster to its last loop; returns the controller's
+    summary. Creates the run's state (a new run), trains and caches stage 1 when needed, puts
+    the shared weights in the object store (by the driver: they outlive the node that trained
+    them), runs the loops, and ends the controller. A stop signal stops the controller, so
+    nothing writes the run after it, and raises :class:`~awsaa.signals.Interrupted` saying
+    where the run stands."""
+    cfg = run.cfg
+    try:
+        if not run.resume:
+            SearchState.create(run.run_dir, cfg, {"name": run.name, "stage1_hash": stage1_hash(cfg),
+                                                  "pretrained": str(run.cache.resolve()), "created": time.time()})
+            log(f"run {run.run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
+                f"{cfg.workers.count or cfg.trajectories} fine-tune workers, {cfg.model} on {cfg.dataset}")
+        shared = run.shared
+        if shared is None:
+            how = ("under the uniform policy" if cfg.stage1_aug() == "uniform"
+                   else "on crop + flip only (the density reward's clean network)")
+            log(f"stage 1: training the shared weights {how} "
+                f"({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} of {cfg.pretrain.epochs} epochs)")
+            shared = run_stage1(cfg, log=log)
+            run.cache.parent.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(run.cache, shared)
+            log(f"stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "
+                f"saved {run.cache}")
+        return run_loops(cfg, run.run_dir, run.name, _ray().put(shared), log=log)
+    except BaseException as e:
+        stop = as_interrupted(e)
+        if stop is None:
+            raise
+        stop_controller(run.name)
+        raise Interrupted(stop.signum, _where_it_stands(run.run_dir, cfg)) from None
+
+
+def stop_controller(name: str) -> None:
+    """Stop run ``name``'s detached controller; ``--resume`` starts a new one from the saved state."""
+    ray = _ray()
+    with contextlib.suppress(Exception):
+        ray.kill(ray.get_actor(controller_name(name), namespace=NAMESPACE), no_restart=True)
+
+
+def _where_it_stands(run_dir: Path, cfg: SearchConfig) -> str:
+    if not (run_dir / "state.pt").exists():
+        return "the run had not started; nothing to continue"
+    try:
+        done = SearchState.load(run_dir).loops_done  # state.pt is the source of truth
+    except AWSAAError:
+        return f"the run's state could not be read back; check {run_dir / 'state.pt'}"
+    return f"the run is saved after loop {done} of {cfg.loops}; continue with: awsaa-search --resume {run_dir}"

@@ -123,10 +123,12 @@ def train_trial_ddp(config: dict[str, Any]) -> None:
         scaling_config=ray.train.ScalingConfig(num_workers=int(spec["workers"]), use_gpu=real_gpus,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
-            name="ddp", storage_path=spec["trial_storage"], callbacks=[TuneReportCallback()],
+            # Ray's annotations lag its runtime here: RunConfig takes logging_config and any Tune
+            # callback (tested by test_train_tune's DDP trial)
+            name="ddp", storage_path=spec["trial_storage"], callbacks=[TuneReportCallback()],  # type: ignore[list-item]
             failure_config=ray.train.FailureConfig(max_failures=int(spec.get("max_failures", 0))),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-            logging_config=ray.train.LoggingConfig(log_level="WARNING")),
+            logging_config=ray.train.LoggingConfig(log_level="WARNING")),  # type: ignore[call-arg]
     )
     result = trainer.fit()
     if result.error is not None:
@@ -258,7 +260,7 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
     else:
         trainable = tune.with_resources(train_trial, {"cpu": cpus, "gpu": gpus})
     run_config = tune.RunConfig(
-        name=exp.name, storage_path=str(exp.storage.resolve()), verbose=0, callbacks=[EpochLines(exp.max_failures)],
+        name=exp.name, storage_path=str(exp.storage.resolve()), verbose=0, callbacks=[EpochLines(exp.max_failures)],  # type: ignore[list-item]
         failure_config=tune.FailureConfig(max_failures=exp.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
@@ -274,7 +276,7 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
             tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: slug(t.config["trial"]["label"]),
                                         trial_name_creator=lambda t: t.config["trial"]["label"]),
         )
-    from awsaa.cli.common import Interrupted, ask_tune_to_stop, graceful_section
+    from awsaa.signals import Interrupted, ask_tune_to_stop, graceful_section
 
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours (install_stop_signals) asks Tune to stop
     with graceful_section(ask_tune_to_stop) as g:
@@ -283,7 +285,8 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
         raise Interrupted(g.signum, f"experiment {path} is saved at its trials' last finished epochs; "
                                     f"continue with the same command and --resume")
     summary = []
-    for r in results:
+    for i in range(len(results)):  # ResultGrid is indexable; its annotations do not declare iteration
+        r = results[i]
         m = r.metrics or {}
         ckpt = r.checkpoint.path if r.checkpoint is not None else m.get("checkpoint_path")
         summary.append({

@@ -30,60 +30,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
+from awsaa.config import AGENT_NAMES, AgentConfig
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy, pair_probs
-
-
-@dataclass
-class AgentConfig:
-    """Every knob of the agents, with the paper's / official release's defaults."""
-
-    normalization: str = "sigmoid"
-    lr: float = 0.1  # Adam learning rate after the warm-up
-    warmup_lr: float = 0.0125  # at the first loop
-    warmup_loops: int = 10
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    baseline_momentum: float = 0.9
-    advantage_scale: float = 0.5
-    clip: float = 0.2  # PPO only
-    max_inner_steps: int = 5  # PPO only
-    kl_stop: float = 0.002  # PPO only
-    entropy_bonus: float = 0.0
-    # ES only (see ESAgent)
-    sigma: float = 2.0  # SD of the logit perturbations
-    es_lr: float = 0.2  # step size on the normalized gradient estimate
-    tie: bool = True  # one logit vector for both ops of a pair (K numbers) instead of K + K*K
-    scale_momentum: float = 0.9  # running RMS of the antithetic reward differences
-
-    def check(self) -> None:
-        from awsaa.config import ConfigError
-
-        def need(cond: bool, msg: str) -> None:
-            if not cond:
-                raise ConfigError(msg)
-
-        need(self.normalization in ("sigmoid", "softmax"), f"normalization must be sigmoid or softmax, "
-                                                           f"got {self.normalization!r}")
-        need(self.lr > 0 and self.warmup_lr > 0, "lr and warmup_lr must be > 0")
-        need(self.warmup_loops >= 0, f"warmup_loops must be >= 0, got {self.warmup_loops}")
-        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), "
-                                                                           f"got {self.betas}")
-        need(0 <= self.baseline_momentum < 1, f"baseline_momentum must be in [0, 1), got {self.baseline_momentum}")
-        need(self.advantage_scale > 0, f"advantage_scale must be > 0, got {self.advantage_scale}")
-        need(0 < self.clip < 1, f"clip must be in (0, 1), got {self.clip}")
-        need(self.max_inner_steps >= 1, f"max_inner_steps must be >= 1, got {self.max_inner_steps}")
-        need(self.kl_stop > 0, f"kl_stop must be > 0, got {self.kl_stop}")
-        need(self.entropy_bonus >= 0, f"entropy_bonus must be >= 0, got {self.entropy_bonus}")
-        need(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
-        need(self.es_lr > 0, f"es_lr must be > 0, got {self.es_lr}")
-        need(0 <= self.scale_momentum < 1, f"scale_momentum must be in [0, 1), got {self.scale_momentum}")
 
 
 @dataclass
@@ -113,7 +69,7 @@ class _Agent:
         k = self.space.num_ops
         self.first = torch.zeros(k, dtype=torch.float64, requires_grad=True)
         self.second = torch.zeros(k, k, dtype=torch.float64, requires_grad=True)
-        self.optimizer = torch.optim.Adam([self.first, self.second], lr=self._lr(0), betas=tuple(cfg.betas),
+        self.optimizer = torch.optim.Adam([self.first, self.second], lr=self._lr(0), betas=(cfg.betas[0], cfg.betas[1]),
                                           weight_decay=0.0)
         self.baseline: float | None = None
         self.loops_done = 0
@@ -188,8 +144,9 @@ class _Agent:
         kl = float((old * (old.log() - new.log())).sum())
         self.loops_done += 1
         entropy = float(-(new * new.log()).sum())
+        assert self.baseline is not None  # set by _advantages
         return UpdateStats(self.loops_done, float(torch.tensor(rewards, dtype=torch.float64).mean()),
-                           float(self.baseline), adv, steps, kl, entropy, lr)
+                           self.baseline, adv, steps, kl, entropy, lr)
 
     def _step(self, per_pair: Tensor, old: Tensor) -> int:
         raise NotImplementedError
@@ -398,6 +355,8 @@ class ESAgent(_Agent):
 
 
 AGENTS = {"ppo": PPOAgent, "reinforce": REINFORCEAgent, "es": ESAgent}
+if tuple(AGENTS) != AGENT_NAMES:  # the config checks names against AGENT_NAMES
+    raise ImportError(f"AGENTS {tuple(AGENTS)} and awsaa.config.AGENT_NAMES {AGENT_NAMES} disagree")
 
 
 def make_agent(name: str, space: SearchSpace | None = None, config: AgentConfig | None = None,

@@ -99,9 +99,9 @@ def es_steps(history: list[dict[str, Any]], agent_config: Any, seed: int) -> tor
     advantages (the normalized reward differences the agent was told, after any control) and
     the perturbations, which depend on the agent's seed alone. Their sum is the run's whole
     displacement in parameter space divided by ``es_lr``."""
-    from awsaa.search.agents import make_agent
+    from awsaa.search.agents import ESAgent
 
-    agent = make_agent("es", None, agent_config, seed=seed)
+    agent = ESAgent(None, agent_config, seed=seed)
     rows = []
     for t, h in enumerate(history):
         done = {d["traj"] for d in h.get("details", []) if d.get("reward") is not None}

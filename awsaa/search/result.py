@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from awsaa.config import RESULT_RULES
 from awsaa.errors import AWSAAError
 
-RULES = ("auto", "best_loop", "average", "final")
+RULES = RESULT_RULES  # the names awsaa.config accepts
 
 
 def resolve(rule: str, agent_name: str) -> str:

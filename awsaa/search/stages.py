@@ -37,7 +37,7 @@ def stage1_hash(cfg: SearchConfig) -> str:
 def train_config(cfg: SearchConfig, stage: str, lr: float | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of stage ``"pretrain"`` or ``"finetune"`` (at learning rate ``lr``)."""
     aug = cfg.stage1_aug() if stage == "pretrain" else "uniform"
-    common = {"model": cfg.model, "dataset": cfg.dataset, "aug": aug, "cutout": cfg.cutout,
+    common: dict[str, Any] = {"model": cfg.model, "dataset": cfg.dataset, "aug": aug, "cutout": cfg.cutout,
               "crop_padding": cfg.crop_padding, "hflip": cfg.hflip, "fill": cfg.fill, "train_size": cfg.train_size,
               "val_size": cfg.val_size, "eval_batch_size": cfg.eval_batch_size, "dataroot": cfg.dataroot,
               "seed": cfg.seed}
@@ -117,7 +117,7 @@ class FineTuner:
         for group in t.optimizer.param_groups:
             group["lr"] = self.lr
         pairs = torch.Generator().manual_seed(pair_seed) if pair_seed is not None else None
-        t.pipeline.policy = PolicyAugment(policy, self.fill, pair_generator=pairs)
+        t.set_policy(PolicyAugment(policy, self.fill, pair_generator=pairs))
         k = policy.space.num_ops
         counts = torch.zeros(k, k, dtype=torch.long)
         accs, images, start = [], 0, time.perf_counter()

@@ -23,11 +23,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from awsaa.augment import tensor_ops
+from awsaa.augment.fast_autoaugment import FAAPolicyAugment
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy
 
@@ -46,11 +48,25 @@ def check_aug(aug: str) -> None:
     raise AWSAAError(f"unknown aug {aug!r}; choose from {', '.join(AUG_NAMES)}, or give a policy .json file")
 
 
+class BatchAugment(Protocol):
+    """The policy step of a :class:`Pipeline`: ``augment(images, copies, generator)`` takes a
+    uint8 NCHW batch and returns the augmented batch and the (N, 2) op pairs drawn (``None``
+    when the augmentation draws no AWS pairs). ``policy_first``: run before crop and flip
+    (Fast AutoAugment's order) instead of after them."""
+
+    policy_first: bool
+
+    def __call__(self, images: Tensor, copies: int,
+                 generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]: ...
+
+
 class PolicyAugment:
     """An AWS policy: a pair drawn per image from ``policy`` and applied with the batched ops.
 
     With ``copies`` > 1 (Enlarged Batch) the batch holds ``copies`` consecutive copies of
     each image, and their pairs are drawn **without replacement** per image."""
+
+    policy_first = False
 
     def __init__(self, policy: Policy, fill: int, pair_generator: torch.Generator | None = None) -> None:
         self.policy, self.fill = policy, fill
@@ -79,6 +95,8 @@ class PolicyAugment:
 class PerImageAugment:
     """A torchvision v2 transform applied image by image (for the comparison baselines)."""
 
+    policy_first = False
+
     def __init__(self, transform: Callable[[Tensor], Tensor]) -> None:
         self.transform = transform
 
@@ -86,7 +104,7 @@ class PerImageAugment:
         return torch.stack([self.transform(x) for x in images]), None
 
 
-def make_policy_augment(aug: str, fill: int, dataset: str = "cifar10"):
+def make_policy_augment(aug: str, fill: int, dataset: str = "cifar10") -> BatchAugment | None:
     """The policy step of ``aug`` (``None`` for ``none`` and ``cutout``). torchvision's
     AutoAugment uses its ImageNet policy on ImageNet data, its SVHN policy on SVHN, else CIFAR-10's."""
     check_aug(aug)
@@ -104,9 +122,7 @@ def make_policy_augment(aug: str, fill: int, dataset: str = "cifar10"):
         }[aug]()
         return PerImageAugment(transform)
     if aug in FAA_AUGS:
-        from awsaa.train.fast_autoaugment import FAAPolicyAugment
-
-        return FAAPolicyAugment.published(aug, fill)
+        return FAAPolicyAugment.published(aug)  # FAA's own fill (black), whatever the dataset's
     if aug == "uniform":
         return PolicyAugment(Policy.uniform(), fill)
     return PolicyAugment(Policy.load(aug), fill)
@@ -116,7 +132,7 @@ def make_policy_augment(aug: str, fill: int, dataset: str = "cifar10"):
 class Pipeline:
     """Crop -> flip -> policy -> Cutout on a uint8 batch; ``copies`` augmented copies per image."""
 
-    policy: object | None  # PolicyAugment, PerImageAugment, FAAPolicyAugment or None
+    policy: BatchAugment | None  # PolicyAugment, PerImageAugment, FAAPolicyAugment or None
     crop_padding: int = 4
     hflip: bool = True
     cutout: int = 16
@@ -139,7 +155,7 @@ class Pipeline:
             images = images.repeat_interleave(self.copies, dim=0)
             labels = labels.repeat_interleave(self.copies, dim=0)
         pairs = None
-        first = getattr(self.policy, "policy_first", False)
+        first = self.policy is not None and self.policy.policy_first
         if self.policy is not None and first:
             images, pairs = self.policy(images, self.copies, generator)
         if crop and self.crop_padding:

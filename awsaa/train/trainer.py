@@ -26,11 +26,12 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from awsaa import models
+from awsaa.augment.fast_autoaugment import PILPolicy
 from awsaa.config import TrainConfig, to_dict
 from awsaa.data import Dataset, ImageTensors, load_dataset, stratified_split, stratified_subset
 from awsaa.errors import AWSAAError
 from awsaa.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from awsaa.train.pipeline import FAA_AUGS, Pipeline, check_aug
+from awsaa.train.pipeline import FAA_AUGS, BatchAugment, Pipeline, check_aug
 
 
 @dataclass
@@ -57,7 +58,8 @@ class EpochStats:
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on conv/linear weights only: not on BatchNorm parameters nor biases."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
             if not p.requires_grad:
@@ -79,6 +81,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
     o = cfg.optim
     total = cfg.epochs * steps_per_epoch
     warmup = round(o.warmup_epochs * steps_per_epoch)
+    main: sched.LRScheduler
     if o.schedule == "cosine":
         main = sched.CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1), eta_min=o.final_lr)
     elif o.schedule == "multistep":  # milestones in absolute epochs
@@ -100,7 +103,7 @@ class Trainer:
     """Trains ``cfg.model`` on ``cfg.dataset`` with ``cfg.aug``; see the module docstring."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device | str | None = None, data: Dataset | None = None,
-                 policy_override: Any = None, rank: int = 0, world_size: int = 1) -> None:
+                 policy_override: BatchAugment | None = None, rank: int = 0, world_size: int = 1) -> None:
         if policy_override is None:
             check_aug(cfg.aug)
         self.cfg = cfg
@@ -125,11 +128,11 @@ class Trainer:
         kwargs = {"drop_path": cfg.drop_path} if cfg.drop_path else {}
         self.model = models.create(cfg.model, num_classes=ds.info.num_classes, in_channels=ds.info.channels, **kwargs)
         # channels_last: faster convolutions on GPUs, and about 1.3x on this project's CPU too
-        self.model.to(self.device, memory_format=torch.channels_last)
+        self.model.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in torch's stubs
         # Data-parallel (rank of world_size): every rank draws the same permutation and takes
         # its share of each global batch; DDP averages the gradients.
         self.rank, self.world_size = rank, world_size
-        self.forward_model = self.model
+        self.forward_model: Callable[..., Tensor] = self.model
         if world_size > 1:
             ids = [self.device.index or 0] if self.device.type == "cuda" else None
             self.forward_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
@@ -147,20 +150,19 @@ class Trainer:
         self.pipeline = Pipeline.from_config(cfg.aug, fill, cfg.cutout, mean_fill, cfg.crop_padding, cfg.hflip,
                                              cfg.enlarged_batch, cfg.dataset)
         if policy_override is not None:
-            self.pipeline.policy = policy_override
+            self.set_policy(policy_override)
         # ImageFolder data: Fast AutoAugment's policy runs per image in the loader, before the
         # random-resized crop, as FAA does; every other policy runs on the cropped batch.
         self._loader_policy = None
         if not self.in_memory and cfg.aug in FAA_AUGS:
-            from awsaa.train.fast_autoaugment import PILPolicy
-
-            self._loader_policy, self.pipeline.policy = PILPolicy(cfg.aug), None
+            self._loader_policy = PILPolicy(cfg.aug)
+            self.set_policy(None)
         shape = (1, ds.info.channels, 1, 1)
         self.mean = torch.tensor(ds.info.mean, device=self.device).view(shape) * 255
         self.std = torch.tensor(ds.info.std, device=self.device).view(shape) * 255
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
-        self._loader = None
+        self._loader: torch.utils.data.DataLoader | None = None
 
     # ------------------------------------------------------------------ data
     def _split(self, train: Any) -> tuple[Any, Any]:
@@ -195,7 +197,7 @@ class Trainer:
             tf = v2.Compose([v2.Resize(round(size * 256 / 224), antialias=True), v2.CenterCrop(size),
                              v2.PILToTensor()])
         wrapped = _Transformed(dataset, tf)
-        sampler = None
+        sampler: torch.utils.data.Sampler | None = None
         if train and self.world_size > 1:
             sampler = torch.utils.data.DistributedSampler(wrapped, self.world_size, self.rank, shuffle=True,
                                                           seed=self.cfg.seed, drop_last=True)
@@ -232,6 +234,11 @@ class Trainer:
     def normalize(self, images: Tensor) -> Tensor:
         x = (images.float() - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last)
+
+    def set_policy(self, policy: BatchAugment | None) -> None:
+        """Replace the policy step of the training pipeline (the search's fine-tunes give each
+        trajectory its own); ``None``: crop, flip and Cutout only."""
+        self.pipeline.policy = policy
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
@@ -275,11 +282,11 @@ class Trainer:
         return loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seconds, seen
 
     @torch.no_grad()
-    def evaluate(self, dataset: Any, augment: Any = None, generator: torch.Generator | None = None,
+    def evaluate(self, dataset: Any, augment: BatchAugment | None = None, generator: torch.Generator | None = None,
                  pair_counts: Tensor | None = None) -> tuple[float, float]:
         """(top-1 accuracy %, mean loss) of the EMA model when EMA is on, else of the model.
-        ``augment`` (a :class:`~awsaa.train.pipeline.PolicyAugment`) augments each batch first,
-        its pairs added to ``pair_counts`` when given (the density reward)."""
+        ``augment`` augments each batch first, its pairs (when it draws AWS pairs) added to
+        ``pair_counts`` when given (the density reward)."""
         model = self.ema.module if self.ema is not None else self.model
         model.eval()
         correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -288,7 +295,7 @@ class Trainer:
         for images, labels in self._eval_batches(dataset):
             if augment is not None:
                 images, pairs = augment(images, 1, generator)
-                if pair_counts is not None:
+                if pair_counts is not None and pairs is not None:
                     _count_pairs(pair_counts, pairs)
             with self._autocast():
                 logits = model(self.normalize(images)).float()
