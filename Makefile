@@ -11,7 +11,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup data demo gallery test test-faults test-slow test-all lint bench clean
+.PHONY: setup data demo gallery schemas gpu-check test test-faults test-slow test-all lint bench clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,16 @@ demo: setup data
 
 gallery: setup data
 	@$(BIN)/awsaa-policy gallery --download -o runs/demo/ops.png
+
+# Everything that only runs on a GPU, in about 5 minutes, as one table (BENCHMARKS.md);
+# on a machine without CUDA it says so and exits 0.
+gpu-check: setup
+	@$(BIN)/python benchmarks/gpu_check.py
+
+# The configs' JSON schemas, for editors (tests/test_config.py checks they are current).
+schemas: setup
+	@$(BIN)/awsaa-search --print-schema > configs/schema/search.schema.json
+	@$(BIN)/awsaa-train --print-schema > configs/schema/train.schema.json
 
 lint: setup
 	@$(BIN)/ruff check .
