@@ -35,6 +35,8 @@ import yaml
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from awsaa import models  # the model and dataset registries (named in the config contract)
+from awsaa.data import DATASETS
 from awsaa.errors import AWSAAError
 from awsaa.fileio import read_text
 
@@ -370,7 +372,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_names(self.model, self.dataset)
-        from awsaa.train.pipeline import check_aug  # the augmentation registry (the config contract names it)
+        # The augmentation registry, imported here: awsaa.train's package imports the trainer,
+        # which imports this module (the config contract in pyproject.toml names this import).
+        from awsaa.train.pipeline import check_aug
 
         try:
             check_aug(self.aug)
@@ -384,11 +388,6 @@ class TrainConfig:
 
 
 def _check_names(model: str, dataset: str) -> None:
-    # The registries (the config contract names these imports); imported here because they
-    # import torch and the model zoo, which `import awsaa.config` should not pay for.
-    from awsaa import models
-    from awsaa.data import DATASETS
-
     names = models.list_models()
     _require(model in names, f"model {model!r} is unknown; choose from {', '.join(names)}")
     _require(dataset in DATASETS, f"dataset {dataset!r} is unknown; choose from {', '.join(DATASETS)}")

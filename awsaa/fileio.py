@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import socket
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from awsaa.errors import AWSAAError
 
 
 @contextlib.contextmanager
@@ -50,10 +56,6 @@ def read_text(path: str | os.PathLike, what: str, error: type[Exception] | None 
 
     Only a regular file is read (a FIFO or a device would block or never end), and only up to
     ``max_bytes``: a larger file is refused by its size before it is read."""
-    import stat
-
-    from awsaa.errors import AWSAAError
-
     error = error or AWSAAError
     path = Path(path)
     try:
@@ -77,8 +79,6 @@ def read_text(path: str | os.PathLike, what: str, error: type[Exception] | None 
 
 def parse_json(text: str, what: str, error: type[Exception] | None = None, **kwargs: Any) -> Any:
     """``json.loads`` with every failure (syntax, a too-deeply nested document) as one line."""
-    from awsaa.errors import AWSAAError
-
     error = error or AWSAAError
     try:
         return json.loads(text, **kwargs)
@@ -91,8 +91,6 @@ def parse_json(text: str, what: str, error: type[Exception] | None = None, **kwa
 def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
     """An output file's path, its parent directory created when missing; one line when that
     cannot be (a parent is a file) or when ``path`` itself is a directory."""
-    from awsaa.errors import AWSAAError
-
     path = Path(path)
     if path.is_dir():
         raise AWSAAError(f"{what} {path} is a directory")
@@ -123,8 +121,6 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "directory") -> Pat
     """Prove that ``path`` can be written (or created) before any work starts: a probe file is
     written and removed in ``path`` or its nearest existing parent. Nothing is left behind, so
     a later error (an unreachable cluster, say) leaves the file system as it was."""
-    from awsaa.errors import AWSAAError
-
     path = Path(path)
     existing = path
     while not existing.exists() and existing != existing.parent:
@@ -153,11 +149,6 @@ def claim_dir(path: str | os.PathLike, what: str, new: bool) -> Path:
     ``<path>/.awsaa.lock``, which holds the holder's pid, host and start time: a second command
     is refused with one line naming the holder. The kernel drops the lock when the holder exits
     or is killed, so a stale lock file never blocks."""
-    import fcntl
-    import socket
-    import time
-
-    from awsaa.errors import AWSAAError
 
     path = Path(path)
     if new:

@@ -8,11 +8,16 @@ from pathlib import Path
 
 import torch
 
+from awsaa.augment import tensor_ops
+from awsaa.augment.space import SearchSpace
+from awsaa.data import load_dataset
 from awsaa.fileio import atomic_open
 from awsaa.policy import Policy
 
 
 def _pyplot():
+    # The plotting backend, imported on first use: matplotlib is slow to import and only the
+    # end of a search and `awsaa-policy plot/gallery` draw anything.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,10 +58,6 @@ def plot_policy(policy: Policy, path: str | os.PathLike, title: str = "") -> Non
 def plot_op_gallery(path: str | os.PathLike, dataset: str = "fashion_mnist", dataroot=None,
                     n_images: int = 4, seed: int = 0, download: bool = False) -> None:
     """Every op of the default space on ``n_images`` test images (signs alternate +, -)."""
-    from awsaa.augment import tensor_ops
-    from awsaa.augment.space import SearchSpace
-    from awsaa.data import load_dataset
-
     plt = _pyplot()
     ds = load_dataset(dataset, dataroot, download)
     g = torch.Generator().manual_seed(seed)

@@ -106,6 +106,24 @@ def rgb_images(fmnist):
 
 
 @pytest.fixture(scope="session")
+def photo_crops():
+    """64 seeded 32x32 crops of a real colour photograph (matplotlib's sample
+    ``grace_hopper.jpg``, which ships with a pinned dependency): real colour statistics and
+    edges, where Fashion-MNIST's dark backgrounds hide rounding differences."""
+    import matplotlib.cbook
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as im:
+        arr = np.asarray(im.convert("RGB"))
+    g = torch.Generator().manual_seed(0)
+    ys = torch.randint(0, arr.shape[0] - 32, (64,), generator=g).tolist()
+    xs = torch.randint(0, arr.shape[1] - 32, (64,), generator=g).tolist()
+    crops = [arr[y:y + 32, x:x + 32].copy() for y, x in zip(ys, xs, strict=True)]
+    return torch.stack([torch.from_numpy(c).permute(2, 0, 1) for c in crops])
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """One local Ray for the tests that need it (no dashboard, small object store)."""
     import ray

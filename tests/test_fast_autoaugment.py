@@ -29,8 +29,11 @@ def test_published_policies_load_verbatim():
 
 @pytest.mark.parametrize("op", [o for o in faa.OPS if o != "Cutout"])
 @pytest.mark.parametrize("level", [0.1, 0.77])
-def test_batched_ops_match_faa_pil_semantics(op, level, rgb_images):
-    x = rgb_images[:16]
+@pytest.mark.parametrize("kind", ["rgb", "photo"])
+def test_batched_ops_match_faa_pil_semantics(op, level, kind, rgb_images, photo_crops):
+    """FAA's ops, batched, against FAA's own PIL code: exact but for the enhance ops' float
+    rounding (at most 0.1% of pixels), on Fashion-MNIST planes and on photograph crops."""
+    x = (rgb_images if kind == "rgb" else photo_crops)[:16]
     signed, kernel = faa.OPS[op][2:]
     for sign in (1, -1) if signed else (1,):
         v = faa._value(op, level) * sign
@@ -43,7 +46,8 @@ def test_batched_ops_match_faa_pil_semantics(op, level, rgb_images):
                                           torch.full((len(x),), v, dtype=torch.float64), fill=0)
         ref = torch.stack([from_pil(faa.apply_pil(to_pil(im), op, level, sign=sign)) for im in x])
         diff = (out.int() - ref.int()).abs()
-        assert (diff > 0).float().mean() <= 0.001, f"{op} level {level} sign {sign}: {(diff > 0).float().mean():.4%}"
+        allowed = 0.001 if op in faa._ENHANCE else 0.0
+        assert (diff > 0).float().mean() <= allowed, f"{op} level {level} sign {sign}: {(diff > 0).float().mean():.4%}"
 
 
 def test_cutout_abs_matches_pil(rgb_images):

@@ -157,3 +157,19 @@ class SearchSpace:
 def op_specs(ops: Sequence[OpSpec | str]) -> list[OpSpec]:
     """Resolve names to :class:`OpSpec` (specs pass through)."""
     return [ALL_OPS[o] if isinstance(o, str) else o for o in ops]
+
+
+# The op families the search's report and the synthetic reward speak of (RESULTS.md 4).
+FAMILIES = ("destructive", "strong geometric", "mild geometric", "strong colour", "mild colour", "histogram")
+
+
+def family_of(op: str) -> str:
+    """The family of op ``op`` (a name of :class:`~awsaa.augment.space.SearchSpace`)."""
+    base, _, level = op.partition("_")
+    if base in ("Invert", "Solarize"):
+        return "destructive"
+    if base in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"):
+        return "mild geometric" if level == "3" else "strong geometric"
+    if base in ("AutoContrast", "Equalize"):
+        return "histogram"
+    return "strong colour" if level == "9" else "mild colour"  # Brightness, Color, Contrast, Sharpness, Posterize

@@ -92,13 +92,22 @@ def _lut_solarize(x: Tensor, v: Tensor) -> Tensor:
     return lut.expand(x.shape[0], x.shape[1], 256)
 
 
+@functools.lru_cache(maxsize=64)
+def _autocontrast_scale(device: torch.device) -> Tensor:
+    """``255.0 / d`` for d in 0..255 (0 for d = 0), each a correctly rounded Python division."""
+    return torch.tensor([255.0 / d if d else 0.0 for d in range(256)], dtype=torch.float64, device=device)
+
+
 def _lut_autocontrast(x: Tensor, v: Tensor) -> Tensor:
     """PIL ``ImageOps.autocontrast`` (cutoff 0): per channel, stretch [lo, hi] to [0, 255]."""
     flat = x.flatten(2)
     lo = flat.amin(dim=2).double()[..., None]
     hi = flat.amax(dim=2).double()[..., None]
     ramp = _ramp(x.device).double()
-    scale = 255.0 / (hi - lo).clamp(min=1)
+    # PIL's scale is 255.0 / (hi - lo), a correctly rounded division; torch's vectorized
+    # division may multiply by a reciprocal instead, which is off by one ulp for some ranges
+    # (and then the table by one for 54 of the 255 ranges): look the exact quotient up.
+    scale = _autocontrast_scale(x.device)[(hi - lo).long().clamp(min=1)]
     lut = (ramp * scale - lo * scale).trunc().clamp_(0, 255)
     return torch.where(hi > lo, lut, ramp).long()
 
@@ -181,7 +190,7 @@ def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: floa
 
 # ----------------------------------------------------------------------------- affine kernel
 # PIL samples the source at the output pixel's centre (x + 0.5, y + 0.5) mapped through the
-# inverse affine, floors it (NEAREST), and gives the fill colour outside [0, W) x [0, H).
+# inverse affine, rounds it down (NEAREST), and gives the fill colour outside [0, W) x [0, H).
 
 
 def _gather_nearest(x: Tensor, sx: Tensor, sy: Tensor, fill: float) -> Tensor:
@@ -219,13 +228,38 @@ def _affine_coeffs(t: str, v: Tensor, h: int, w: int) -> Tensor:
 
 
 def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
-    """PIL ``Image.transform(AFFINE, coeffs, NEAREST)`` per sample (``Image.rotate`` included)."""
+    """PIL ``Image.transform(AFFINE, coeffs, NEAREST)`` per sample (``Image.rotate`` included),
+    source pixel for source pixel: Pillow maps a rotation or shear in 16.16 fixed point
+    (``affine_fixed``) and a pure translation or scaling by a float accumulated along the row
+    and down the column (``ImagingScaleAffine``); each is reproduced here, so that a source
+    coordinate near an integer lands where Pillow's does."""
     n, _, h, w = x.shape
     coeffs = torch.cat([_affine_coeffs(t, values[a:b], h, w) for t, a, b in segments]).to(x.device)
     a, b, c, d, e, f = (coeffs[:, i].view(n, 1, 1) for i in range(6))
-    xs, ys = _centres(h, w, x.device)
-    sx = torch.floor(a * xs + b * ys + c).long()
-    sy = torch.floor(d * xs + e * ys + f).long()
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+
+    def fix(v: Tensor) -> Tensor:  # Pillow's FIX(v): FLOOR(v * 65536.0 + 0.5)
+        return torch.floor(v * 65536.0 + 0.5).long()
+
+    # affine_fixed: pixel (x, y) reads (a2 + y a1 + x a0) >> 16, (a5 + y a4 + x a3) >> 16
+    a2, a5 = fix(c + a * 0.5 + b * 0.5), fix(f + d * 0.5 + e * 0.5)
+    sx = torch.div(a2 + ys * fix(b) + xs * fix(a), 65536, rounding_mode="floor")
+    sy = torch.div(a5 + ys * fix(e) + xs * fix(d), 65536, rounding_mode="floor")
+    scaling = ((b == 0) & (d == 0)).view(n)
+    if bool(scaling.any()):  # ImagingScaleAffine: xo = c + a / 2, then xo += a per column
+        cols, xo = [], c[:, 0, 0] + a[:, 0, 0] * 0.5
+        for _ in range(w):
+            cols.append(torch.floor(xo))
+            xo = xo + a[:, 0, 0]
+        rows, yo = [], f[:, 0, 0] + e[:, 0, 0] * 0.5
+        for _ in range(h):
+            rows.append(torch.floor(yo))
+            yo = yo + e[:, 0, 0]
+        sx_s = torch.stack(cols, 1).long().view(n, 1, w).expand(n, h, w)
+        sy_s = torch.stack(rows, 1).long().view(n, h, 1).expand(n, h, w)
+        keep = scaling.view(n, 1, 1)
+        sx, sy = torch.where(keep, sx_s, sx), torch.where(keep, sy_s, sy)
     return _gather_nearest(x, sx, sy, fill)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import signal
 import sys
@@ -10,6 +11,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import yaml
+
+from awsaa.config import json_schema, to_dict
+from awsaa.distributed.jobs import is_job_address, submit
 from awsaa.errors import AWSAAError
 from awsaa.fileio import release_dirs
 from awsaa.signals import Interrupted, as_interrupted, install_stop_signals
@@ -48,8 +53,6 @@ def tool_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None
         return args
 
     def dispatch() -> int | None:
-        from awsaa.distributed.jobs import is_job_address, submit
-
         if is_job_address(args.address) and not (args.print_config or args.print_schema):
             check_locally(args)
             return submit(prog, parser, args, args.address, wait=not args.no_wait)
@@ -67,20 +70,12 @@ def add_print_options(parser: argparse.ArgumentParser) -> None:
 
 def print_configs(configs: list[Any]) -> int:
     """``--print-config``: each effective config as YAML, ``---`` between them."""
-    import yaml
-
-    from awsaa.config import to_dict
-
     print("\n---\n".join(yaml.safe_dump(to_dict(c), sort_keys=False).rstrip() for c in configs))
     return 0
 
 
 def print_schema(cls: Any) -> int:
     """``--print-schema``: the JSON schema of config class ``cls``."""
-    import json
-
-    from awsaa.config import json_schema
-
     print(json.dumps(json_schema(cls), indent=1))
     return 0
 

@@ -16,6 +16,9 @@ from awsaa.augment.space import SearchSpace
 from awsaa.cli.common import Parser, int_range, parse_args, run_main
 from awsaa.errors import AWSAAError
 from awsaa.fileio import check_output_file
+from awsaa.plots import plot_op_gallery, plot_policy
+from awsaa.policy import Policy
+from awsaa.search import report
 
 PROG = "awsaa-policy"
 
@@ -27,8 +30,6 @@ def _check_output(path: Path) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from awsaa.policy import Policy
-
     pol = Policy.load(args.file)
     space = pol.space
     h, hmax = pol.entropy(), math.log(space.num_pairs)
@@ -38,8 +39,6 @@ def cmd_show(args: argparse.Namespace) -> None:
     if pol.meta:
         print("meta: " + ", ".join(f"{k}={v}" for k, v in pol.meta.items()))
     if space.names == SearchSpace.default().names:
-        from awsaa.search import report
-
         print(f"KL from uniform {report.kl_from_uniform(pol):.4f} nats; op families, mass relative to uniform: "
               + ", ".join(f"{k} {v:.2f}x" for k, v in report.family_masses(pol).items()))
     print(f"\n{'rank':>4}  {'prob':>8}  {'x uniform':>9}  sub-policy")
@@ -48,9 +47,6 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from awsaa.plots import plot_policy
-    from awsaa.policy import Policy
-
     pol = Policy.load(args.file)
     _check_output(args.output)
     plot_policy(pol, args.output, title=args.title or Path(args.file).name)
@@ -58,8 +54,6 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 
 def cmd_gallery(args: argparse.Namespace) -> None:
-    from awsaa.plots import plot_op_gallery
-
     _check_output(args.output)
     plot_op_gallery(args.output, dataset=args.dataset, dataroot=args.dataroot, n_images=args.images,
                     seed=args.seed, download=args.download)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from awsaa import config as C
 from awsaa.cli.common import (
     Parser,
     add_print_options,
@@ -30,15 +31,24 @@ from awsaa.cli.common import (
     tool_main,
 )
 from awsaa.cli.train import _parse_set
+from awsaa.config import SearchConfig
+from awsaa.distributed import search as driver
+from awsaa.distributed.raycluster import (
+    default_storage,
+    init_ray,
+    joining_a_cluster,
+    leave_job_working_dir,
+    storage_line,
+)
 from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir, ensure_writable_dir
+from awsaa.search import report
+from awsaa.search.state import SearchState
 
 PROG = "awsaa-search"
 
 
 def load_search_config(args: argparse.Namespace):
-    from awsaa import config as C
-
     overrides = _parse_set(args.set or [])
     for key in ("loops", "dataroot"):
         if getattr(args, key) is not None:
@@ -49,8 +59,6 @@ def load_search_config(args: argparse.Namespace):
 def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, rule: str = "best_loop") -> None:
     """What the search found: its rule, how far the result moved from uniform (KL, each op
     family's mass), the top sub-policies, and a verdict against a simulated null run."""
-    from awsaa.search import report
-    from awsaa.search.state import SearchState
 
     state = SearchState.load(run_dir) if (run_dir / "policy.json").exists() else None
     pol = state.result_policy() if state is not None else None
@@ -87,7 +95,6 @@ def verdict(state, kl: float) -> str:
     spread includes whatever the policy changes within a loop (ES), so the null is, if
     anything, generous; the simulation draws at most 8,000 pairs a trajectory and runs 10-40
     searches (fewer for long searches: about 20,000 simulated trajectories in all)."""
-    from awsaa.search import report
 
     cfg = state.cfg
     if cfg.agent == "es":
@@ -116,8 +123,6 @@ def verdict(state, kl: float) -> str:
 def run(args: argparse.Namespace) -> int:
     """Resolve the run from the arguments, join (or start) Ray, and run it to its end."""
     if args.print_schema:
-        from awsaa.config import SearchConfig
-
         return print_schema(SearchConfig)
     if args.print_config:
         if args.resume:
@@ -125,14 +130,6 @@ def run(args: argparse.Namespace) -> int:
         if not args.config:
             raise AWSAAError("give a search config with -c, or a run with --resume")
         return print_configs([load_search_config(args)])
-    from awsaa.distributed import search as driver
-    from awsaa.distributed.raycluster import (
-        default_storage,
-        init_ray,
-        joining_a_cluster,
-        leave_job_working_dir,
-        storage_line,
-    )
 
     def log(line: str) -> None:
         print(line, flush=True)
@@ -171,7 +168,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_config(run_dir: Path):
     """The config a run was started with (its config.yaml)."""
-    from awsaa.search.state import SearchState
 
     return SearchState.read_run(run_dir)[1]
 

@@ -18,6 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from awsaa import config as C
 from awsaa.cli.common import (
     Parser,
     add_print_options,
@@ -29,15 +32,24 @@ from awsaa.cli.common import (
     run_name,
     tool_main,
 )
+from awsaa.config import TrainConfig, parse_yaml
+from awsaa.data.datasets import ensure_dataset
+from awsaa.distributed.raycluster import (
+    default_storage,
+    init_ray,
+    joining_a_cluster,
+    leave_job_working_dir,
+    storage_line,
+)
+from awsaa.distributed.train_tune import Experiment, TrialSpec, check_experiment, run_experiment, slug
 from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir, ensure_writable_dir
+from awsaa.train import Trainer
 
 PROG = "awsaa-train"
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
-    from awsaa.config import parse_yaml
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -54,7 +66,6 @@ def load_train_configs(args: argparse.Namespace):
     """The configs of the command line, overrides applied, names and data checked."""
     if not args.config:
         raise AWSAAError("give one or more training configs with -c (see configs/train/)")
-    from awsaa import config as C
 
     overrides = _parse_set(args.set or [])
     for key in ("dataset", "epochs", "dataroot"):
@@ -78,7 +89,6 @@ def _check_data(configs, local: bool, download: bool = False):
     with ``download``, fetch it first. Returns the configs, pointed at where the data is."""
     if not local:
         return configs
-    from awsaa.data.datasets import ensure_dataset
 
     roots: dict[tuple, str | None] = {}
     out = []
@@ -127,10 +137,6 @@ def _short(aug: str) -> str:
 
 
 def only_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from awsaa.train import Trainer
-
     if not args.save:
         raise AWSAAError("--only-eval needs --save CKPT, the checkpoint to evaluate")
     (_, cfg), *_ = load_train_configs(args)
@@ -173,22 +179,12 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path, legend: dict[st
 
 def run(args: argparse.Namespace) -> int:
     if args.print_schema:
-        from awsaa.config import TrainConfig
-
         return print_schema(TrainConfig)
     if args.print_config:
         return print_configs([cfg for _, cfg in load_train_configs(args)])
     if args.only_eval:
         return only_eval(args)
     _check_save(args)
-    from awsaa.distributed.raycluster import (
-        default_storage,
-        init_ray,
-        joining_a_cluster,
-        leave_job_working_dir,
-        storage_line,
-    )
-    from awsaa.distributed.train_tune import Experiment, TrialSpec, check_experiment, run_experiment, slug
 
     configs = load_train_configs(args)
     configs = _check_data(configs, local=not joining_a_cluster(args.address), download=args.download)

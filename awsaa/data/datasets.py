@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 from torch import Tensor
 
 from awsaa.data import formats
@@ -127,8 +128,6 @@ def _load_fashion_mnist(info: DatasetInfo, dataroot: Path | None, download: bool
     else:
         if not download:
             raise _missing(info, candidates, "train-images-idx3-ubyte(.gz) and the other 3 IDX files")
-        import torchvision
-
         root = dataroot or _default_root()
         torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
         torchvision.datasets.FashionMNIST(str(root), train=False, download=True)
@@ -151,9 +150,7 @@ def _cifar_loader(folder_name: str, train_files: tuple[str, ...], test_file: str
         if folder is None:
             if not download:
                 raise _missing(info, roots, folder_name)
-            import torchvision
-
-            getattr(torchvision.datasets, tv_name)(str(roots[0]), train=True, download=True)
+                getattr(torchvision.datasets, tv_name)(str(roots[0]), train=True, download=True)
             folder = roots[0] / folder_name
         parts = [formats.read_cifar_batch(folder / n, label_key) for n in train_files]
         train = ImageTensors(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
@@ -182,8 +179,6 @@ def _load_svhn(info: DatasetInfo, dataroot: Path | None, download: bool) -> Data
     if folder is None:
         if not download:
             raise _missing(info, folders, " and ".join(names))
-        import torchvision
-
         folder = roots[0] / "svhn"
         for split in ("train", "test"):
             torchvision.datasets.SVHN(str(folder), split=split, download=True)
@@ -208,8 +203,6 @@ class _Relabeled(torch.utils.data.Dataset):
 
 
 def _imagefolders(info: DatasetInfo, dataroot: Path | None) -> tuple[Any, Any, Path]:
-    import torchvision
-
     roots = _roots(dataroot)
     folders = [d for r in roots for d in (r / "imagenet", r)]
     folder = next((f for f in folders if (f / "train").is_dir() and (f / "val").is_dir()), None)

@@ -26,6 +26,9 @@ from pathlib import Path
 
 from awsaa.errors import AWSAAError
 
+# Ray's job client is imported inside the functions that use it: the command-line tools
+# import this module to parse their arguments, and `--help` should not wait for Ray's import.
+
 # Options (by argparse dest) whose values are files on this machine that the job needs
 # (copied into its working dir), and options that only mean something here.
 FILE_OPTIONS = ("config", "aug")

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
+from awsaa.distributed import reaper
 from awsaa.errors import AWSAAError
+
+# Ray is imported inside the functions that use it (and only there): the command-line tools
+# import this module to check their arguments, and `--help` or a bad argument should not
+# wait for Ray's import.
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail fast, in one line, when ``host:port`` accepts no connection (``ray.init`` would
     keep retrying for minutes). ``auto`` and ``ray://`` addresses are left to Ray."""
-    import socket
-
     if address in ("auto", "local") or "://" in address:
         return
     host, sep, port = address.rpartition(":")
@@ -38,8 +44,6 @@ def default_storage(kind: str):
     """Where runs live when ``--storage`` is not given: ``$AWSAA_STORAGE/<kind>`` (the cluster
     sets it to its shared file system), else ``~/awsaa-runs/<kind>`` inside a Ray job (whose
     working directory is temporary), else ``runs/<kind>`` here."""
-    from pathlib import Path
-
     if os.environ.get("AWSAA_STORAGE"):
         return Path(os.environ["AWSAA_STORAGE"]).expanduser() / kind
     if os.environ.get("RAY_ADDRESS"):
@@ -64,8 +68,6 @@ def storage_line(prog: str, kind: str, given: str | None) -> str | None:
 def leave_job_working_dir(storage) -> None:
     """Inside a Ray job, move out of the job's working directory (Ray may delete it while
     the job runs, once no worker uses it) into ``storage``. Paths are absolute by then."""
-    from pathlib import Path
-
     if os.environ.get("RAY_ADDRESS"):
         Path(storage).mkdir(parents=True, exist_ok=True)
         os.chdir(storage)
@@ -102,11 +104,7 @@ def _start_local(**kwargs) -> None:
     which stops at a clean point, instead of killing the GCS under it. Ray's own shutdown still
     ends them (SIGKILL after a second). A reaper kills whatever survives the driver
     (:mod:`awsaa.distributed.reaper`)."""
-    import signal
-
     import ray
-
-    from awsaa.distributed import reaper
 
     # A new local cluster keeps Ray's token authentication on; the warning that says so opened
     # every laptop run (the README says what the token is and how it works on a cluster).

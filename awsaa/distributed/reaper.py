@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 PERIOD_S = 0.5
@@ -119,8 +120,6 @@ def mark() -> None:
     an inherited one (a command started by another awsaa process, a test for instance, must
     not reap its parent's processes). Call before the local Ray starts; :func:`watch` after."""
     if sys.platform.startswith("linux") and not _token:
-        import uuid
-
         _token.append(uuid.uuid4().hex)
         os.environ[TOKEN_VAR] = _token[0]
 

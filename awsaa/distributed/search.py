@@ -47,7 +47,7 @@ HEAD_RESOURCE = "awsaa_head"
 
 
 def _ray():
-    """Ray, imported on first use (here and for ``ray.*`` submodules below): the command-line
+    """Ray, imported on first use (as are the ``ray.*`` submodules below): the command-line
     tools import this module, and ``--help`` or a bad argument should not wait for Ray."""
     import ray
 

@@ -10,18 +10,29 @@ reports its result (Tune can no longer wrap a TorchTrainer itself in Ray 2.60).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from awsaa import faultplan
 from awsaa.config import TrainConfig, from_dict, to_dict
+from awsaa.distributed.raycluster import cluster_cpus, cluster_gpus, has_real_gpus
 from awsaa.errors import AWSAAError
 from awsaa.fileio import LOCK_NAME, atomic_write_json, parse_json, read_text
+from awsaa.signals import Interrupted, ask_tune_to_stop, graceful_section
+from awsaa.train import Trainer
+
+# Ray is imported inside the functions that use it (and here only there): the command-line
+# tools import this module to check their arguments, and `--help` or a bad argument should
+# not wait for Ray's import.
 
 TRAINER_FILE = "trainer.pt"
 EXPERIMENT_FILE = "awsaa-experiment.json"
@@ -33,8 +44,6 @@ def _quiet() -> None:
 
 
 def _set_threads(n: int | None) -> None:
-    import torch
-
     if n:
         torch.set_num_threads(max(1, int(n)))
 
@@ -45,8 +54,6 @@ def _set_threads(n: int | None) -> None:
 def train_trial(config: dict[str, Any]) -> None:
     """Tune trainable: train one (config, seed), an epoch per report, a checkpoint per epoch."""
     from ray import tune
-
-    from awsaa.train import Trainer
 
     _quiet()
     spec = config["trial"]
@@ -73,9 +80,6 @@ def train_trial(config: dict[str, Any]) -> None:
 def _ddp_worker(config: dict[str, Any]) -> None:
     """Ray Train worker loop: one rank of a data-parallel training."""
     import ray.train
-    import torch
-
-    from awsaa.train import Trainer
 
     _quiet()
     spec = config["trial"]
@@ -235,8 +239,6 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
     quiet_tune()
     from ray import tune
 
-    from awsaa.distributed.raycluster import cluster_cpus, cluster_gpus, has_real_gpus
-
     path = exp.path
     record_file = path / EXPERIMENT_FILE
     check_experiment(exp, resume)
@@ -276,8 +278,6 @@ def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]
             tune_config=tune.TuneConfig(trial_dirname_creator=lambda t: slug(t.config["trial"]["label"]),
                                         trial_name_creator=lambda t: t.config["trial"]["label"]),
         )
-    from awsaa.signals import Interrupted, ask_tune_to_stop, graceful_section
-
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours (install_stop_signals) asks Tune to stop
     with graceful_section(ask_tune_to_stop) as g:
         results = tuner.fit()
@@ -309,9 +309,6 @@ def _with_policies_inside(exp: Experiment, path: Path) -> list[TrialSpec]:
     """Copy every policy file the trials use into ``<experiment>/policies/`` and point the
     trials there: the experiment holds what it was trained with, and trials on other nodes
     read it from the experiment's (shared) storage rather than from this machine."""
-    import dataclasses
-    import shutil
-
     copies: dict[str, str] = {}
     out = []
     for t in exp.trials:

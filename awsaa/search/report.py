@@ -18,22 +18,14 @@ from typing import Any
 
 import torch
 
+from awsaa.augment.space import FAMILIES, SearchSpace, family_of
 from awsaa.policy import Policy
+from awsaa.search.agents import ESAgent, make_agent
+from awsaa.search.result import ResultTracker
+from awsaa.search.synthetic import SyntheticReward, simulate
 
-FAMILIES = ("destructive", "strong geometric", "mild geometric", "strong colour", "mild colour", "histogram")
-
-
-def family_of(op: str) -> str:
-    """The family of op ``op`` (a name of :class:`~awsaa.augment.space.SearchSpace`)."""
-    base, _, level = op.partition("_")
-    if base in ("Invert", "Solarize"):
-        return "destructive"
-    if base in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"):
-        return "mild geometric" if level == "3" else "strong geometric"
-    if base in ("AutoContrast", "Equalize"):
-        return "histogram"
-    return "strong colour" if level == "9" else "mild colour"  # Brightness, Color, Contrast, Sharpness, Posterize
-
+__all__ = ["FAMILIES", "es_sign_flip", "es_steps", "family_masses", "family_of", "kl_from_uniform", "null_kl",
+           "op_mass", "quantile", "sign_flip_p", "within_loop_sd"]
 
 def op_mass(policy: Policy) -> torch.Tensor:
     """(K,) mass of each op: the mean of its first- and second-op marginals; sums to 1."""
@@ -72,11 +64,6 @@ def within_loop_sd(history: list[dict[str, Any]]) -> float | None:
 def null_kl(agent_name: str, agent_config: Any, loops: int, trajectories: int, noise_sd: float,
             result: str, result_loops: int, images: int = 8000, runs: int = 40, seed: int = 0) -> list[float]:
     """KL from uniform of the result of ``runs`` simulated searches on pure-noise rewards."""
-    from awsaa.augment.space import SearchSpace
-    from awsaa.search.agents import make_agent
-    from awsaa.search.result import ResultTracker
-    from awsaa.search.synthetic import SyntheticReward, simulate
-
     space = SearchSpace.default()
     reward = SyntheticReward(torch.zeros(space.num_ops), noise_sd, images)
     out = []
@@ -99,8 +86,6 @@ def es_steps(history: list[dict[str, Any]], agent_config: Any, seed: int) -> tor
     advantages (the normalized reward differences the agent was told, after any control) and
     the perturbations, which depend on the agent's seed alone. Their sum is the run's whole
     displacement in parameter space divided by ``es_lr``."""
-    from awsaa.search.agents import ESAgent
-
     agent = ESAgent(None, agent_config, seed=seed)
     rows = []
     for t, h in enumerate(history):

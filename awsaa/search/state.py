@@ -1,7 +1,6 @@
 """A search run on disk: the controller's state, saved after every loop, and its exports.
 
 Run directory::
-
     run.json              what this is (format, version, name, config and stage-1 hashes)
     config.yaml           the resolved search config
     state.pt              the source of truth: agent state, loops done, history, the result
@@ -29,12 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from awsaa.augment.space import SearchSpace
 from awsaa.config import SearchConfig, config_hash, from_dict, parse_yaml, to_dict
 from awsaa.errors import AWSAAError
 from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_text
+from awsaa.plots import plot_policy, plot_rewards
 from awsaa.policy import Policy
 from awsaa.search.agents import make_agent
 from awsaa.search.report import op_mass
@@ -156,8 +157,6 @@ class SearchState:
         """What the agent hears under the config's null control."""
         if self.cfg.control == "none" or not rewards:
             return rewards
-        import torch
-
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + loop + 17)
         if self.cfg.control == "shuffle":
             return [rewards[i] for i in torch.randperm(len(rewards), generator=g).tolist()]
@@ -270,8 +269,6 @@ class SearchState:
 
     def plots(self) -> None:
         """The heatmap of the result and the reward curve (matplotlib; called at the end)."""
-        from awsaa.plots import plot_policy, plot_rewards
-
         result = self.result_policy()
         if result is not None:
             plot_policy(result, self.run_dir / "policy_heatmap.png", title=f"{self.run_dir.name}: {self.rule} result")

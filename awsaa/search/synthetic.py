@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from awsaa.augment.space import family_of
 from awsaa.policy import Policy
 
 
@@ -50,8 +51,6 @@ class SyntheticReward:
 
 
 def _family_quality(name: str) -> float:
-    from awsaa.search.report import family_of
-
     return {"destructive": -1.0, "strong geometric": -0.5, "mild geometric": -0.1, "histogram": -0.2,
             "mild colour": 0.0, "strong colour": -0.3}[family_of(name)]
 

@@ -27,6 +27,7 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
+from torchvision.transforms import v2
 
 from awsaa.augment import tensor_ops
 from awsaa.augment.fast_autoaugment import FAAPolicyAugment
@@ -111,8 +112,6 @@ def make_policy_augment(aug: str, fill: int, dataset: str = "cifar10") -> BatchA
     if aug in ("none", "cutout"):
         return None
     if aug in TORCHVISION_AUGS:
-        from torchvision.transforms import v2
-
         _AA_POLICY = {"imagenet": v2.AutoAugmentPolicy.IMAGENET, "reduced_imagenet": v2.AutoAugmentPolicy.IMAGENET,
                       "svhn": v2.AutoAugmentPolicy.SVHN}
         transform = {

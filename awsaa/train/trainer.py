@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torchvision.transforms import v2
 
 from awsaa import models
 from awsaa.augment.fast_autoaugment import PILPolicy
@@ -186,8 +187,6 @@ class Trainer:
         return subset(train, index.tolist()), (subset(train, val.tolist()) if val is not None else None)
 
     def _image_loader(self, dataset: Any, train: bool) -> torch.utils.data.DataLoader:
-        from torchvision.transforms import v2
-
         size = self.cfg.image_size
         if train:
             steps = [self._loader_policy] if self._loader_policy is not None else []
