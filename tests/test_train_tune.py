@@ -64,7 +64,13 @@ def test_a_killed_trial_resumes_from_its_last_epoch(tmp_path, capsys, ray_local,
     killed = faultplan.fired("train-2")
     assert killed, "the trial was never killed"
     rows = results(trial)
-    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]  # every epoch once, none lost, none repeated
+    # Every epoch trained once: none repeated, none lost, the run resumed after epoch 2's
+    # checkpoint. Epoch 2's metrics row can die with the process that reported it: Tune's
+    # report hands the row to the driver asynchronously, and under load the SIGKILL can land
+    # before the driver wrote it (seen once, with the machine saturated); the checkpoint it
+    # carried was saved, which is what the resume below proves.
+    epochs = [r["epoch"] for r in rows]
+    assert epochs in ([1, 2, 3, 4, 5, 6], [1, 3, 4, 5, 6]), epochs
     assert {r["pid"] for r in rows if r["epoch"] <= 2} == {killed["pid"]}
     assert killed["pid"] not in {r["pid"] for r in rows if r["epoch"] > 2}  # a new process
     out = capsys.readouterr().out
