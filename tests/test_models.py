@@ -196,3 +196,28 @@ def test_import_awsaa_alone_reaches_the_model_zoo_and_the_agents():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_stochastic_depth_drops_whole_residual_paths_in_training_only():
+    """A WRN block with drop_path p: in training, each sample's residual branch is either
+    dropped (the block returns its shortcut alone) or kept and scaled by 1 / (1 - p), at a
+    rate near p; in evaluation the branch is always kept, unscaled."""
+    from awsaa.models.wrn import WideBlock
+
+    torch.manual_seed(0)
+    block = WideBlock(4, 4, 1, drop_path=0.5)
+    x = torch.randn(400, 4, 6, 6)
+    block.eval()
+    with torch.no_grad():
+        full = block(x)
+        shortcut = x  # cin == cout, stride 1: the shortcut is the input itself
+        branch = full - shortcut
+    block.train()
+    block.bn1.eval()  # the branch computes as in evaluation; only the drop differs
+    block.bn2.eval()
+    with torch.no_grad():
+        out = block(x)
+    dropped = torch.isclose(out, shortcut, atol=1e-5).flatten(1).all(1)
+    kept = torch.isclose(out, shortcut + branch / 0.5, atol=1e-4).flatten(1).all(1)
+    assert bool((dropped ^ kept).all())  # every sample: all or nothing
+    assert 0.4 < dropped.float().mean().item() < 0.6
