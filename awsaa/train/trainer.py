@@ -373,4 +373,3 @@ class _Transformed(torch.utils.data.Dataset):
         return self.transform(img.convert("RGB") if hasattr(img, "convert") else img), y
 
 
-
