@@ -50,10 +50,10 @@ class ConfigError(AWSAAError, ValueError):
 
 # ----------------------------------------------------------------------------- the types
 
-# Strict scalars: YAML's ``2.5`` is not an integer and ``"yes"`` is not a boolean; an integer
-# is a number (``lr: 1``).
+# Strict scalars: YAML's ``2.5`` is not an integer, ``"yes"`` is not a boolean, ``"0.1"`` and
+# ``true`` are not numbers; an integer is a number (``lr: 1``: pydantic's strict float takes it).
 Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict(False)]
+Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
 Positive = Annotated[Int, Field(ge=1)]
