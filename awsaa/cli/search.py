@@ -168,7 +168,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_config(run_dir: Path):
     """The config a run was started with (its config.yaml)."""
-
     return SearchState.read_run(run_dir)[1]
 
 
