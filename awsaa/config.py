@@ -121,12 +121,6 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
-def _unwrap_annotated(tp: Any) -> Any:
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
 def _bounds(tp: Any, info: Any) -> dict[str, Any]:
     """Every numeric bound on a field (``ge``, ``gt``, ``le``, ``lt``), wherever it is declared."""
     out: dict[str, Any] = {}
@@ -181,7 +175,7 @@ def _explain(cls: Any, err: Any) -> str:
     owner, info = _field_at(cls, loc)
     tp = info.annotation if info is not None else cls
     if index:
-        tp = typing.get_args(_unwrap_annotated(tp))[0]
+        tp = typing.get_args(_unwrap(tp))[0]
         info = None
     if kind in ("dataclass_type", "dataclass_exact_type", "dict_type", "model_type"):
         return f"{key} must be a mapping, got {type(value).__name__}"

@@ -127,12 +127,14 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         if args.resume:
             return print_configs([_run_config(Path(args.resume))])
-        if not args.config:
-            raise AWSAAError("give a search config with -c, or a run with --resume")
+        _need_config(args)
         return print_configs([load_search_config(args)])
 
     def log(line: str) -> None:
         print(line, flush=True)
+
+    def say(line: str) -> None:  # the driver's own lines carry the tool's name; loop lines do not
+        log(line if line.startswith(("loop ", "stage 1: epoch")) else f"{PROG}: {line}")
 
     storage = Path(args.storage or default_storage("search")).expanduser().resolve()
     note = storage_line(PROG, "search", args.storage if not args.resume else "resume")
@@ -140,15 +142,14 @@ def run(args: argparse.Namespace) -> int:
         print(note, flush=True)
     if args.resume:
         given = load_search_config(args) if args.config else None
-        run_ = driver.resume_run(Path(args.resume), given, str(args.config), log=lambda x: log(f"{PROG}: {x}"))
+        run_ = driver.resume_run(Path(args.resume), given, str(args.config), log=say)
     else:
-        if not args.config:
-            raise AWSAAError("give a search config with -c, or a run to continue with --resume")
+        _need_config(args)
         name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_ = driver.new_run(load_search_config(args), storage, name,
                               Path(args.pretrained) if args.pretrained else None,
                               check_data=not joining_a_cluster(args.address), download=args.download,
-                              log=lambda x: log(f"{PROG}: {x}"))
+                              log=say)
     ensure_writable_dir(run_.run_dir if args.resume else storage, "run directory" if args.resume else "storage")
     if args.resume:
         claim_dir(run_.run_dir, "run directory", new=False)  # one writer per run
@@ -157,13 +158,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume:
         claim_dir(run_.run_dir, "run directory", new=True)
     install_stop_signals()
-
-    def tagged(line: str) -> None:  # the driver's own lines carry the tool's name; loop lines do not
-        log(line if line.startswith(("loop ", "stage 1: epoch")) else f"{PROG}: {line}")
-
-    summary = driver.run_search(run_, log=tagged)
+    summary = driver.run_search(run_, log=say)
     print_summary(run_.run_dir, summary["loops_done"], summary["best"], summary["rule"])
     return 0
+
+
+def _need_config(args: argparse.Namespace) -> None:
+    if not args.config:
+        raise AWSAAError("give a search config with -c, or a run to continue with --resume")
 
 
 def _run_config(run_dir: Path):
@@ -176,7 +178,7 @@ def check_locally(args: argparse.Namespace) -> None:
     if args.config:
         load_search_config(args)
     elif not args.resume:
-        raise AWSAAError("give a search config with -c, or a run to continue with --resume")
+        _need_config(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
