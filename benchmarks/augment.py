@@ -1,7 +1,7 @@
 """Augmentation throughput on one machine, in one run: images per second of
 
   (a) awsaa's batched tensor path: a sub-policy drawn per image from the uniform policy,
-      all 36 ops, batches of 256;
+      all 36 ops, batches of 1024;
   (b) torchvision's ``v2.AutoAugment`` (CIFAR-10 policy) applied image by image to tensors;
   (c) awsaa's PIL reference, a sub-policy drawn per image, image by image;
 
@@ -60,7 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=2.0, help="per measurement round")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
@@ -105,7 +105,7 @@ def main() -> None:
     for name, v in med.items():
         print(f"  {name:45s} {v:10.0f} img/s")
     a, b, c = med.values()
-    print(f"ratio (a)/(b) = {a / b:.1f}x   (target: at least 5x)")
+    print(f"ratio (a)/(b) = {a / b:.1f}x   (target: at least 10x)")
     print(f"ratio (a)/(c) = {a / c:.1f}x")
     print(f"ratio (c)/(b) = {c / b:.2f}x")
 

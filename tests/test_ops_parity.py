@@ -95,6 +95,25 @@ def test_autocontrast_is_exact_for_every_range():
     assert torch.equal(out[:, 0], torch.stack(refs))
 
 
+def test_invert_posterize_solarize_are_exact_for_every_value_and_setting():
+    """Applied as uint8 arithmetic, not tables: every pixel value 0..255 under every bit count
+    0..8 and every threshold from -1 to 257 in half steps (fractional ones included) is PIL's."""
+    from PIL import ImageOps
+
+    ramp = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    im = Image.fromarray(ramp[0, 0].numpy())
+    out = tensor_ops.apply_type(ramp, "Invert", torch.zeros(1, dtype=torch.float64))
+    assert torch.equal(out[0, 0], torch.from_numpy(np.asarray(ImageOps.invert(im)).copy()))
+    for bits in range(0, 9):
+        out = tensor_ops.apply_type(ramp, "Posterize", torch.full((1,), float(bits), dtype=torch.float64))
+        ref = torch.from_numpy(np.asarray(ImageOps.posterize(im, bits)).copy()) if bits else torch.zeros(16, 16)
+        assert torch.equal(out[0, 0], ref.to(torch.uint8)), f"Posterize {bits}"
+    for threshold in np.arange(-1, 257.01, 0.5).tolist():
+        out = tensor_ops.apply_type(ramp, "Solarize", torch.full((1,), threshold, dtype=torch.float64))
+        ref = torch.from_numpy(np.asarray(ImageOps.solarize(im, threshold)).copy())
+        assert torch.equal(out[0, 0], ref), f"Solarize {threshold}"
+
+
 @pytest.mark.parametrize("op", ["Rotate_9", "TranslateX_9", "ShearY_6", "Brightness_9", "Equalize"])
 def test_ops_change_real_images(op, rgb_images):
     """Guard against a parity test passing because both paths do nothing."""

@@ -12,7 +12,8 @@ The 14 op types fall into four kernels, and :func:`apply_pairs` runs each kernel
 pair position on all the samples that need it, whatever op and magnitude they drew:
 
 * ``lut``: AutoContrast, Equalize, Invert, Posterize, Solarize are per-channel lookup
-  tables: build one table per sample, then a single gather;
+  tables: Invert, Posterize and Solarize as the uint8 arithmetic their tables amount to,
+  AutoContrast and Equalize as one table per sample and a gather;
 * ``blend``: Brightness, Color, Contrast, Sharpness are PIL blends of the image with a
   degenerate image: build the degenerates, then a single blend;
 * ``affine``: Rotate, TranslateX, TranslateY (and the nearest-neighbour shears that Fast
@@ -52,6 +53,12 @@ def _check(images: Tensor) -> None:
         )
 
 
+def _rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x.index_select(0, index)`` through a 2-D view: on CPU several times faster for a
+    batch of images than on the 4-D tensor."""
+    return x.reshape(x.shape[0], -1).index_select(0, index).view(index.shape[0], *x.shape[1:])
+
+
 def _to_uint8(x: Tensor) -> Tensor:
     """Clip to [0, 255] and truncate toward zero, as PIL's C casts do. (Through int32: on
     CPU a direct float -> uint8 cast is about twice as slow.)"""
@@ -72,24 +79,29 @@ def _centres(h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor]:
 
 
 # ----------------------------------------------------------------------------- lut kernel
-# Each builder returns an (n, C, 256) int64 table for a slice of samples.
+# Per-channel lookup tables. Invert, Posterize and Solarize are the same table for a whole
+# sample and are applied directly, as uint8 arithmetic (what their tables amount to);
+# AutoContrast and Equalize depend on the image: a builder returns an (n, C, 256) int64 table
+# for a slice of samples, then one gather applies it.
 
 
-def _lut_invert(x: Tensor, v: Tensor) -> Tensor:
-    return (255 - _ramp(x.device)).expand(x.shape[0], x.shape[1], 256)
+def _invert(x: Tensor, v: Tensor) -> Tensor:
+    return x.bitwise_not()  # 255 - x
 
 
-def _lut_posterize(x: Tensor, v: Tensor) -> Tensor:
+def _posterize(x: Tensor, v: Tensor) -> Tensor:
     """Keep the ``v`` high bits (PIL ``ImageOps.posterize``)."""
-    shift = (8 - v.round().long()).view(-1, 1, 1)
-    return ((_ramp(x.device) >> shift) << shift).expand(x.shape[0], x.shape[1], 256)
+    bits = v.round().long().clamp(0, 8)
+    return x & ((0xFF << (8 - bits)) & 0xFF).to(x.device, torch.uint8).view(-1, 1, 1, 1)
 
 
-def _lut_solarize(x: Tensor, v: Tensor) -> Tensor:
-    """PIL ``ImageOps.solarize``: a value below the threshold stays, every other one is inverted."""
-    ramp = _ramp(x.device)
-    lut = torch.where(ramp < v.view(-1, 1, 1), ramp, 255 - ramp)
-    return lut.expand(x.shape[0], x.shape[1], 256)
+def _solarize(x: Tensor, v: Tensor) -> Tensor:
+    """PIL ``ImageOps.solarize``: a value below the threshold stays, every other one is inverted
+    (XOR 255). For an integer pixel, ``x < v`` is ``x < ceil(v)``; compared in int16 so that a
+    threshold of 256 keeps everything. (A full-size threshold: comparing against a broadcast
+    one, or ``torch.where`` on uint8, is several times slower on CPU.)"""
+    threshold = torch.ceil(v).clamp(-1, 256).to(x.device, torch.int16).view(-1, 1, 1, 1).expand(x.shape)
+    return x ^ (x.to(torch.int16) >= threshold.contiguous()).to(torch.uint8).neg_()
 
 
 @functools.lru_cache(maxsize=64)
@@ -115,8 +127,8 @@ def _lut_autocontrast(x: Tensor, v: Tensor) -> Tensor:
 def _lut_equalize(x: Tensor, v: Tensor) -> Tensor:
     """PIL ``ImageOps.equalize``, per channel, in exact integer arithmetic."""
     n, c, h, w = x.shape
-    rows = torch.arange(n * c, device=x.device).repeat_interleave(h * w)
-    hist = torch.bincount(rows * 256 + x.reshape(-1).long(), minlength=n * c * 256).view(n, c, 256)
+    rows = torch.arange(0, n * c * 256, 256, device=x.device).view(n * c, 1)  # each channel its own 256 bins
+    hist = torch.bincount((x.view(n * c, h * w).long() + rows).view(-1), minlength=n * c * 256).view(n, c, 256)
     last_bin = 255 - (hist > 0).flip(2).int().argmax(dim=2, keepdim=True)
     step = (hist.sum(dim=2, keepdim=True) - hist.gather(2, last_bin)) // 255
     below = hist.cumsum(dim=2) - hist  # pixels strictly below each value
@@ -124,20 +136,29 @@ def _lut_equalize(x: Tensor, v: Tensor) -> Tensor:
     return torch.where(step > 0, lut, _ramp(x.device))
 
 
-_LUT = {"AutoContrast": _lut_autocontrast, "Equalize": _lut_equalize, "Invert": _lut_invert,
-        "Posterize": _lut_posterize, "Solarize": _lut_solarize}
+_LUT = {"AutoContrast": _lut_autocontrast, "Equalize": _lut_equalize}
+_DIRECT = {"Invert": _invert, "Posterize": _posterize, "Solarize": _solarize}
 
 
 def _lut_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
-    lut = torch.cat([_LUT[t](x[a:b], values[a:b]) for t, a, b in segments])
-    n, c, h, w = x.shape
-    return lut.to(torch.uint8).gather(2, x.reshape(n, c, h * w).long()).view(n, c, h, w)
+    parts = []
+    for t, a, b in segments:
+        xs, v = x[a:b], values[a:b]
+        if t in _DIRECT:
+            parts.append(_DIRECT[t](xs, v))
+        else:
+            n, c, h, w = xs.shape
+            lut = _LUT[t](xs, v).to(torch.uint8)
+            parts.append(lut.gather(2, xs.reshape(n, c, h * w).long()).view(n, c, h, w))
+    return torch.cat(parts)
 
 
 # ----------------------------------------------------------------------------- blend kernel
 # PIL's ImageEnhance blends the image with a "degenerate" image:
 # out = degenerate + factor * (image - degenerate), in float32, truncated and clipped.
-# Each builder returns the float32 degenerate of a slice.
+# Each builder returns the float32 degenerate of a slice, in whatever shape broadcasts against
+# it (Brightness's is 0, Contrast's one value per sample): nothing is materialized that the
+# blend does not need.
 
 
 def _grayscale(x: Tensor) -> Tensor:
@@ -148,18 +169,18 @@ def _grayscale(x: Tensor) -> Tensor:
     return (y[:, 0:1] * 19595 + y[:, 1:2] * 38470 + y[:, 2:3] * 7471 + 0x8000) >> 16
 
 
-def _degenerate_brightness(x: Tensor) -> Tensor:
-    return torch.zeros(x.shape, device=x.device)
+def _degenerate_brightness(x: Tensor) -> Tensor | None:
+    return None  # black: the blend is factor * image
 
 
 def _degenerate_color(x: Tensor) -> Tensor:
     # An L image's degenerate is itself (the blend is then the identity, as in PIL).
-    return _grayscale(x).float().expand(x.shape)
+    return _grayscale(x).float()
 
 
 def _degenerate_contrast(x: Tensor) -> Tensor:
     mean = _grayscale(x).double().mean(dim=(1, 2, 3), keepdim=True)
-    return torch.floor(mean + 0.5).float().expand(x.shape)
+    return torch.floor(mean + 0.5).float()
 
 
 def _degenerate_sharpness(x: Tensor) -> Tensor:
@@ -181,11 +202,17 @@ _DEGENERATE = {"Brightness": _degenerate_brightness, "Color": _degenerate_color,
 
 
 def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
-    degenerate = torch.cat([_DEGENERATE[t](x[a:b]) for t, a, b in segments])
     # The factor 1 + sign * m is formed in float64 and rounded to float32 once, as PIL's is;
     # forming it in float32 gives results that differ by one in places.
     factor = (1.0 + values).float().to(x.device).view(-1, 1, 1, 1)
-    return _to_uint8(degenerate + factor * (x.float() - degenerate))
+    out = x.float()
+    for t, a, b in segments:  # in place, segment by segment: the same float32 steps as PIL's
+        y, f, degenerate = out[a:b], factor[a:b], _DEGENERATE[t](x[a:b])
+        if degenerate is None:
+            y.mul_(f)
+        else:
+            y.sub_(degenerate).mul_(f).add_(degenerate)
+    return _to_uint8(out)
 
 
 # ----------------------------------------------------------------------------- affine kernel
@@ -196,13 +223,12 @@ def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: floa
 def _gather_nearest(x: Tensor, sx: Tensor, sy: Tensor, fill: float) -> Tensor:
     """``out[n, :, y, x] = x[n, :, sy, sx]`` for integer source indices (N, H, W); outside -> fill.
 
-    The source gets one extra pixel of the fill colour that every outside index points at,
-    so a single gather does both (masking the output afterwards is slower on CPU)."""
+    The source gets a one-pixel border of the fill colour and the indices are clamped onto
+    it, so one gather does both (masking the output afterwards is slower on CPU)."""
     n, c, h, w = x.shape
-    inside = (sx >= 0) & (sx < w) & (sy >= 0) & (sy < h)
-    flat = torch.where(inside, sy * w + sx, h * w).view(n, 1, h * w).expand(n, c, h * w)
-    source = torch.cat([x.reshape(n, c, h * w), x.new_full((n, c, 1), int(fill))], dim=2)
-    return source.gather(2, flat).view(n, c, h, w)
+    flat = sy.clamp_(-1, h).add_(1).mul_(w + 2).add_(sx.clamp_(-1, w).add_(1))
+    source = F.pad(x, (1, 1, 1, 1), value=int(fill)).view(n, c, (h + 2) * (w + 2))
+    return source.gather(2, flat.view(n, 1, h * w).long().expand(n, c, h * w)).view(n, c, h, w)
 
 
 def _affine_coeffs(t: str, v: Tensor, h: int, w: int) -> Tensor:
@@ -227,39 +253,51 @@ def _affine_coeffs(t: str, v: Tensor, h: int, w: int) -> Tensor:
     raise ValueError(f"no affine map for op type {t!r}")
 
 
-def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
-    """PIL ``Image.transform(AFFINE, coeffs, NEAREST)`` per sample (``Image.rotate`` included),
-    source pixel for source pixel: Pillow maps a rotation or shear in 16.16 fixed point
-    (``affine_fixed``) and a pure translation or scaling by a float accumulated along the row
-    and down the column (``ImagingScaleAffine``); each is reproduced here, so that a source
-    coordinate near an integer lands where Pillow's does."""
-    n, _, h, w = x.shape
-    coeffs = torch.cat([_affine_coeffs(t, values[a:b], h, w) for t, a, b in segments]).to(x.device)
-    a, b, c, d, e, f = (coeffs[:, i].view(n, 1, 1) for i in range(6))
-    xs = torch.arange(w, device=x.device).view(1, 1, w)
-    ys = torch.arange(h, device=x.device).view(1, h, 1)
+def _affine_maps(coeffs: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pillow's source pixel of every output pixel, split into a row and a column term per
+    coordinate, in 16.16 fixed point: ``sx = (row_x[n, y] + col_x[n, x]) >> 16``, likewise ``sy``.
+    ``coeffs`` (n, 6) float64 on the CPU; the terms are int64 (n, H) and (n, W), on the CPU.
+
+    A rotation or shear is Pillow's ``affine_fixed``: pixel (x, y) reads
+    ``(a2 + y FIX(b) + x FIX(a)) >> 16`` with ``a2 = FIX(c + a/2 + b/2)``. A pure translation or
+    scaling (``b == d == 0``) is ``ImagingScaleAffine``: a float started at ``c + a/2`` and
+    accumulated ``+= a`` along the row (and ``f + e/2``, ``+= e`` down the column), floored; its
+    row term is 0 and its column term the floor, shifted up by 16 bits. (On the CPU ``cumsum``
+    adds in sequence in float64, exactly as that loop does.)"""
+    a, b, c, d, e, f = coeffs.unbind(1)
 
     def fix(v: Tensor) -> Tensor:  # Pillow's FIX(v): FLOOR(v * 65536.0 + 0.5)
         return torch.floor(v * 65536.0 + 0.5).long()
 
-    # affine_fixed: pixel (x, y) reads (a2 + y a1 + x a0) >> 16, (a5 + y a4 + x a3) >> 16
-    a2, a5 = fix(c + a * 0.5 + b * 0.5), fix(f + d * 0.5 + e * 0.5)
-    sx = torch.div(a2 + ys * fix(b) + xs * fix(a), 65536, rounding_mode="floor")
-    sy = torch.div(a5 + ys * fix(e) + xs * fix(d), 65536, rounding_mode="floor")
-    scaling = ((b == 0) & (d == 0)).view(n)
-    if bool(scaling.any()):  # ImagingScaleAffine: xo = c + a / 2, then xo += a per column
-        cols, xo = [], c[:, 0, 0] + a[:, 0, 0] * 0.5
-        for _ in range(w):
-            cols.append(torch.floor(xo))
-            xo = xo + a[:, 0, 0]
-        rows, yo = [], f[:, 0, 0] + e[:, 0, 0] * 0.5
-        for _ in range(h):
-            rows.append(torch.floor(yo))
-            yo = yo + e[:, 0, 0]
-        sx_s = torch.stack(cols, 1).long().view(n, 1, w).expand(n, h, w)
-        sy_s = torch.stack(rows, 1).long().view(n, h, 1).expand(n, h, w)
-        keep = scaling.view(n, 1, 1)
-        sx, sy = torch.where(keep, sx_s, sx), torch.where(keep, sy_s, sy)
+    ys, xs = torch.arange(h).view(1, h), torch.arange(w).view(1, w)
+    row_x = fix(c + a * 0.5 + b * 0.5).view(-1, 1) + ys * fix(b).view(-1, 1)
+    col_x = xs * fix(a).view(-1, 1)
+    row_y = fix(f + d * 0.5 + e * 0.5).view(-1, 1) + ys * fix(e).view(-1, 1)
+    col_y = xs * fix(d).view(-1, 1)
+    scaling = (b == 0) & (d == 0)
+    if bool(scaling.any()):
+        s = scaling.view(-1, 1)
+        run_x = torch.cat([(c + a * 0.5).view(-1, 1), a.view(-1, 1).expand(-1, w - 1)], 1).cumsum(1)
+        run_y = torch.cat([(f + e * 0.5).view(-1, 1), e.view(-1, 1).expand(-1, h - 1)], 1).cumsum(1)
+        row_x, col_x = torch.where(s, 0, row_x), torch.where(s, torch.floor(run_x).long() << 16, col_x)
+        row_y, col_y = torch.where(s, torch.floor(run_y).long() << 16, row_y), torch.where(s, 0, col_y)
+    return row_x, col_x, row_y, col_y
+
+
+def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
+    """PIL ``Image.transform(AFFINE, coeffs, NEAREST)`` per sample (``Image.rotate`` included),
+    source pixel for source pixel: Pillow maps a rotation or shear in 16.16 fixed point and a
+    pure translation or scaling by a float accumulated along the row and down the column
+    (:func:`_affine_maps`); each is reproduced, so that a source coordinate near an integer
+    lands where Pillow's does."""
+    n, _, h, w = x.shape
+    coeffs = torch.cat([_affine_coeffs(t, values[a:b], h, w) for t, a, b in segments])
+    terms = _affine_maps(coeffs, h, w)
+    # int32 where every sum fits (any image of ordinary size), int64 otherwise
+    wide = max(int(t.abs().max()) for t in terms) >= 2**30
+    row_x, col_x, row_y, col_y = (t.to(x.device, torch.int64 if wide else torch.int32) for t in terms)
+    sx = (row_x.view(n, h, 1) + col_x.view(n, 1, w)).bitwise_right_shift_(16)
+    sy = (row_y.view(n, h, 1) + col_y.view(n, 1, w)).bitwise_right_shift_(16)
     return _gather_nearest(x, sx, sy, fill)
 
 
@@ -416,17 +454,17 @@ def apply_per_sample(images: Tensor, type_ids: Tensor, types: Sequence[str], val
             by_kernel.setdefault(KERNEL_OF_TYPE[t], []).append((t, start, start + cnt))
             start += cnt
     dev_index = index.to(images.device)
-    selected = images.index_select(0, dev_index)
+    selected = _rows(images, dev_index)
     parts = []
     for kernel, segs in by_kernel.items():
         a, b = segs[0][1], segs[-1][2]
         local = [(t, s - a, e - a) for t, s, e in segs]
         parts.append(_KERNELS[kernel](selected[a:b], local, vals[a:b], fill))
     result = torch.cat(parts)
-    if active is None:  # every sample changed: undo the sort with one gather
+    if active is None:  # every sample changed: undo the sort with one gather (index_copy_ is slower on CPU)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(n)
-        return result.index_select(0, inverse.to(images.device))
+        return _rows(result, inverse.to(images.device))
     return images.index_copy(0, dev_index, result)
 
 
