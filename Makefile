@@ -18,7 +18,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing awsaa and its pinned dependencies into $(VENV) (first time: a few minutes)"
-	@$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	@# --no-compile: Python byte-compiles each module the first time it is imported; compiling
+	@# every file of torch and ray up front is time spent on code no command here runs.
+	@$(BIN)/python -m pip install --disable-pip-version-check --no-compile -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 	@$(BIN)/python -c "import awsaa, torch, torchvision, ray" || { echo "setup failed"; exit 1; }
 	@touch $@
 
@@ -32,7 +34,7 @@ data: setup
 	fi
 
 demo: setup data
-	@$(BIN)/awsaa-search -c configs/search/quick_fmnist.yaml --storage runs/demo
+	@$(BIN)/awsaa-search -c configs/search/demo_fmnist.yaml --storage runs/demo
 
 gallery: setup data
 	@$(BIN)/awsaa-policy gallery --download -o runs/demo/ops.png

@@ -95,6 +95,24 @@ def test_autocontrast_is_exact_for_every_range():
     assert torch.equal(out[:, 0], torch.stack(refs))
 
 
+def test_translation_coordinates_accumulate_as_pillow_does():
+    """Pillow's ImagingScaleAffine starts at ``c + a/2`` and adds ``a`` once per column, rounding
+    at each step; the batched path takes a ``cumsum`` of the same terms, which must be that
+    loop bit for bit (4,000 random offsets and scales, 64 columns)."""
+    g = torch.Generator().manual_seed(0)
+    n, w = 4000, 64
+    c = torch.rand(n, generator=g, dtype=torch.float64) * 80 - 40
+    a = torch.rand(n, generator=g, dtype=torch.float64) * 2
+    zero = torch.zeros(n, dtype=torch.float64)
+    coeffs = torch.stack([a, zero, c, zero, torch.ones(n, dtype=torch.float64), zero], 1)
+    _, col_x, _, _ = tensor_ops._affine_maps(coeffs, 8, w)
+    xo, cols = c + a * 0.5, []
+    for _ in range(w):  # Pillow's loop: xo += a, floored per column
+        cols.append(torch.floor(xo))
+        xo = xo + a
+    assert torch.equal(col_x >> 16, torch.stack(cols, 1).long())
+
+
 def test_invert_posterize_solarize_are_exact_for_every_value_and_setting():
     """Applied as uint8 arithmetic, not tables: every pixel value 0..255 under every bit count
     0..8 and every threshold from -1 to 257 in half steps (fractional ones included) is PIL's."""

@@ -125,7 +125,7 @@ def test_controller_metrics_reach_the_metrics_endpoint(tmp_path, tiny_config, ra
     fault_plan({"worker": [{"loop": 1, "traj": 0, "at": "start", "do": "pause"}]})
     address, metrics_port, env = ray_head
     cfg = yaml.safe_load(tiny_config.read_text())
-    cfg["loops"] = 6
+    cfg["loops"] = 2  # loop 2 waits (paused) until loop 1's gauges have been read
     tiny_config.write_text(yaml.safe_dump(cfg))
     stderr = (tmp_path / "stderr.txt").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "-c", str(tiny_config), "--address", address,
