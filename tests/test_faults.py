@@ -61,6 +61,14 @@ def assert_every_loop_once(run: Path, loops: int, trajectories: int = 2) -> list
     return h
 
 
+def resume_search(run: Path) -> subprocess.CompletedProcess:
+    """``awsaa-search --resume RUN`` in a fresh process; it must finish (exit 0)."""
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "--resume", str(run)], env=ENV,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+
 def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
     deadline = time.time() + timeout
     while not predicate():
@@ -136,9 +144,7 @@ def test_whole_local_ray_stopped_then_resume(tmp_path, fault_plan):
     pending = SearchState.load(run).pending  # loop 3's sampling policies, saved before it ran
     assert pending["loop"] == 2
     asked = [policy_hash(Policy.from_dict(p)) for p in pending["policies"]]
-    r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "--resume", str(run)], env=ENV,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = resume_search(run)
     assert f"resuming {run} at loop {done + 1} of 4" in r.stdout
     h = assert_every_loop_once(run, 4)
     assert h[:done] == before  # the finished loops are untouched
@@ -281,9 +287,7 @@ def test_one_sigterm_to_the_process_group_stops_a_tool_mid_epoch(tmp_path, tool,
         run = tmp_path / "runs" / "g"
         assert last == (f"awsaa-search: interrupted (SIGTERM); the run is saved after loop 1 of 3; "
                         f"continue with: awsaa-search --resume {run}"), err[-2000:]
-        r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "--resume", str(run)], env=ENV,
-                           capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stderr[-2000:]
+        resume_search(run)
         assert_every_loop_once(run, 3)
 
 
