@@ -129,7 +129,7 @@ def _no_graceful_kill() -> None:
     node object is Ray's private one, pinned with Ray; without it, shutdown is slow, not wrong.)"""
     from ray._private import worker
 
-    node = getattr(worker, "_global_node", None)
+    node: Any = getattr(worker, "_global_node", None)
     kill = getattr(node, "kill_all_processes", None)
     if kill is None:
         return
