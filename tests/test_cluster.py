@@ -156,12 +156,3 @@ def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_
     leaks += [str(p) for p in files if token.encode() in p.read_bytes()]
     assert len(files) > 50 and leaks == []
 
-
-def test_an_address_with_nothing_behind_it():
-    import os
-
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    r = cli("train", "--address", "http://127.0.0.1:1", "-c", "configs/train/quick_fmnist.yaml", env=env,
-            timeout=300)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert "cannot reach the Ray Jobs server at http://127.0.0.1:1" in r.stderr
