@@ -79,21 +79,22 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, wh
         time.sleep(0.2)
 
 
-# (loop, trajectory, point): where a fine-tune worker SIGKILLs itself. Trajectory 1 of loop 6
-# dies twice in a row: at its start, then its rerun after the first training step.
-WORKER_KILLS = [(0, 0, "start"), (1, 1, "mid"), (3, 0, "mid"), (3, 1, "start"), (5, 1, "start"), (5, 1, "mid"),
-                (8, 0, "mid")]
+# (loop, trajectory, point): where a fine-tune worker SIGKILLs itself. Loop 1: a kill at the
+# start of a trajectory; loop 2: both trajectories killed after their first training step;
+# loop 3: trajectory 1 dies twice in a row (at its start, then its rerun after the first
+# step); loop 4 runs clean.
+WORKER_KILLS = [(0, 0, "start"), (1, 1, "mid"), (1, 0, "mid"), (2, 1, "start"), (2, 1, "mid")]
 
 
 def test_fine_tune_workers_sigkilled_mid_trajectory(tmp_path, capsys, ray_local, fault_plan):
-    """7 fine-tune workers are SIGKILLed (a real SIGKILL, sent by the worker to itself at a point
+    """5 fine-tune workers are SIGKILLed (a real SIGKILL, sent by the worker to itself at a point
     the test names: the start of a trajectory or right after its first training step) in a
-    10-loop search: every loop once, each with exactly its 2 trajectory results, none counted
+    4-loop search: every loop once, each with exactly its 2 trajectory results, none counted
     twice, each killed trajectory finished by another process."""
     fault_plan({"worker": [{"loop": loop, "traj": t, "at": at, "do": "kill"} for loop, t, at in WORKER_KILLS]})
     # ES: each trajectory has its own sampling policy; a rerun must get the one it was given
     # (the controller checks the hash each worker reports against the policies it asked for)
-    rc = search_main(["-c", str(write_config(tmp_path, agent="es")), "--storage", str(tmp_path / "runs"),
+    rc = search_main(["-c", str(write_config(tmp_path, agent="es", loops=4)), "--storage", str(tmp_path / "runs"),
                       "--name", "k"])
     assert rc == 0
     hits = [faultplan.fired(faultplan.name("worker", loop=loop, traj=t, at=at)) for loop, t, at in WORKER_KILLS]
@@ -102,7 +103,7 @@ def test_fine_tune_workers_sigkilled_mid_trajectory(tmp_path, capsys, ray_local,
     assert len(killed) == len(WORKER_KILLS)  # each kill took down a different worker process
     out = capsys.readouterr().out
     assert out.count("a fine-tune worker died") == len(WORKER_KILLS)
-    h = assert_every_loop_once(tmp_path / "runs" / "k", 10)
+    h = assert_every_loop_once(tmp_path / "runs" / "k", 4)
     assert all(len({d["sampling_hash"] for d in e["details"]}) == 2 for e in h)  # the two halves of a pair
     for (loop, t, _), hit in zip(WORKER_KILLS, hits, strict=True):
         assert next(d["pid"] for d in h[loop]["details"] if d["traj"] == t) != hit["pid"]  # finished elsewhere
