@@ -145,7 +145,9 @@ def free_port() -> int:
 
 @pytest.fixture
 def ray_head(ray_nodes):
-    """A single-node Ray head (no dashboard). Yields ``(gcs_address, metrics_port, env)``."""
+    """A single-node Ray head (no dashboard). Yields ``(gcs_address, metrics_port, env)``. Its
+    processes report metrics every second (Ray's default is every 10 s, waited for by a test)."""
+    ray_nodes.env["RAY_metrics_report_interval_ms"] = "1000"
     port = free_port()
     _, metrics = ray_nodes.start("--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false")
     wait_port(port)
