@@ -143,17 +143,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def ray_head(ray_nodes):
-    """A single-node Ray head (no dashboard). Yields ``(gcs_address, metrics_port, env)``. Its
-    processes report metrics every second (Ray's default is every 10 s, waited for by a test)."""
-    ray_nodes.env["RAY_metrics_report_interval_ms"] = "1000"
-    port = free_port()
-    _, metrics = ray_nodes.start("--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false")
-    wait_port(port)
-    yield f"127.0.0.1:{port}", metrics, ray_nodes.env
-
-
 class RayNodes:
     """Ray nodes on this machine, each ``ray start --block`` in its own process session with
     its own agent ports (two nodes' agents would collide on Ray's default ports)."""

@@ -64,17 +64,41 @@ def cli(tool: str, *args: str, env: dict, timeout: int = 900) -> subprocess.Comp
                           text=True, timeout=timeout)
 
 
+def controller_gauges(port: int, run: str, deadline: float) -> dict[str, float]:
+    """awsaa's ``ray_awsaa_search_*`` gauges of ``run`` as the node's metrics endpoint serves
+    them, once loop 1's are there (the metrics agent starts a little after its node)."""
+    import urllib.request
+
+    seen: dict[str, float] = {}
+    while time.time() < deadline:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            text = ""
+        for line in text.splitlines():
+            if line.startswith("ray_awsaa_search_") and f'run="{run}"' in line:
+                seen[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
+        if seen.get("ray_awsaa_search_loop", 0) >= 1 and "ray_awsaa_search_mean_reward" in seen:
+            return seen
+        time.sleep(1)
+    raise AssertionError(f"loop 1's gauges never reached the head's metrics endpoint: {seen}")
+
+
 def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_nodes, fault_plan):
-    """On a token-auth cluster, as gpu.yaml makes it; at the end, the token is nowhere to be read."""
+    """On a token-auth cluster, as gpu.yaml makes it: a search job that loses its GPU node (and
+    its gauges on the head's metrics endpoint), training jobs, a failing job; at the end, the
+    token is nowhere to be read."""
     import secrets
     import tempfile
 
     token = secrets.token_hex(32)
     (tmp_path / "token").write_text(token)
-    ray_nodes.env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(tmp_path / "token"))
+    # metrics reported every second (Ray's default: every 10 s), read from the head below
+    ray_nodes.env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(tmp_path / "token"),
+                         RAY_metrics_report_interval_ms="1000")
     ray_tmp = Path(tempfile.mkdtemp(prefix="awsaa-rt-", dir="/tmp"))  # short: Ray's socket paths must fit
     gcs_port, dash = free_port(), free_port()
-    ray_nodes.start("--head", f"--port={gcs_port}", "--num-cpus=1", '--resources={"awsaa_head": 1}',
+    _, head_metrics = ray_nodes.start("--head", f"--port={gcs_port}", "--num-cpus=1", '--resources={"awsaa_head": 1}',
                     "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
                     f"--temp-dir={ray_tmp}")
     wait_port(gcs_port)
@@ -100,6 +124,12 @@ def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_
     while not faultplan.fired("worker-1-0-start") and time.time() < deadline:
         time.sleep(0.5)
     assert len(history(storage / "b")) == 1, "the search did not reach loop 2"
+    # loop 1's gauges on the head's Prometheus endpoint (what the dashboard's charts read), from
+    # the controller on the head, while loop 2 is held
+    gauges = controller_gauges(head_metrics, "b", deadline)
+    assert gauges["ray_awsaa_search_loop"] == 1
+    assert 0 < gauges["ray_awsaa_search_mean_reward"] <= 100 and 0 < gauges["ray_awsaa_search_baseline"] <= 100
+    assert 0 < gauges["ray_awsaa_search_entropy"] <= 7.2
     ray_nodes.kill(gpu_node)
     ray_nodes.start(f"--address={gcs}", "--num-cpus=2", "--num-gpus=2")
     while (job := jobs_info(env, jobs)[job_id])["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"):
