@@ -69,6 +69,33 @@ def resume_search(run: Path) -> subprocess.CompletedProcess:
     return r
 
 
+def kill_whole_tree_then_resume(run: Path, held: int, loops: int) -> None:
+    """``awsaa-search --resume RUN`` SIGKILLed with the whole local Ray it started while loop
+    index ``held`` is in flight (the plan holds a worker at its trajectory 0's start); a second
+    ``--resume`` finishes it and the history is continuous (each loop once)."""
+    done = held
+    proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "--resume", str(run)], env=ENV,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: faultplan.fired(f"worker-{done}-0-start"), 600, proc, f"loop {done + 1}")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = history(run)
+    assert len(before) == done
+    saved = policy_hash(Policy.load(run / "policy_last.json"))
+    pending = SearchState.load(run).pending  # the held loop's sampling policies (ES), saved before it ran
+    assert pending["loop"] == done
+    asked = [policy_hash(Policy.from_dict(p)) for p in pending["policies"]]
+    r = resume_search(run)
+    assert f"resuming {run} at loop {done + 1} of {loops}" in r.stdout
+    h = assert_every_loop_once(run, loops)
+    assert h[:done] == before  # the finished loops are untouched
+    assert h[done]["policy_hash"] == saved  # the agent continues exactly as saved
+    assert [d["sampling_hash"] for d in h[done]["details"]] == asked  # and the loop reran with its own policies
+    count("local Ray cluster killed (driver + all Ray processes)")
+
+
 def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
     deadline = time.time() + timeout
     while not predicate():
@@ -122,36 +149,6 @@ def test_controller_killed_mid_search(tmp_path, ray_local, fault_plan):
     h = assert_every_loop_once(tmp_path / "runs" / "c", 5)
     assert h[2]["policy_hash"] == hit["detail"]["policy_hash"]
     count("controller SIGKILL")
-
-
-def test_whole_local_ray_stopped_then_resume(tmp_path, fault_plan):
-    """The driver and the whole local Ray it started are SIGKILLed while loop 3 is in flight (a
-    worker holds it); --resume finishes it and the history is continuous (each loop once)."""
-    fault_plan({"worker": [{"loop": 2, "traj": 0, "at": "start", "do": "hang"}]})
-    config = write_config(tmp_path, loops=4, agent="es")  # loop 3's sampling policies are saved before it runs
-    run = tmp_path / "runs" / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "-c", str(config), "--storage",
-                             str(tmp_path / "runs"), "--name", "r"], env=ENV, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: faultplan.fired("worker-2-0-start"), 600, proc, "loop 3")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    before = history(run)
-    done = len(before)
-    assert done == 2
-    saved = policy_hash(Policy.load(run / "policy_last.json"))
-    pending = SearchState.load(run).pending  # loop 3's sampling policies, saved before it ran
-    assert pending["loop"] == 2
-    asked = [policy_hash(Policy.from_dict(p)) for p in pending["policies"]]
-    r = resume_search(run)
-    assert f"resuming {run} at loop {done + 1} of 4" in r.stdout
-    h = assert_every_loop_once(run, 4)
-    assert h[:done] == before  # the finished loops are untouched
-    assert h[done]["policy_hash"] == saved  # the agent continues exactly as saved
-    assert [d["sampling_hash"] for d in h[done]["details"]] == asked  # and loop 3 reran with its own policies
-    count("local Ray cluster killed (driver + all Ray processes)")
 
 
 def test_search_stopped_by_ctrl_c(tmp_path, fault_plan):
@@ -247,12 +244,14 @@ def _tool(tmp_path: Path, tool: str) -> list[str]:
     if tool == "train":
         return [sys.executable, "-m", "awsaa.cli.train", "-c", "configs/train/quick_fmnist.yaml", "--epochs", "3",
                 "--set", "train_size=2048", "test_size=200", "--storage", str(tmp_path / "train"), "--name", "t"]
-    return [sys.executable, "-m", "awsaa.cli.search", "-c", str(write_config(tmp_path, loops=3)), "--storage",
-            str(tmp_path / "runs"), "--name", "g"]
+    return [sys.executable, "-m", "awsaa.cli.search", "-c", str(write_config(tmp_path, loops=4, agent="es")),
+            "--storage", str(tmp_path / "runs"), "--name", "g"]
 
 
 MID_EPOCH = {"train": ({"train_step": [{"epoch": 2, "do": "hang"}]}, "train_step-2"),
-             "search": ({"worker": [{"loop": 1, "traj": 0, "at": "mid", "do": "hang"}]}, "worker-1-0-mid")}
+             "search": ({"worker": [{"loop": 1, "traj": 0, "at": "mid", "do": "hang"},  # the SIGTERM
+                                    {"loop": 2, "traj": 0, "at": "start", "do": "hang"}]},  # the whole-tree kill
+                        "worker-1-0-mid")}
 
 
 @pytest.mark.parametrize("tool", ["train", "search"])
@@ -262,7 +261,8 @@ def test_one_sigterm_to_the_process_group_stops_a_tool_mid_epoch(tmp_path, tool,
     that never ends (it hangs there). The local Ray's processes block SIGTERM, so only the driver
     hears it: it stops at a clean point and exits 143 naming where the run stands, and no process
     of its Ray survives it. (Before: the signal killed the GCS too, the driver waited 60 s for
-    it, then aborted without the message.) The search is then resumed to its end.
+    it, then aborted without the message.) The search is then resumed, SIGKILLed with its whole
+    local Ray while loop 3 is in flight, and resumed to its end (:func:`kill_whole_tree_then_resume`).
     (A SIGTERM to the driver alone is the same path: Ray's processes ignore it here.)"""
     plan, marker = MID_EPOCH[tool]
     fault_plan(plan)
@@ -284,12 +284,11 @@ def test_one_sigterm_to_the_process_group_stops_a_tool_mid_epoch(tmp_path, tool,
     assert faultplan.fired(marker)["pid"] in tree  # the hung trial was one of the tool's processes
     assert _survivors(tree) == []
     count(f"awsaa-{tool} SIGTERM to the process group, mid-epoch")
-    if tool == "search":  # the run is saved after loop 1; --resume finishes it, each loop once
+    if tool == "search":  # the run is saved after loop 1; then the whole-tree kill, and the end
         run = tmp_path / "runs" / "g"
-        assert last == (f"awsaa-search: interrupted (SIGTERM); the run is saved after loop 1 of 3; "
+        assert last == (f"awsaa-search: interrupted (SIGTERM); the run is saved after loop 1 of 4; "
                         f"continue with: awsaa-search --resume {run}"), err[-2000:]
-        resume_search(run)
-        assert_every_loop_once(run, 3)
+        kill_whole_tree_then_resume(run, held=2, loops=4)
 
 
 def test_a_driver_killed_outright_leaves_no_process_of_its_ray(tmp_path, fault_plan):
