@@ -2,10 +2,10 @@
 ``$AWSAA_FAULT_PLAN`` names a file; while that file does not exist, nothing happens.
 
 A plan says where a process kills itself (a real ``SIGKILL``, as the kernel's OOM killer or a
-lost node would), hangs, or pauses, so a test gets exactly the faults it asks for on a fast or
+lost node would) or hangs, so a test gets exactly the faults it asks for on a fast or
 a slow machine instead of racing a killer thread against the work::
 
-    {"worker":     [{"loop": 0, "traj": 1, "at": "start" | "mid", "do": "kill" | "hang" | "pause"}],
+    {"worker":     [{"loop": 0, "traj": 1, "at": "start" | "mid", "do": "kill" | "hang"}],
      "controller": [{"loop": 2, "do": "kill"}],
      "stage1":     [{"epoch": 2, "do": "hang"}],
      "train":      [{"epoch": 1, "do": "kill"}],
@@ -20,8 +20,7 @@ asks for loop ``loop``'s policies.
 Each entry fires **once**: before acting, the process creates ``<plan>.fired/<name>``
 exclusively and writes its pid and what it held, so the rerun of a killed trajectory (or a
 restarted controller) goes through and the test can read which process was hit. ``hang``
-sleeps until the process is killed; ``pause`` waits until the test creates
-``<plan>.fired/<name>.go`` (:func:`release`).
+sleeps until the process is killed.
 
 The variable is read by every process of a local Ray cluster because Ray's processes inherit
 the environment of the process that started the cluster (the tests set it before that).
@@ -70,13 +69,6 @@ def fired(marker: str) -> dict[str, Any] | None:
         return None
 
 
-def release(marker: str) -> None:
-    """Let a paused process go on."""
-    d = _fired_dir()
-    assert d is not None, f"{ENV} is not set"
-    (d / f"{marker}.go").touch()
-
-
 def _claim(marker: str, detail: Any) -> bool:
     d = _fired_dir()
     assert d is not None
@@ -100,10 +92,9 @@ def point(kind: str, detail: Any = None, **where: Any) -> None:
             if not _claim(marker, detail):
                 continue
             do = e.get("do", "kill")
-            if do not in ("kill", "hang", "pause"):
+            if do not in ("kill", "hang"):
                 raise ValueError(f"fault plan: unknown action {do!r}")
             if do == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
-            go = _fired_dir() / f"{marker}.go"  # type: ignore[operator]
-            while do == "hang" or not go.exists():  # until killed, or released
+            while True:  # hang until killed
                 time.sleep(0.1)

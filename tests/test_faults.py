@@ -73,26 +73,25 @@ def kill_whole_tree_then_resume(run: Path, held: int, loops: int) -> None:
     """``awsaa-search --resume RUN`` SIGKILLed with the whole local Ray it started while loop
     index ``held`` is in flight (the plan holds a worker at its trajectory 0's start); a second
     ``--resume`` finishes it and the history is continuous (each loop once)."""
-    done = held
     proc = subprocess.Popen([sys.executable, "-m", "awsaa.cli.search", "--resume", str(run)], env=ENV,
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: faultplan.fired(f"worker-{done}-0-start"), 600, proc, f"loop {done + 1}")
+        wait_for(lambda: faultplan.fired(f"worker-{held}-0-start"), 600, proc, f"loop {held + 1}")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     before = history(run)
-    assert len(before) == done
+    assert len(before) == held
     saved = policy_hash(Policy.load(run / "policy_last.json"))
     pending = SearchState.load(run).pending  # the held loop's sampling policies (ES), saved before it ran
-    assert pending["loop"] == done
+    assert pending["loop"] == held
     asked = [policy_hash(Policy.from_dict(p)) for p in pending["policies"]]
     r = resume_search(run)
-    assert f"resuming {run} at loop {done + 1} of {loops}" in r.stdout
+    assert f"resuming {run} at loop {held + 1} of {loops}" in r.stdout
     h = assert_every_loop_once(run, loops)
-    assert h[:done] == before  # the finished loops are untouched
-    assert h[done]["policy_hash"] == saved  # the agent continues exactly as saved
-    assert [d["sampling_hash"] for d in h[done]["details"]] == asked  # and the loop reran with its own policies
+    assert h[:held] == before  # the finished loops are untouched
+    assert h[held]["policy_hash"] == saved  # the agent continues exactly as saved
+    assert [d["sampling_hash"] for d in h[held]["details"]] == asked  # and the loop reran with its own policies
     count("local Ray cluster killed (driver + all Ray processes)")
 
 
