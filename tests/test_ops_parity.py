@@ -79,6 +79,26 @@ def test_rotate_is_exact_at_every_angle_on_photographs(photo_crops):
         assert torch.equal(out, ref), f"Rotate {angle}"
 
 
+@pytest.mark.parametrize("op_type", ["Rotate", "TranslateX", "TranslateY", "ShearX", "ShearY",
+                                     "ShearXNearest", "ShearYNearest"])
+def test_geometric_maps_are_the_same_for_few_and_many_distinct_values(op_type, photo_crops):
+    """The geometric kernels build their maps once per distinct value: cached for a few values
+    (the discrete ops), built each call for many (continuous magnitudes). Both must give what
+    each image alone gives, and the discrete ops must be what PIL gives (the parity test)."""
+    g = torch.Generator().manual_seed(7)
+    n = len(photo_crops)
+    scale = 60.0 if op_type == "Rotate" else 0.6
+    many = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * scale  # n distinct values
+    few = many[torch.randint(0, 3, (n,), generator=g)]  # 3 distinct values
+    assert len(set(many.tolist())) > tensor_ops._CACHED_VALUES >= len(set(few.tolist()))
+    for values in (many, few):
+        batch = tensor_ops.apply_type(photo_crops, op_type, values, fill=128)
+        alone = torch.cat([tensor_ops.apply_type(photo_crops[i:i + 1], op_type, values[i:i + 1], fill=128)
+                           for i in range(n)])
+        assert torch.equal(batch, alone)
+        assert (batch != photo_crops).float().mean() > 0.05
+
+
 def test_autocontrast_is_exact_for_every_range():
     """Every range hi - lo in 1..255, at both ends of the value scale: the table is PIL's
     (its scale is a correctly rounded 255 / (hi - lo), not a reciprocal multiplied)."""

@@ -25,7 +25,7 @@ pair position on all the samples that need it, whatever op and magnitude they dr
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -78,11 +78,39 @@ def _centres(h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return xs, ys
 
 
+# Most calls draw their parameters from a few discrete values (the 36-op space has six per
+# geometric type: three magnitudes, two signs), so the geometric kernels build their source
+# maps once per distinct value, and cache them for a set of a few: the per-pixel coordinate
+# arithmetic then costs nothing, and each sample only looks its value's map up. Many
+# distinct values (continuous magnitudes) are built each call, by the same arithmetic.
+_CACHED_VALUES = 32  # a segment with at most this many distinct values uses the cache
+
+# kind -> builder(op type, distinct values (u,) float64, H, W, device) -> tables, each (u, ...)
+_BUILDERS: dict[str, Callable[[str, Tensor, int, int, torch.device], tuple[Tensor, ...]]] = {}
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_tables(kind: str, t: str, values: tuple[float, ...], h: int, w: int,
+                   device: torch.device) -> tuple[Tensor, ...]:
+    return _BUILDERS[kind](t, torch.tensor(values, dtype=torch.float64), h, w, device)
+
+
+def _per_value(kind: str, t: str, values: Tensor, h: int, w: int, device: torch.device) -> tuple[Tensor, ...]:
+    """The tables of builder ``kind`` for op type ``t``, one row per sample of ``values``,
+    built once per distinct value."""
+    uniq, inverse = torch.unique(values, return_inverse=True)
+    if uniq.numel() <= _CACHED_VALUES:
+        tables = _cached_tables(kind, t, tuple(uniq.tolist()), h, w, device)
+    else:
+        tables = _BUILDERS[kind](t, uniq, h, w, device)
+    inverse = inverse.to(device)
+    return tuple(table.index_select(0, inverse) for table in tables)
+
+
 # ----------------------------------------------------------------------------- lut kernel
 # Per-channel lookup tables. Invert, Posterize and Solarize are the same table for a whole
 # sample and are applied directly, as uint8 arithmetic (what their tables amount to);
-# AutoContrast and Equalize depend on the image: a builder returns an (n, C, 256) int64 table
-# for a slice of samples, then one gather applies it.
+# AutoContrast and Equalize depend on the image: one table per channel, then one gather.
 
 
 def _invert(x: Tensor, v: Tensor) -> Tensor:
@@ -110,109 +138,124 @@ def _autocontrast_scale(device: torch.device) -> Tensor:
     return torch.tensor([255.0 / d if d else 0.0 for d in range(256)], dtype=torch.float64, device=device)
 
 
-def _lut_autocontrast(x: Tensor, v: Tensor) -> Tensor:
+def _apply_lut(lut: Tensor, pixels: Tensor, shape: torch.Size) -> Tensor:
+    """Per-channel tables ``lut`` (n*C, 256) applied to ``pixels`` (n*C, H*W) int64."""
+    return lut.to(torch.uint8).gather(1, pixels).view(shape)
+
+
+def _autocontrast(x: Tensor, v: Tensor) -> Tensor:
     """PIL ``ImageOps.autocontrast`` (cutoff 0): per channel, stretch [lo, hi] to [0, 255]."""
-    flat = x.flatten(2)
-    lo = flat.amin(dim=2).double()[..., None]
-    hi = flat.amax(dim=2).double()[..., None]
+    n, c, h, w = x.shape
+    flat = x.reshape(n * c, h * w)
+    lo = flat.amin(dim=1, keepdim=True).double()
+    hi = flat.amax(dim=1, keepdim=True).double()
     ramp = _ramp(x.device).double()
     # PIL's scale is 255.0 / (hi - lo), a correctly rounded division; torch's vectorized
     # division may multiply by a reciprocal instead, which is off by one ulp for some ranges
     # (and then the table by one for 54 of the 255 ranges): look the exact quotient up.
     scale = _autocontrast_scale(x.device)[(hi - lo).long().clamp(min=1)]
     lut = (ramp * scale - lo * scale).trunc().clamp_(0, 255)
-    return torch.where(hi > lo, lut, ramp).long()
+    return _apply_lut(torch.where(hi > lo, lut, ramp), flat.long(), x.shape)
 
 
-def _lut_equalize(x: Tensor, v: Tensor) -> Tensor:
+def _equalize(x: Tensor, v: Tensor) -> Tensor:
     """PIL ``ImageOps.equalize``, per channel, in exact integer arithmetic."""
     n, c, h, w = x.shape
-    rows = torch.arange(0, n * c * 256, 256, device=x.device).view(n * c, 1)  # each channel its own 256 bins
-    hist = torch.bincount((x.view(n * c, h * w).long() + rows).view(-1), minlength=n * c * 256).view(n, c, 256)
-    last_bin = 255 - (hist > 0).flip(2).int().argmax(dim=2, keepdim=True)
-    step = (hist.sum(dim=2, keepdim=True) - hist.gather(2, last_bin)) // 255
-    below = hist.cumsum(dim=2) - hist  # pixels strictly below each value
+    pixels = x.reshape(n * c, h * w).long()
+    # one histogram per channel: a scatter-add into (n*C, 256) (several times faster on the
+    # CPU than a bincount over offset values)
+    ones = torch.ones(1, 1, dtype=torch.int32, device=x.device).expand(n * c, h * w)
+    hist = torch.zeros(n * c, 256, dtype=torch.int32, device=x.device).scatter_add_(1, pixels, ones).long()
+    last_bin = 255 - (hist > 0).flip(1).int().argmax(dim=1, keepdim=True)
+    step = (hist.sum(dim=1, keepdim=True) - hist.gather(1, last_bin)) // 255
+    below = hist.cumsum(dim=1) - hist  # pixels strictly below each value
     lut = ((step // 2 + below) // step.clamp(min=1)).clamp_(max=255)
-    return torch.where(step > 0, lut, _ramp(x.device))
+    return _apply_lut(torch.where(step > 0, lut, _ramp(x.device)), pixels, x.shape)
 
 
-_LUT = {"AutoContrast": _lut_autocontrast, "Equalize": _lut_equalize}
-_DIRECT = {"Invert": _invert, "Posterize": _posterize, "Solarize": _solarize}
+_LUT = {"AutoContrast": _autocontrast, "Equalize": _equalize, "Invert": _invert, "Posterize": _posterize,
+        "Solarize": _solarize}
 
 
-def _lut_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
-    parts = []
-    for t, a, b in segments:
-        xs, v = x[a:b], values[a:b]
-        if t in _DIRECT:
-            parts.append(_DIRECT[t](xs, v))
-        else:
-            n, c, h, w = xs.shape
-            lut = _LUT[t](xs, v).to(torch.uint8)
-            parts.append(lut.gather(2, xs.reshape(n, c, h * w).long()).view(n, c, h, w))
-    return torch.cat(parts)
+def _lut_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:
+    return [_LUT[t](x[a:b], values[a:b]) for t, a, b in segments]
 
 
 # ----------------------------------------------------------------------------- blend kernel
 # PIL's ImageEnhance blends the image with a "degenerate" image:
 # out = degenerate + factor * (image - degenerate), in float32, truncated and clipped.
-# Each builder returns the float32 degenerate of a slice, in whatever shape broadcasts against
-# it (Brightness's is 0, Contrast's one value per sample): nothing is materialized that the
-# blend does not need.
+# Each builder takes a slice's float32 pixels and returns its degenerate, in whatever shape
+# broadcasts against it (None for Brightness's 0, one value per sample for Contrast's), and
+# the part of the slice that the blend changes (Sharpness keeps the border); or None where
+# the degenerate is the image itself and the blend the identity. Nothing is materialized
+# that the blend does not need.
 
 
-def _grayscale(x: Tensor) -> Tensor:
-    """PIL ``convert("L")``: ``(R*19595 + G*38470 + B*7471 + 0x8000) >> 16``; (n, 1, H, W) int32."""
-    if x.shape[1] == 1:
-        return x.int()
-    y = x.int()
-    return (y[:, 0:1] * 19595 + y[:, 1:2] * 38470 + y[:, 2:3] * 7471 + 0x8000) >> 16
+def _grayscale(y: Tensor) -> Tensor:
+    """PIL ``convert("L")`` of float32 pixels: ``(R*19595 + G*38470 + B*7471 + 0x8000) >> 16``,
+    (n, 1, H, W) float32. Every intermediate is an integer below 2**24, so float32 holds it
+    exactly and the result is PIL's integer arithmetic."""
+    if y.shape[1] == 1:
+        return y  # the pixels themselves: a caller that changes them in place must not blend with this
+    g = y[:, 0:1] * 19595
+    g.add_(y[:, 1:2], alpha=38470).add_(y[:, 2:3], alpha=7471).add_(0x8000)
+    return g.div_(65536).floor_()
 
 
-def _degenerate_brightness(x: Tensor) -> Tensor | None:
-    return None  # black: the blend is factor * image
+Degenerate = tuple[Tensor | None, Tensor] | None
 
 
-def _degenerate_color(x: Tensor) -> Tensor:
-    # An L image's degenerate is itself (the blend is then the identity, as in PIL).
-    return _grayscale(x).float()
+def _degenerate_brightness(y: Tensor) -> Degenerate:
+    return None, y  # black: the blend is factor * image
 
 
-def _degenerate_contrast(x: Tensor) -> Tensor:
-    mean = _grayscale(x).double().mean(dim=(1, 2, 3), keepdim=True)
-    return torch.floor(mean + 0.5).float()
+def _degenerate_color(y: Tensor) -> Degenerate:
+    if y.shape[1] == 1:  # an L image's degenerate is itself, as in PIL
+        return None
+    return _grayscale(y), y
 
 
-def _degenerate_sharpness(x: Tensor) -> Tensor:
+def _degenerate_contrast(y: Tensor) -> Degenerate:
+    gray = _grayscale(y)
+    mean = gray.sum(dim=(1, 2, 3), keepdim=True, dtype=torch.float64) / gray[0].numel()  # exact sums
+    return torch.floor(mean + 0.5).float(), y
+
+
+def _degenerate_sharpness(y: Tensor) -> Degenerate:
     """PIL's SMOOTH filter, [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13, rounded, border pixels kept.
 
-    That is ``round((3x3 box sum + 4 * centre) / 13)`` in exact integers (13 is odd: no ties)."""
-    y = x.float()
+    That is ``round((3x3 box sum + 4 * centre) / 13)`` in exact integers (13 is odd: no ties).
+    The border's degenerate is the image itself, which the blend leaves as it is: only the
+    interior is blended."""
     if y.shape[2] < 3 or y.shape[3] < 3:
-        return y
-    rows = y[:, :, :, :-2] + y[:, :, :, 1:-1] + y[:, :, :, 2:]  # separable 3x3 box sum
-    box = rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
-    out = y.clone()
-    out[:, :, 1:-1, 1:-1] = box.add_(y[:, :, 1:-1, 1:-1], alpha=4).div_(13).add_(0.5).floor_()
-    return out
+        return None  # all border
+    rows = y[:, :, :, :-2] + y[:, :, :, 1:-1]  # separable 3x3 box sum
+    rows += y[:, :, :, 2:]
+    box = rows[:, :, :-2] + rows[:, :, 1:-1]
+    box += rows[:, :, 2:]
+    interior = y[:, :, 1:-1, 1:-1]
+    return box.add_(interior, alpha=4).div_(13).add_(0.5).floor_(), interior
 
 
 _DEGENERATE = {"Brightness": _degenerate_brightness, "Color": _degenerate_color,
                "Contrast": _degenerate_contrast, "Sharpness": _degenerate_sharpness}
 
 
-def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
+def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:
     # The factor 1 + sign * m is formed in float64 and rounded to float32 once, as PIL's is;
     # forming it in float32 gives results that differ by one in places.
     factor = (1.0 + values).float().to(x.device).view(-1, 1, 1, 1)
     out = x.float()
     for t, a, b in segments:  # in place, segment by segment: the same float32 steps as PIL's
-        y, f, degenerate = out[a:b], factor[a:b], _DEGENERATE[t](x[a:b])
+        blend = _DEGENERATE[t](out[a:b])  # built before the slice changes
+        if blend is None:
+            continue
+        degenerate, y = blend
         if degenerate is None:
-            y.mul_(f)
+            y.mul_(factor[a:b])
         else:
-            y.sub_(degenerate).mul_(f).add_(degenerate)
-    return _to_uint8(out)
+            y.sub_(degenerate).mul_(factor[a:b]).add_(degenerate)
+    return [_to_uint8(out)]
 
 
 # ----------------------------------------------------------------------------- affine kernel
@@ -220,15 +263,20 @@ def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: floa
 # inverse affine, rounds it down (NEAREST), and gives the fill colour outside [0, W) x [0, H).
 
 
-def _gather_nearest(x: Tensor, sx: Tensor, sy: Tensor, fill: float) -> Tensor:
-    """``out[n, :, y, x] = x[n, :, sy, sx]`` for integer source indices (N, H, W); outside -> fill.
-
-    The source gets a one-pixel border of the fill colour and the indices are clamped onto
-    it, so one gather does both (masking the output afterwards is slower on CPU)."""
-    n, c, h, w = x.shape
+def _source_index(sx: Tensor, sy: Tensor, h: int, w: int) -> Tensor:
+    """(n, H*W) int64: the flat index, into the source with a one-pixel border of the fill
+    colour ((H + 2) x (W + 2)), of integer source pixels ``(sy, sx)`` (n, H, W); outside
+    pixels are clamped onto the border, so one gather reads them and the fill (masking the
+    output afterwards is slower on CPU)."""
     flat = sy.clamp_(-1, h).add_(1).mul_(w + 2).add_(sx.clamp_(-1, w).add_(1))
+    return flat.view(-1, h * w).long()
+
+
+def _gather_nearest(x: Tensor, index: Tensor, fill: float) -> Tensor:
+    """``out[n, :, y, x]`` read from the fill-bordered source at ``index`` (n, H*W) (:func:`_source_index`)."""
+    n, c, h, w = x.shape
     source = F.pad(x, (1, 1, 1, 1), value=int(fill)).view(n, c, (h + 2) * (w + 2))
-    return source.gather(2, flat.view(n, 1, h * w).long().expand(n, c, h * w)).view(n, c, h, w)
+    return source.gather(2, index.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
 
 
 def _affine_coeffs(t: str, v: Tensor, h: int, w: int) -> Tensor:
@@ -284,65 +332,93 @@ def _affine_maps(coeffs: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor
     return row_x, col_x, row_y, col_y
 
 
-def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
+def _affine_index(t: str, values: Tensor, h: int, w: int, device: torch.device) -> Tensor:
+    """(n, H*W) int64 on ``device``: Pillow's source pixel of every output pixel of op type
+    ``t`` at each of ``values``, as a flat index into the fill-bordered source."""
+    terms = _affine_maps(_affine_coeffs(t, values, h, w), h, w)
+    # int32 where every sum fits (any image of ordinary size), int64 otherwise
+    wide = max(int(t.abs().max()) for t in terms) >= 2**30
+    row_x, col_x, row_y, col_y = (t.to(device, torch.int64 if wide else torch.int32) for t in terms)
+    n = values.shape[0]
+    sx = (row_x.view(n, h, 1) + col_x.view(n, 1, w)).bitwise_right_shift_(16)
+    sy = (row_y.view(n, h, 1) + col_y.view(n, 1, w)).bitwise_right_shift_(16)
+    return _source_index(sx, sy, h, w)
+
+
+_BUILDERS["affine"] = lambda t, values, h, w, device: (_affine_index(t, values, h, w, device),)
+
+
+def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:
     """PIL ``Image.transform(AFFINE, coeffs, NEAREST)`` per sample (``Image.rotate`` included),
     source pixel for source pixel: Pillow maps a rotation or shear in 16.16 fixed point and a
     pure translation or scaling by a float accumulated along the row and down the column
     (:func:`_affine_maps`); each is reproduced, so that a source coordinate near an integer
-    lands where Pillow's does."""
-    n, _, h, w = x.shape
-    coeffs = torch.cat([_affine_coeffs(t, values[a:b], h, w) for t, a, b in segments])
-    terms = _affine_maps(coeffs, h, w)
-    # int32 where every sum fits (any image of ordinary size), int64 otherwise
-    wide = max(int(t.abs().max()) for t in terms) >= 2**30
-    row_x, col_x, row_y, col_y = (t.to(x.device, torch.int64 if wide else torch.int32) for t in terms)
-    sx = (row_x.view(n, h, 1) + col_x.view(n, 1, w)).bitwise_right_shift_(16)
-    sy = (row_y.view(n, h, 1) + col_y.view(n, 1, w)).bitwise_right_shift_(16)
-    return _gather_nearest(x, sx, sy, fill)
+    lands where Pillow's does. The maps are built once per distinct value (:func:`_per_value`)."""
+    _, _, h, w = x.shape
+    index = torch.cat([_per_value("affine", t, values[a:b], h, w, x.device)[0] for t, a, b in segments])
+    return [_gather_nearest(x, index, fill)]
 
 
 # ----------------------------------------------------------------------------- shear kernel
 
 
-def _shear_rows(x: Tensor, shear: Tensor, fill: float) -> Tensor:
-    """PIL ``transform(AFFINE, (1, s, 0, 0, 1, 0), BICUBIC)`` (ShearX about the top-left corner).
+def _shear_taps(shear: Tensor, h: int, w: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """PIL's bicubic ShearX rows for each shear in ``shear`` (n,): the source columns every
+    row's taps read, edge-clamped (n, H, W + 3) int64; the four tap weights of each row
+    (n, 4, H) float32; and which output pixels' centres map inside the source (n, H, W)
+    float32, 1 inside and 0 outside.
 
     Row ``y`` is read from ``x + s (y + 0.5)``: a shift that is the same for the whole row,
     so PIL's 2-D bicubic filter (``a = -1``, edge-clamped taps) reduces to four taps along
-    the row with one set of weights per row.
-    """
-    n, c, h, w = x.shape
-    xs, ys = _centres(h, w, x.device)
-    offset = shear.to(x.device, torch.float64).view(n, 1, 1) * ys  # (n, h, 1)
+    the row with one set of weights per row."""
+    n = shear.shape[0]
+    xs, ys = _centres(h, w, torch.device("cpu"))
+    offset = shear.to(torch.float64).view(n, 1, 1) * ys  # (n, h, 1)
     whole = torch.floor(offset)
-    t = (offset - whole).float().unsqueeze(1)  # fractional position, per row: (n, 1, h, 1)
+    t = (offset - whole).float().view(n, h)  # fractional position, per row
     src = xs + offset  # continuous source x of the pixel centre
-    inside = ((src >= 0) & (src < w)).unsqueeze(1).float()
-    # One gather of the w + 3 source columns that a row's taps read (edge-clamped); the
-    # four taps are then slices of that window.
-    cols = torch.arange(-1, w + 2, device=x.device).view(1, 1, w + 3)
-    idx = (cols + whole.long()).clamp_(0, w - 1).unsqueeze(1).expand(n, c, h, w + 3)
-    window = x.float().gather(3, idx)
+    inside = ((src >= 0) & (src < w)).float()
+    cols = torch.arange(-1, w + 2).view(1, 1, w + 3)
+    columns = (cols + whole.long()).clamp_(0, w - 1)
     a = -1.0  # cubic convolution weights of the taps at -1, 0, 1, 2 (PIL's affine BICUBIC)
     t2, t3 = t * t, t * t * t
-    out = window[..., 0:w] * (a * t3 - 2 * a * t2 + a * t)
-    out += window[..., 1:w + 1] * ((a + 2) * t3 - (a + 3) * t2 + 1)
-    out += window[..., 2:w + 2] * (-(a + 2) * t3 + (2 * a + 3) * t2 - a * t)
-    out += window[..., 3:w + 3] * (-a * t3 + a * t2)
-    out = out.clamp_(0, 255).mul_(inside).add_((1 - inside) * float(int(fill)))
-    return _to_uint8(out)
+    weights = torch.stack([a * t3 - 2 * a * t2 + a * t, (a + 2) * t3 - (a + 3) * t2 + 1,
+                           -(a + 2) * t3 + (2 * a + 3) * t2 - a * t, -a * t3 + a * t2], 1)
+    return columns.to(device), weights.to(device), inside.to(device)
 
 
-def _shear_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> Tensor:
+_BUILDERS["shear"] = lambda t, values, h, w, device: _shear_taps(values, h, w, device)
+
+
+def _shear_rows(x: Tensor, shear: Tensor, fill: float) -> Tensor:
+    """PIL ``transform(AFFINE, (1, s, 0, 0, 1, 0), BICUBIC)`` (ShearX about the top-left
+    corner), from the taps of :func:`_shear_taps`, built once per distinct shear."""
+    n, c, h, w = x.shape
+    columns, weights, inside = _per_value("shear", "ShearX", shear, h, w, x.device)
+    # One gather of the w + 3 source columns that a row's taps read; the four taps are then
+    # slices of that window.
+    window = x.float().gather(3, columns.unsqueeze(1).expand(n, c, h, w + 3))
+    wt = weights.unsqueeze(-1).unsqueeze(1)  # (n, 1, 4, h, 1)
+    out = window[..., 0:w] * wt[:, :, 0]
+    for k in range(1, 4):  # one pass a tap (it rounds a little differently from a product then a sum)
+        out.addcmul_(window[..., k:w + k], wt[:, :, k])
+    inside = inside.unsqueeze(1)
+    out = out.clamp_(0, 255).mul_(inside).add_((1 - inside) * float(int(fill)))  # (masked_fill_ is slower)
+    return out.to(torch.int32).to(torch.uint8)
+
+
+def _shear_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:
     parts = []
     for t, a, b in segments:
         if t == "ShearX":
             parts.append(_shear_rows(x[a:b], values[a:b], fill))
         else:  # ShearY is ShearX of the transposed image
             parts.append(_shear_rows(x[a:b].transpose(2, 3), values[a:b], fill).transpose(2, 3))
-    return torch.cat(parts)
+    return parts
 
 
+# Each kernel returns its samples' results as parts in segment order (one tensor, or one per
+# segment), concatenated once by the caller.
 _KERNELS = {"lut": _lut_kernel, "blend": _blend_kernel, "affine": _affine_kernel, "shear": _shear_kernel}
 
 
@@ -360,7 +436,7 @@ def apply_type(images: Tensor, op_type: str, values: Tensor, fill: float = 128) 
     if n == 0:
         return images.clone()
     values = values.to("cpu", torch.float64).reshape(n)
-    return _KERNELS[KERNEL_OF_TYPE[op_type]](images, [(op_type, 0, n)], values, fill)
+    return torch.cat(_KERNELS[KERNEL_OF_TYPE[op_type]](images, [(op_type, 0, n)], values, fill))
 
 
 @functools.lru_cache(maxsize=32)
@@ -402,8 +478,8 @@ def apply_pairs(
     """Apply sub-policy ``pairs[i] = (op1, op2)`` (indices into ``space``) to image ``i``.
 
     ``signs`` (N, 2) holds the direction of each signed op; drawn with ``generator``
-    when ``None``. Each position is one :func:`apply_per_sample` call: four kernel calls
-    at most, whatever the batch size.
+    when ``None``. Each position sorts the batch by kernel and runs each kernel once on
+    its share: four kernel calls at most, whatever the batch size.
     """
     _check(images)
     ops = tuple(space.ops) if isinstance(space, SearchSpace) else tuple(space)
@@ -419,11 +495,60 @@ def apply_pairs(
     if pairs.min() < 0 or pairs.max() >= len(ops):
         raise ValueError(f"op indices must lie in [0, {len(ops)})")
     _, _, types, type_of_op = _tables(ops)
-    out = images
-    for pos in range(2):
-        values = _values(ops, pairs[:, pos], signs[:, pos])
-        out = apply_per_sample(out, type_of_op[pairs[:, pos]], types, values, fill)
-    return out
+    everyone = torch.arange(n)
+    # Each position sorts the batch by kernel; the second position's sort is taken straight
+    # from the first one's sorted result (one gather instead of an unsort and a sort).
+    first = _Plan(type_of_op[pairs[:, 0]], types, everyone)
+    out = first.run(_rows(images, first.index.to(images.device)),
+                    _values(ops, pairs[:, 0], signs[:, 0]), fill)
+    second = _Plan(type_of_op[pairs[:, 1]], types, everyone)
+    out = second.run(_rows(out, first.inverse()[second.index].to(images.device)),
+                     _values(ops, pairs[:, 1], signs[:, 1]), fill)
+    return _rows(out, second.inverse().to(images.device))
+
+
+@functools.lru_cache(maxsize=32)
+def _kernel_order(types: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+    """The types in kernel order (``rank``), and each type's place in it (``position``)."""
+    rank = torch.tensor(sorted(range(len(types)), key=lambda t: (KERNEL_OF_TYPE[types[t]], types[t])))
+    position = torch.empty_like(rank)
+    position[rank] = torch.arange(len(types))
+    return rank, position
+
+
+class _Plan:
+    """Samples ``index`` sorted by kernel and op type: ``index`` in sorted order and the
+    contiguous segments of each kernel."""
+
+    def __init__(self, type_ids: Tensor, types: Sequence[str], index: Tensor) -> None:
+        rank, position = _kernel_order(tuple(types))
+        keys = position[type_ids.to("cpu", torch.long)[index]]
+        self.order = torch.argsort(keys, stable=True)
+        self.index = index[self.order]
+        self.by_kernel: dict[str, list[Segment]] = {}
+        start = 0
+        for p, cnt in enumerate(torch.bincount(keys, minlength=len(types)).tolist()):
+            if cnt:
+                t = types[int(rank[p])]
+                self.by_kernel.setdefault(KERNEL_OF_TYPE[t], []).append((t, start, start + cnt))
+                start += cnt
+
+    def inverse(self) -> Tensor:
+        """Where each of the sorted samples' original places went (all samples planned)."""
+        inverse = torch.empty_like(self.order)
+        inverse[self.order] = torch.arange(len(self.order))
+        return inverse
+
+    def run(self, selected: Tensor, values: Tensor, fill: float) -> Tensor:
+        """Each kernel once on its share of ``selected`` (the planned samples, in sorted
+        order), ``values`` per sample in the original order; the results in sorted order."""
+        vals = values.to("cpu", torch.float64)[self.index]
+        parts: list[Tensor] = []
+        for kernel, segs in self.by_kernel.items():
+            a, b = segs[0][1], segs[-1][2]
+            local = [(t, s - a, e - a) for t, s, e in segs]
+            parts += _KERNELS[kernel](selected[a:b], local, vals[a:b], fill)
+        return torch.cat(parts)
 
 
 def apply_per_sample(images: Tensor, type_ids: Tensor, types: Sequence[str], values: Tensor, fill: float = 128,
@@ -434,37 +559,14 @@ def apply_per_sample(images: Tensor, type_ids: Tensor, types: Sequence[str], val
     The active samples are sorted by kernel and type, each kernel runs once on its
     contiguous share, and the results go back in place."""
     n = images.shape[0]
-    type_ids = type_ids.to("cpu", torch.long)
-    values = values.to("cpu", torch.float64)
     index = torch.arange(n) if active is None else active.to("cpu").nonzero().squeeze(1)
     if index.numel() == 0:
         return images
-    rank = torch.tensor(sorted(range(len(types)), key=lambda t: (KERNEL_OF_TYPE[types[t]], types[t])))
-    position = torch.empty_like(rank)
-    position[rank] = torch.arange(len(types))  # each type's place in kernel order
-    keys = position[type_ids[index]]
-    order = torch.argsort(keys, stable=True)
-    index, keys = index[order], keys[order]
-    vals = values[index]
-    by_kernel: dict[str, list[Segment]] = {}
-    start = 0
-    for p, cnt in enumerate(torch.bincount(keys, minlength=len(types)).tolist()):
-        if cnt:
-            t = types[int(rank[p])]
-            by_kernel.setdefault(KERNEL_OF_TYPE[t], []).append((t, start, start + cnt))
-            start += cnt
-    dev_index = index.to(images.device)
-    selected = _rows(images, dev_index)
-    parts = []
-    for kernel, segs in by_kernel.items():
-        a, b = segs[0][1], segs[-1][2]
-        local = [(t, s - a, e - a) for t, s, e in segs]
-        parts.append(_KERNELS[kernel](selected[a:b], local, vals[a:b], fill))
-    result = torch.cat(parts)
+    plan = _Plan(type_ids, types, index)
+    dev_index = plan.index.to(images.device)
+    result = plan.run(_rows(images, dev_index), values, fill)
     if active is None:  # every sample changed: undo the sort with one gather (index_copy_ is slower on CPU)
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(n)
-        return _rows(result, inverse.to(images.device))
+        return _rows(result, plan.inverse().to(images.device))
     return images.index_copy(0, dev_index, result)
 
 
