@@ -443,6 +443,10 @@ class WorkersConfig:
     # trajectories a worker runs per call; null = 1 with the fine-tune reward, and with the
     # density reward a loop's trajectories split evenly across the workers (one call each)
     per_call: Positive | None = None
+    # fine-tune reward: a fine-tune's validation passes are calls of their own that any free
+    # worker takes, so a loop waits for its slowest worker by one pass, not one trajectory
+    # (the weights go through Ray's object store); false: a worker validates its own
+    spread_eval: Bool = True
 
     def __post_init__(self) -> None:
         _require(self.num_gpus <= 1 or self.num_gpus == int(self.num_gpus),
@@ -533,6 +537,9 @@ class SearchConfig:
         _check_names(self.model, self.dataset)
         _require(self.train_size is None or self.train_size > self.val_size,
                  f"train_size ({self.train_size}) must exceed val_size ({self.val_size})")
+        _require(self.reward != "finetune" or not self.workers.spread_eval or (self.workers.per_call or 1) == 1,
+                 f"workers.per_call {self.workers.per_call} runs several fine-tunes per call, but "
+                 "workers.spread_eval makes each its own calls: set workers.spread_eval: false for per_call")
         _require(self.agent != "es" or self.trajectories % 2 == 0,
                  f"the es agent needs an even number of trajectories (antithetic pairs), got {self.trajectories}")
         p = self.pretrain

@@ -5,17 +5,19 @@ measurement) and reports loops per minute, seconds per loop, and where the worke
 went (workers x wall time in all), from the start and end time and the fine-tune clock each
 trajectory reports:
 
-* fine-tuning: inside ``FineTuner.run`` (training and the validation pass that is the reward);
-* start-up: from the start of the run to each worker's first trajectory (actor start, data
-  and network built, the shared state received, the first call dispatched);
-* hand-off: between two trajectories of one worker in one loop, and a trajectory's own
-  bookkeeping outside the fine-tune clock (result back to the driver, next call out);
+* fine-tuning: inside the fine-tune clock (training, and the validation passes that are the
+  reward: calls of their own with ``workers.spread_eval``);
+* start-up: from the start of the run to each worker's first call (actor start, data and
+  network built, the shared state received, the first call dispatched);
+* hand-off: between two calls of one worker in one loop, and a call's own bookkeeping
+  outside the fine-tune clock (weights saved or loaded, result back, next call out);
 * waiting: a worker done with its share of a loop while another still fine-tunes;
-* update: from a loop's last trajectory to a worker's first of the next (the controller's
-  record and save, the agent's update, the next loop's policies asked and saved);
-* tail: after the last loop (the controller's summary, the run's end).
+* update: from a loop's last call to a worker's first of the next (the controller's record
+  and save, the agent's update, the next loop's policies asked and saved);
+* tail: from the last loop's last call to the workers' release (before the controller's
+  last save and plots, which hold no worker).
 
-    .venv/bin/python benchmarks/search.py [-c configs/search/quick_fmnist.yaml] [--loops 3]
+    .venv/bin/python benchmarks/search.py [-c configs/search/quick_fmnist.yaml] [--loops 3] [--busy-core 0.3]
 
 Results go in BENCHMARKS.md.
 """
@@ -23,9 +25,13 @@ Results go in BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +44,9 @@ def main() -> None:
     ap.add_argument("--loops", type=int, default=3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--pretrained", help="stage-1 checkpoint of the same config (skips stage 1)")
+    ap.add_argument("--busy-core", type=float, default=0.0, metavar="FRACTION",
+                    help="a straggler: pin the first two fine-tune workers to cores 0 and 1 and keep core 1 "
+                         "busy this fraction of the time with another process (Linux)")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -71,54 +80,104 @@ def main() -> None:
             run_dir = Path(d) / f"bench{n}"
             SearchState.create(run_dir, c, {"name": run_dir.name, "pretrained": "-"})
             start = time.time()
-            run_loops(c, run_dir, run_dir.name, shared_ref, log=lambda line: None)
+            with busy_core(args.busy_core):
+                summary = run_loops(c, run_dir, run_dir.name, shared_ref, log=lambda line: None)
             end = time.time()
+            released = summary["workers_released"]  # the workers' time ends when they are given back
             history = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()]
-        parts = breakdown(history, start, end, n)
+        parts = breakdown(history, start, released, n)
         images = sum(d["images"] for h in history for d in h["details"])
-        rows.append((n, end - start, sum(h["wall_seconds"] for h in history) / len(history),
+        rows.append((n, end - start, released - start, sum(h["wall_seconds"] for h in history) / len(history),
                      60 * len(history) / (end - start), parts, images / (end - start)))
     ray.shutdown()
     print(f"config {args.config}: {cfg.trajectories} trajectories/loop, {cfg.finetune.epochs} fine-tune epochs, "
           f"{args.loops} loops per measurement, {os.cpu_count()} CPU cores, num_cpus {cfg.workers.num_cpus}/worker")
-    print(f"{'workers':>7} {'total s':>8} {'s/loop':>7} {'loops/min':>9} {'img/s':>6}  "
+    print("worker time: workers x (their release - the run's start); the parts below are shares of it")
+    print(f"{'workers':>7} {'total s':>8} {'held s':>7} {'s/loop':>7} {'loops/min':>9} {'img/s':>6}  "
           + " ".join(f"{k:>11}" for k in PARTS))
-    for n, total, per_loop, lpm, parts, rate in rows:
-        worker_time = n * total
-        print(f"{n:>7} {total:>8.1f} {per_loop:>7.1f} {lpm:>9.2f} {rate:>6.0f}  "
-              + " ".join(f"{parts[k] / worker_time:>11.1%}" for k in PARTS))
+    for n, total, held, per_loop, lpm, parts, rate in rows:
+        print(f"{n:>7} {total:>8.1f} {held:>7.1f} {per_loop:>7.1f} {lpm:>9.2f} {rate:>6.0f}  "
+              + " ".join(f"{parts[k] / (n * held):>11.1%}" for k in PARTS))
     if len(rows) >= 2:
-        print(f"speed-up of {rows[-1][0]} workers over {rows[0][0]}: {rows[-1][3] / rows[0][3]:.2f}x loops/min")
-    for n, total, *_, parts, _ in rows:
-        steady = parts["fine-tuning"] / (n * total - parts["start-up"] - parts["tail"])
+        print(f"speed-up of {rows[-1][0]} workers over {rows[0][0]}: {rows[-1][4] / rows[0][4]:.2f}x loops/min")
+    for n, _, held, *_, parts, _ in rows:
+        steady = parts["fine-tuning"] / (n * held - parts["start-up"] - parts["tail"])
         print(f"{n} worker{'s' if n > 1 else ''}: fine-tuning {steady:.1%} of worker time between the first "
-              f"trajectory and the last (start-up and tail are paid once a search)")
+              f"call and the last (start-up and tail are paid once a search)")
+
+
+@contextlib.contextmanager
+def busy_core(fraction: float):
+    """While the block runs: once two fine-tune worker processes exist, pin one to core 0 and
+    the other to core 1 (every thread), and run a process on core 1 that is busy
+    ``fraction`` of every 100 ms, so that one worker runs on a slower core."""
+    if fraction <= 0:
+        yield
+        return
+    hog = subprocess.Popen([sys.executable, "-c", f"""
+import os, time
+os.sched_setaffinity(0, {{1}})
+while True:
+    t = time.perf_counter()
+    while time.perf_counter() - t < {0.1 * fraction}: pass
+    time.sleep({0.1 * (1 - fraction)})
+"""])
+    done = threading.Event()
+
+    def pin() -> None:
+        while not done.is_set():
+            pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and _is_worker(p))
+            if len(pids) >= 2:
+                for core, pid in zip((0, 1), pids[:2], strict=True):
+                    for tid in os.listdir(f"/proc/{pid}/task"):
+                        with contextlib.suppress(OSError):
+                            os.sched_setaffinity(int(tid), {core})
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=pin, daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+        hog.kill()
+        hog.wait()
+
+
+def _is_worker(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().startswith(b"ray::_Worker")
+    except OSError:
+        return False
 
 
 PARTS = ("fine-tuning", "start-up", "hand-off", "waiting", "update", "tail")
 
 
 def breakdown(history: list[dict], start: float, end: float, workers: int) -> dict[str, float]:
-    """Worker seconds by part (``PARTS``) from each trajectory's ``started``, ``ended``,
-    ``finetune_seconds`` and ``pid``; they add up to ``workers x (end - start)``. A worker that
-    never ran a trajectory counts as start-up for the whole run."""
+    """Worker seconds by part (``PARTS``) from the calls each trajectory records (``calls``:
+    ``started``, ``ended``, ``busy`` (inside the fine-tune clock), ``pid``); they add up to
+    ``workers x (end - start)``, ``end`` being when the workers were released. A worker that
+    never ran a call counts as start-up for the whole run."""
     parts = dict.fromkeys(PARTS, 0.0)
     by_pid: dict[int, list[tuple[int, dict]]] = {}
     for h in history:
         for d in h["details"]:
-            by_pid.setdefault(d["pid"], []).append((h["loop"], d))
-    loop_end = {h["loop"]: max(d["ended"] for d in h["details"]) for h in history}
+            for c in d["calls"]:
+                by_pid.setdefault(c["pid"], []).append((h["loop"], c))
+    loop_end = {h["loop"]: max(c["ended"] for d in h["details"] for c in d["calls"]) for h in history}
     for runs in by_pid.values():
         runs.sort(key=lambda r: r[1]["started"])
         parts["start-up"] += runs[0][1]["started"] - start
-        for i, (loop, d) in enumerate(runs):
-            parts["fine-tuning"] += d["finetune_seconds"]
-            parts["hand-off"] += d["ended"] - d["started"] - d["finetune_seconds"]
+        for i, (loop, c) in enumerate(runs):
+            parts["fine-tuning"] += c["busy"]
+            parts["hand-off"] += c["ended"] - c["started"] - c["busy"]
             nxt = runs[i + 1] if i + 1 < len(runs) else None
             if nxt is not None and nxt[0] == loop:
-                parts["hand-off"] += nxt[1]["started"] - d["ended"]
+                parts["hand-off"] += nxt[1]["started"] - c["ended"]
             else:
-                parts["waiting"] += loop_end[loop] - d["ended"]
+                parts["waiting"] += loop_end[loop] - c["ended"]
                 if nxt is not None:
                     parts["update"] += nxt[1]["started"] - loop_end[loop]
                 else:

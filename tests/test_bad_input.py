@@ -194,6 +194,11 @@ CASES = [
      "density.source must be shared or clean, got 'val'"),
     ("search-per-call-zero", "search", lambda d: ["-c", str(search_yaml(d, workers={"count": 2, "per_call": 0}))],
      "workers.per_call must be >= 1, got 0"),
+    ("search-per-call-with-spread-eval", "search",
+     lambda d: ["-c", str(search_yaml(d, workers={"count": 2, "per_call": 2}))],
+     "workers.per_call 2 runs several fine-tunes per call, but workers.spread_eval makes each its own calls"),
+    ("search-spread-eval-not-bool", "search",
+     lambda d: ["-c", str(search_yaml(d, workers={"count": 2, "spread_eval": "yes"}))], "workers.spread_eval"),
     ("search-top-k-too-big", "search", lambda d: ["-c", str(search_yaml(d, finetune={"epochs": 1, "reward_top_k": 3}))],
      "reward_top_k"),
     # policy files

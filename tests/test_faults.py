@@ -108,15 +108,17 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, wh
 # (loop, trajectory, point): where a fine-tune worker SIGKILLs itself. Loop 1: a kill at the
 # start of a trajectory; loop 2: both trajectories killed after their first training step;
 # loop 3: trajectory 1 dies twice in a row (at its start, then its rerun after the first
-# step); loop 4 runs clean.
-WORKER_KILLS = [(0, 0, "start"), (1, 1, "mid"), (1, 0, "mid"), (2, 1, "start"), (2, 1, "mid")]
+# step); loop 4: a kill in trajectory 0's validation pass (workers.spread_eval: a call of
+# its own, run again on another worker from the weights its training left).
+WORKER_KILLS = [(0, 0, "start"), (1, 1, "mid"), (1, 0, "mid"), (2, 1, "start"), (2, 1, "mid"), (3, 0, "eval0")]
 
 
 def test_fine_tune_workers_sigkilled_mid_trajectory(tmp_path, capsys, ray_local, fault_plan):
-    """5 fine-tune workers are SIGKILLed (a real SIGKILL, sent by the worker to itself at a point
-    the test names: the start of a trajectory or right after its first training step) in a
-    4-loop search: every loop once, each with exactly its 2 trajectory results, none counted
-    twice, each killed trajectory finished by another process."""
+    """6 fine-tune workers are SIGKILLed (a real SIGKILL, sent by the worker to itself at a point
+    the test names: the start of a trajectory, right after its first training step, or in its
+    validation pass) in a 4-loop search: every loop once, each with exactly its 2 trajectory
+    results, none counted twice, each killed call finished by another process (a killed
+    validation pass without training again)."""
     fault_plan({"worker": [{"loop": loop, "traj": t, "at": at, "do": "kill"} for loop, t, at in WORKER_KILLS]})
     # ES: each trajectory has its own sampling policy; a rerun must get the one it was given
     # (the controller checks the hash each worker reports against the policies it asked for)
@@ -131,8 +133,10 @@ def test_fine_tune_workers_sigkilled_mid_trajectory(tmp_path, capsys, ray_local,
     assert out.count("a fine-tune worker died") == len(WORKER_KILLS)
     h = assert_every_loop_once(tmp_path / "runs" / "k", 4)
     assert all(len({d["sampling_hash"] for d in e["details"]}) == 2 for e in h)  # the two halves of a pair
-    for (loop, t, _), hit in zip(WORKER_KILLS, hits, strict=True):
-        assert next(d["pid"] for d in h[loop]["details"] if d["traj"] == t) != hit["pid"]  # finished elsewhere
+    for (loop, t, at), hit in zip(WORKER_KILLS, hits, strict=True):
+        d = next(d for d in h[loop]["details"] if d["traj"] == t)
+        assert [c["what"] for c in d["calls"]] == ["train", "eval"]  # the calls that counted, each once
+        assert d["calls"][at.startswith("eval")]["pid"] != hit["pid"]  # the killed call finished elsewhere
     count("fine-tune worker SIGKILL", injected=len(WORKER_KILLS))
 
 
@@ -344,6 +348,17 @@ def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
         def run_many(self, loop, items):
             return [self.run(loop, *item) for item in items]
 
+        def train(self, loop, traj, policy, seed, pair_seed=None):  # workers.spread_eval: one epoch
+            r = self.run(loop, traj, policy, seed, pair_seed)
+            meta = {k: v for k, v in r.items() if k not in ("reward", "val_accs", "finetune_seconds")}
+            return {**meta, "train_seconds": 0.0}, {"reward": r["reward"]}  # the "weights" carry the reward
+
+        def evaluate(self, loop, traj, epoch, weights):
+            import time as _t
+
+            return {"acc": weights["reward"], "seconds": 0.0, "started": _t.time(), "ended": _t.time(),
+                    "pid": 0, "node": "fake"}
+
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
 
 
@@ -383,7 +398,8 @@ def test_several_trajectories_per_call_and_a_failing_call_reruns_them_one_by_one
     Loop 2's trajectory 1 fails in the call and alone: it is recorded as failed."""
     import awsaa.distributed.search as S
 
-    cfg = from_dict(SearchConfig, {**TINY, "loops": 2, "workers": {"count": 2, "num_cpus": 1, "per_call": 2}})
+    cfg = from_dict(SearchConfig, {**TINY, "loops": 2, "workers": {"count": 2, "num_cpus": 1, "per_call": 2,
+                                                                   "spread_eval": False}})
     run = tmp_path / "run"
     SearchState.create(run, cfg, {"name": "n", "pretrained": "-"})
     markers = tmp_path / "markers"
@@ -400,6 +416,56 @@ def test_several_trajectories_per_call_and_a_failing_call_reruns_them_one_by_one
     # loop 1: trajectory 0 raised before trajectory 1 ran, then each ran once alone
     assert attempts == {"0-0": 2, "0-1": 1, "1-0": 2, "1-1": 2}
     count("non-finite loss in a call of several trajectories", injected=3)
+
+
+def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatch, ray_local):
+    """workers.spread_eval: 2 workers, 4 one-epoch trajectories. Trajectory 2's training waits
+    until trajectories 0 and 1 have been validated, and it runs on one of the two workers that
+    trained them: the loop can only finish if that worker's validation pass is taken by the
+    other worker (as the default spreads it), not queued behind its own next training."""
+    import ray
+
+    import awsaa.distributed.search as S
+
+    @ray.remote(num_cpus=0)
+    class Fake:
+        def train(self, loop, traj, policy, seed, pair_seed=None):
+            import os as _os
+            import time as _t
+            from pathlib import Path as _P
+
+            started = _t.time()
+            if traj == 2:  # bounded: a scheduler that does not spread fails the test, never hangs it
+                while not all((_P(tmp_path) / f"validated-{t}").exists() for t in (0, 1)):
+                    if _t.time() - started > 300:
+                        raise TimeoutError("trajectories 0 and 1 were never validated")
+                    _t.sleep(0.05)
+            counts = torch.zeros(36, 36, dtype=torch.long)
+            counts[traj, 0] = 100
+            return {"traj": traj, "loop": loop, "counts": counts, "train_seconds": 0.0, "images": 100,
+                    "started": started, "ended": _t.time(), "pid": _os.getpid(), "node": "fake"}, traj
+
+        def evaluate(self, loop, traj, epoch, weights):
+            import os as _os
+            import time as _t
+            from pathlib import Path as _P
+
+            (_P(tmp_path) / f"validated-{weights}").touch()
+            return {"acc": 50.0 + weights, "seconds": 0.0, "started": _t.time(), "ended": _t.time(),
+                    "pid": _os.getpid(), "node": "fake"}
+
+    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
+    cfg = from_dict(SearchConfig, {**TINY, "loops": 1, "trajectories": 4, "workers": {"count": 2, "num_cpus": 1}})
+    run = tmp_path / "run"
+    SearchState.create(run, cfg, {"name": "v", "pretrained": "-"})
+    S.run_loops(cfg, run, "v", None, log=lambda line: None)
+    (e,) = history(run)
+    assert e["failed"] == [] and e["rewards"] == [50.0, 51.0, 52.0, 53.0]
+    calls = {d["traj"]: {c["what"]: c["pid"] for c in d["calls"]} for d in e["details"]}
+    blocked = calls[2]["train"]
+    (mine,) = [t for t in (0, 1) if calls[t]["train"] == blocked]  # trained by the worker that then waited
+    assert calls[mine]["eval"] != blocked  # its validation pass ran on the other worker
+    count("a worker held up mid-loop: its validation pass taken by another")
 
 
 def test_an_unwritable_storage_is_refused_before_any_work(tmp_path, capsys):

@@ -9,7 +9,7 @@ from conftest import tiny_search
 
 from awsaa import AWSAAError, Policy
 from awsaa.config import SearchConfig, from_dict
-from awsaa.search.stages import FineTuner, pretrain, stage1_hash
+from awsaa.search.stages import FineTuner, finetune_reward, pretrain, stage1_hash
 from awsaa.search.state import SearchState, policy_hash
 
 K = 36
@@ -46,6 +46,23 @@ def test_finetune_reward_counts_and_restart_from_shared(shared, fmnist):
     assert tuner.lr == shared["lr"]
     with pytest.raises(AWSAAError, match="different stage-1 config"):
         FineTuner(tiny_cfg(val_size=100), shared, data=fmnist)
+
+
+def test_training_then_evaluating_each_snapshot_is_the_same_trajectory(shared, fmnist):
+    """workers.spread_eval: a fine-tune's training returns the weights after each epoch and
+    its validation passes are separate calls, possibly on another worker (a second
+    FineTuner here): the accuracies, reward and pair counts are those of the whole
+    trajectory in one call."""
+    cfg = tiny_cfg()
+    whole = FineTuner(cfg, shared, data=fmnist).run(Policy.uniform(), seed=3, pair_seed=4)
+    trainer, other = FineTuner(cfg, shared, data=fmnist), FineTuner(cfg, shared, data=fmnist)
+    trained = trainer.train(Policy.uniform(), seed=3, pair_seed=4)
+    assert len(trained.snapshots) == cfg.finetune.epochs and torch.equal(trained.counts, whole.counts)
+    other.train(Policy.uniform(), seed=9)  # the evaluating worker's own weights must not matter
+    accs = [other.evaluate(w) for w in trained.snapshots]
+    assert accs == whole.val_accs and len(set(accs)) > 1  # the epochs really differ
+    assert finetune_reward(accs, cfg.finetune.reward_top_k) == whole.reward
+    assert trained.images == whole.images
 
 
 def traj(t, reward, seed=0):

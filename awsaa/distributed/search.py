@@ -37,7 +37,7 @@ from awsaa.data.datasets import ensure_dataset
 from awsaa.distributed.raycluster import has_real_gpus
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy
-from awsaa.search.stages import FineTuner, pretrain, stage1_hash
+from awsaa.search.stages import FineTuner, finetune_reward, pretrain, stage1_hash
 from awsaa.search.state import SearchState, policy_hash
 from awsaa.signals import Interrupted, as_interrupted
 from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
@@ -131,25 +131,56 @@ class _Worker:
         torch.set_num_threads(max(1, threads))
         self.tuner = FineTuner(from_dict(SearchConfig, cfg), shared)
 
-    def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
-            pair_seed: int | None = None) -> dict[str, Any]:
-        started = time.time()
-        pol = Policy.from_dict(policy)
-        faultplan.point("worker", loop=loop, traj=traj, at="start")
+    def _mid(self, loop: int, traj: int) -> Callable[[int], None]:
         def mid(step: int) -> None:  # the fault suite's hooks; no-ops without a plan
             if step == 0:
                 faultplan.point("worker", loop=loop, traj=traj, at="mid")
 
-        r = self.tuner.run(pol, seed, pair_seed=pair_seed, on_batch=mid)
+        return mid
+
+    def _where(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "node": _ray().get_runtime_context().get_node_id()[:8]}
+
+    def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
+            pair_seed: int | None = None) -> dict[str, Any]:
+        """One whole trajectory, its reward included."""
+        started = time.time()
+        pol = Policy.from_dict(policy)
+        faultplan.point("worker", loop=loop, traj=traj, at="start")
+        r = self.tuner.run(pol, seed, pair_seed=pair_seed, on_batch=self._mid(loop, traj))
+        ended = time.time()
         return {"traj": traj, "loop": loop, "reward": r.reward, "val_accs": r.val_accs, "counts": r.counts,
-                "sampling_hash": policy_hash(pol),
-                "finetune_seconds": r.seconds, "images": r.images, "started": started, "ended": time.time(),
-                "pid": os.getpid(), "node": _ray().get_runtime_context().get_node_id()[:8]}
+                "sampling_hash": policy_hash(pol), "finetune_seconds": r.seconds, "images": r.images,
+                "started": started, "ended": ended, **self._where(),
+                "calls": [{"what": "run", "started": started, "ended": ended, "busy": r.seconds, **self._where()}]}
 
     def run_many(self, loop: int, items: list[tuple[int, dict[str, Any], int, int | None]]) -> list[dict[str, Any]]:
         """Several trajectories of one loop in one call (``workers.per_call``): for a reward as
         cheap as the density reward, one call per trajectory would be mostly Ray overhead."""
         return [self.run(loop, traj, policy, seed, pair_seed) for traj, policy, seed, pair_seed in items]
+
+    def train(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
+              pair_seed: int | None = None) -> tuple[Any, ...]:
+        """A fine-tune's training (``workers.spread_eval``): its record, then the weights after
+        each epoch as separate return values (so the driver can hand them to any worker's
+        :meth:`evaluate` without fetching them)."""
+        started = time.time()
+        pol = Policy.from_dict(policy)
+        faultplan.point("worker", loop=loop, traj=traj, at="start")
+        r = self.tuner.train(pol, seed, pair_seed=pair_seed, on_batch=self._mid(loop, traj))
+        meta = {"traj": traj, "loop": loop, "counts": r.counts, "sampling_hash": policy_hash(pol),
+                "train_seconds": r.seconds, "images": r.images, "started": started, "ended": time.time(),
+                **self._where()}
+        return (meta, *r.snapshots)
+
+    def evaluate(self, loop: int, traj: int, epoch: int, weights: dict[str, Any]) -> dict[str, Any]:
+        """One validation pass of trajectory ``traj``'s weights after epoch ``epoch`` (from 0)."""
+        started = time.time()
+        faultplan.point("worker", loop=loop, traj=traj, at=f"eval{epoch}")
+        t0 = time.perf_counter()
+        acc = self.tuner.evaluate(weights)
+        return {"acc": acc, "seconds": time.perf_counter() - t0, "started": started, "ended": time.time(),
+                **self._where()}
 
     def pid(self) -> int:
         return os.getpid()
@@ -254,11 +285,31 @@ def _fmt_eta(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+@dataclass
+class _Work:
+    """One worker call: ``run`` (whole trajectories, several with ``workers.per_call``),
+    ``train`` (one fine-tune's training) or ``eval`` (one of its validation passes)."""
+
+    kind: str
+    trajs: tuple[int, ...]
+    attempt: int = 1
+    epoch: int = 0
+    weights: Any = None  # the object ref of an eval's weights
+    generation: int = 0  # which training of the trajectory an eval belongs to
+
+
 class _Scheduler:
     """Which trajectory runs where: the worker actors of a run, the calls of one loop handed
-    to free workers (``workers.per_call`` trajectories per call), a dead worker replaced and
-    its call run again, a call that raised rerun one trajectory at a time (each at most
-    ``max_attempts`` times in all), and no trajectory counted twice."""
+    to free workers, a dead worker replaced and its call run again, a call that raised
+    rerun one trajectory at a time (each at most ``max_attempts`` times in all), and no
+    trajectory counted twice.
+
+    With the fine-tune reward and ``workers.spread_eval`` (the default) a trajectory is a
+    ``train`` call and one ``eval`` call per epoch, each taken by whichever worker is free
+    (trainings first): a loop then waits for its slowest worker by at most one validation
+    pass instead of one trajectory. Otherwise a call runs ``workers.per_call`` whole
+    trajectories (one with the fine-tune reward; with the density reward a loop's
+    trajectories split evenly across the workers)."""
 
     def __init__(self, cfg: SearchConfig, name: str, shared_ref: Any, log: Callable[[str], None],
                  max_attempts: int) -> None:
@@ -266,62 +317,139 @@ class _Scheduler:
         n = cfg.workers.count or cfg.trajectories
         self.workers = [worker_actor(cfg, shared_ref, i, name) for i in range(n)]
         self.spawned = n
-        self.per_call = cfg.workers.per_call or (1 if cfg.reward == "finetune" else -(-cfg.trajectories // n))
+        self.spread = cfg.reward == "finetune" and cfg.workers.spread_eval
+        self.per_call = 1 if self.spread else (
+            cfg.workers.per_call or (1 if cfg.reward == "finetune" else -(-cfg.trajectories // n)))
+
+    def _call(self, w: int, loop: int, work: _Work, policies: list[dict[str, Any]]) -> Any:
+        """Start ``work`` on worker ``w``; returns the ref to wait on."""
+        worker, cfg = self.workers[w], self.cfg
+        if work.kind == "eval":
+            return worker.evaluate.remote(loop, work.trajs[0], work.epoch, work.weights)
+        items = [(traj, policies[traj], *trajectory_seeds(cfg, loop, traj)) for traj in work.trajs]
+        if work.kind == "train":
+            refs = worker.train.options(num_returns=1 + cfg.finetune.epochs).remote(loop, *items[0])
+            return refs  # the record first, then each epoch's weights
+        return worker.run_many.remote(loop, items)
 
     def run_loop(self, loop: int, policies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Run loop ``loop``'s trajectories with their sampling ``policies``; returns (results
         in trajectory order, failures)."""
         ray = _ray()
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
 
         cfg, k = self.cfg, self.per_call
         order = list(range(cfg.trajectories))
-        # (trajectories of one call, attempt): a call that raises is rerun one trajectory at a time
-        queue = deque((tuple(order[i:i + k]), 1) for i in range(0, len(order), k))
+        kind = "train" if self.spread else "run"
+        queue = deque(_Work(kind, tuple(order[i:i + k])) for i in range(0, len(order), k))
         free = list(range(len(self.workers)))
-        pending: dict[Any, tuple[tuple[int, ...], int, int]] = {}
+        pending: dict[Any, tuple[_Work, int, Any]] = {}  # ref waited on -> (work, worker, all its refs)
         results: dict[int, dict[str, Any]] = {}
         failed: list[dict[str, Any]] = []
+        trained: dict[int, dict[str, Any]] = {}  # spread: a trained trajectory's record, accs, eval calls
+        generation = dict.fromkeys(order, 0)
+
+        def what(trajs: tuple[int, ...]) -> str:
+            return f"trajectory {trajs[0]}" if len(trajs) == 1 else f"trajectories {', '.join(map(str, trajs))}"
+
+        def retrain(traj: int, attempt: int) -> None:  # a spread trajectory starts again from its training
+            generation[traj] += 1
+            trained.pop(traj, None)
+            queue.appendleft(_Work("train", (traj,), attempt))
+
         while queue or pending:
             while queue and free:
-                trajs, attempt = queue.popleft()
+                work = queue.popleft()
+                if work.kind == "eval" and work.generation != generation[work.trajs[0]]:
+                    continue  # its training is being redone
                 w = free.pop(0)
-                items = [(traj, policies[traj], *trajectory_seeds(cfg, loop, traj)) for traj in trajs]
-                pending[self.workers[w].run_many.remote(loop, items)] = (trajs, attempt, w)
+                refs = self._call(w, loop, work, policies)
+                head = refs[0] if isinstance(refs, list) else refs
+                pending[head] = (work, w, refs)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # 1 s steps: signals get through
             for ref in ready:
-                trajs, attempt, w = pending.pop(ref)
-                what = f"trajectory {trajs[0]}" if len(trajs) == 1 else f"trajectories {', '.join(map(str, trajs))}"
+                work, w, refs = pending.pop(ref)
+                free.append(w)
+                trajs = work.trajs
+                stale = work.kind == "eval" and work.generation != generation[trajs[0]]
                 try:
-                    outs = ray.get(ref)
+                    out = ray.get(ref)
                 except RayActorError as e:
                     if e.actor_init_failed:  # our __init__ raised (bad data, config): it would every time
                         raise AWSAAError(f"a fine-tune worker could not start: {_last_line(e)}") from None
                     # the worker process or its node died: not the trajectories' fault
                     self.workers[w] = worker_actor(cfg, self.shared_ref, self.spawned, self.name)
                     self.spawned += 1
-                    queue.appendleft((trajs, attempt))
-                    self.log(f"loop {loop + 1}: a fine-tune worker died; {what} "
-                             f"{'runs' if len(trajs) == 1 else 'run'} again on a new worker")
+                    if not stale:
+                        queue.appendleft(work)
+                        part = f"'s validation pass {work.epoch + 1}" if work.kind == "eval" else ""
+                        self.log(f"loop {loop + 1}: a fine-tune worker died; {what(trajs)}{part} "
+                                 f"{'runs' if len(trajs) == 1 else 'run'} again on a new worker")
+                    continue
+                except ObjectLostError:  # an eval's weights died with their node: train again
+                    if not stale:
+                        self.log(f"loop {loop + 1}: {what(trajs)}'s weights were lost with their node; "
+                                 f"it runs again")
+                        retrain(trajs[0], work.attempt)
+                    continue
                 except RayTaskError as e:  # our code raised (e.g. a non-finite loss): rerun once
-                    if attempt < self.max_attempts:
-                        queue.extend(((traj,), attempt + 1) for traj in trajs)
-                        self.log(f"loop {loop + 1}: {what} failed ({_last_line(e)}); running "
+                    if stale:
+                        continue
+                    if work.attempt < self.max_attempts:
+                        if work.kind == "run":
+                            queue.extend(_Work("run", (traj,), work.attempt + 1) for traj in trajs)
+                        else:
+                            retrain(trajs[0], work.attempt + 1)
+                        self.log(f"loop {loop + 1}: {what(trajs)} failed ({_last_line(e)}); running "
                                  f"{'it' if len(trajs) == 1 else 'each on its own'} once more")
                     else:
+                        if work.kind != "run":  # drop its remaining calls
+                            generation[trajs[0]] += 1
+                            trained.pop(trajs[0], None)
                         failed += [{"traj": traj, "error": _last_line(e)} for traj in trajs]
-                        self.log(f"loop {loop + 1}: {what} failed "
-                                 f"{'twice' if attempt == 2 else f'{attempt} times'}; "
+                        self.log(f"loop {loop + 1}: {what(trajs)} failed "
+                                 f"{'twice' if work.attempt == 2 else f'{work.attempt} times'}; "
                                  f"the loop records {'it' if len(trajs) == 1 else 'them'} as failed")
+                    continue
+                if stale:
+                    continue
+                if work.kind == "run":
+                    for r in out:
+                        results.setdefault(r["traj"], r)  # never count a trajectory twice
+                elif work.kind == "train":
+                    traj = trajs[0]
+                    trained[traj] = {"meta": out, "accs": {}, "calls": [
+                        {"what": "train", "started": out["started"], "ended": out["ended"],
+                         "busy": out["train_seconds"], "pid": out["pid"], "node": out["node"]}]}
+                    queue.extend(_Work("eval", trajs, work.attempt, epoch, weights, generation[traj])
+                                 for epoch, weights in enumerate(refs[1:]))
                 else:
-                    for out in outs:
-                        results.setdefault(out["traj"], out)  # never count a trajectory twice
-                free.append(w)
+                    traj = trajs[0]
+                    t = trained[traj]
+                    t["accs"][work.epoch] = out["acc"]
+                    t["calls"].append({"what": "eval", "started": out["started"], "ended": out["ended"],
+                                       "busy": out["seconds"], "pid": out["pid"], "node": out["node"]})
+                    if len(t["accs"]) == cfg.finetune.epochs and traj not in results:
+                        results[traj] = _assemble(cfg, trained.pop(traj))
         return [results[t] for t in sorted(results)], failed
 
     def close(self) -> None:
         for w in self.workers:
             _ray().kill(w)
+        self.workers = []
+
+
+def _assemble(cfg: SearchConfig, t: dict[str, Any]) -> dict[str, Any]:
+    """A spread trajectory's result, in the form a whole trajectory's has: its training's
+    record, the accuracies of its validation passes in epoch order, the reward from them,
+    and every call it took."""
+    meta = dict(t["meta"])
+    accs = [t["accs"][e] for e in range(cfg.finetune.epochs)]
+    calls = t["calls"]
+    meta.pop("train_seconds")
+    return {**meta, "reward": finetune_reward(accs, cfg.finetune.reward_top_k), "val_accs": accs,
+            "finetune_seconds": sum(c["busy"] for c in calls), "ended": max(c["ended"] for c in calls),
+            "calls": calls}
 
 
 def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
@@ -335,10 +463,14 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
     scheduler = _Scheduler(cfg, name, shared_ref, log, max_attempts)
     start = wait_get(controller.loops_done.remote())
     loop_seconds: deque[float] = deque(maxlen=5)
+    released = None
     for loop in range(start, cfg.loops):
         t0 = time.time()
         results, failed = scheduler.run_loop(loop, wait_get(controller.ask.remote(loop)))
         wall = time.time() - t0
+        if loop == cfg.loops - 1:  # the workers' part is done: give their resources back now,
+            scheduler.close()      # not after the controller's last save and plots
+            released = time.time()
         try:
             entry = wait_get(controller.record.remote(loop, results, failed, wall))
         except RayTaskError as e:
@@ -349,7 +481,7 @@ def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
     summary = wait_get(controller.finish.remote())
     scheduler.close()
     _ray().kill(controller)
-    return summary
+    return {**summary, "workers_released": released}
 
 
 def _loop_line(cfg: SearchConfig, loop: int, entry: dict[str, Any], wall: float, eta: float) -> str:

@@ -86,8 +86,26 @@ class FinetuneResult:
     images: int
 
 
+@dataclass
+class TrainedTrajectory:
+    """A fine-tune's training without its validation passes (:meth:`FineTuner.train`)."""
+
+    snapshots: list[dict[str, torch.Tensor]]  # the evaluated network's weights after each epoch
+    counts: torch.Tensor  # (K, K) pair usage
+    seconds: float
+    images: int
+
+
+def finetune_reward(val_accs: list[float], top_k: int) -> float:
+    """The fine-tune reward: the mean of the ``top_k`` best validation accuracies."""
+    top = sorted(val_accs)[-top_k:]
+    return sum(top) / len(top)
+
+
 class FineTuner:
-    """Stage 2's unit of work; build once per worker, :meth:`run` once per trajectory."""
+    """Stage 2's unit of work; build once per worker, :meth:`run` once per trajectory (or
+    :meth:`train` once and :meth:`evaluate` once per epoch, where the validation passes are
+    spread over the workers)."""
 
     def __init__(self, cfg: SearchConfig, shared: dict[str, Any], device: Any = None, data: Any = None) -> None:
         if shared.get("stage1_hash") != stage1_hash(cfg):
@@ -100,13 +118,12 @@ class FineTuner:
         fill = cfg.fill if cfg.fill is not None else self.trainer.info.fill
         self.fill = fill
 
-    def run(self, policy: Policy, seed: int, pair_seed: int | None = None,
-            on_batch: Callable[[int], None] | None = None) -> FinetuneResult:
-        """One trajectory. ``seed`` seeds data order, crops, flips, Cutout and signs, and the
-        pair draws too unless ``pair_seed`` gives them their own generator (common random
-        numbers across a loop). ``on_batch(step)`` is called after each training step."""
-        if self.cfg.reward == "density":
-            return self.density(policy, seed, pair_seed)
+    def _fine_tune(self, policy: Policy, seed: int, pair_seed: int | None,
+                   on_batch: Callable[[int], None] | None,
+                   after_epoch: Callable[[], None]) -> tuple[torch.Tensor, int, float]:
+        """The trainer back at the shared state, seeded, sampling from ``policy``, trained
+        ``finetune.epochs`` epochs, ``after_epoch()`` after each; returns the (K, K) pair
+        counts, the images trained on and the seconds it took (``after_epoch`` included)."""
         t = self.trainer
         torch.manual_seed(seed)
         t.generator.manual_seed(seed)
@@ -120,13 +137,48 @@ class FineTuner:
         t.set_policy(PolicyAugment(policy, self.fill, pair_generator=pairs))
         k = policy.space.num_ops
         counts = torch.zeros(k, k, dtype=torch.long)
-        accs, images, start = [], 0, time.perf_counter()
+        images, start = 0, time.perf_counter()
         for _ in range(self.cfg.finetune.epochs):
-            _, _, _, seen = t.train_epoch(pair_counts=counts, on_batch=on_batch)
-            images += seen
-            accs.append(t.evaluate(t.val_set)[0])
-        top = sorted(accs)[-self.cfg.finetune.reward_top_k:]
-        return FinetuneResult(sum(top) / len(top), accs, counts, time.perf_counter() - start, images)
+            images += t.train_epoch(pair_counts=counts, on_batch=on_batch)[3]
+            after_epoch()
+        return counts, images, time.perf_counter() - start
+
+    def _evaluated(self) -> torch.nn.Module:
+        """The network that :meth:`Trainer.evaluate` evaluates (the EMA's when there is one)."""
+        t = self.trainer
+        return t.ema.module if t.ema is not None else t.model
+
+    def run(self, policy: Policy, seed: int, pair_seed: int | None = None,
+            on_batch: Callable[[int], None] | None = None) -> FinetuneResult:
+        """One trajectory. ``seed`` seeds data order, crops, flips, Cutout and signs, and the
+        pair draws too unless ``pair_seed`` gives them their own generator (common random
+        numbers across a loop). ``on_batch(step)`` is called after each training step."""
+        if self.cfg.reward == "density":
+            return self.density(policy, seed, pair_seed)
+        t, accs = self.trainer, []
+        counts, images, seconds = self._fine_tune(policy, seed, pair_seed, on_batch,
+                                                  lambda: accs.append(t.evaluate(t.val_set)[0]))
+        return FinetuneResult(finetune_reward(accs, self.cfg.finetune.reward_top_k), accs, counts, seconds, images)
+
+    def train(self, policy: Policy, seed: int, pair_seed: int | None = None,
+              on_batch: Callable[[int], None] | None = None) -> TrainedTrajectory:
+        """A trajectory's training, as :meth:`run` trains, with the weights after each epoch
+        instead of their validation accuracies: :meth:`evaluate` of each gives what
+        :meth:`run` would have measured (evaluation changes neither the weights nor the
+        random streams)."""
+        snapshots: list[dict[str, torch.Tensor]] = []
+
+        def snapshot() -> None:
+            snapshots.append({k: v.detach().to("cpu", copy=True) for k, v in self._evaluated().state_dict().items()})
+
+        counts, images, seconds = self._fine_tune(policy, seed, pair_seed, on_batch, snapshot)
+        return TrainedTrajectory(snapshots, counts, seconds, images)
+
+    def evaluate(self, weights: dict[str, torch.Tensor]) -> float:
+        """Validation top-1 accuracy (%) of the network with ``weights`` (one of
+        :meth:`train`'s snapshots, from this worker or another)."""
+        self._evaluated().load_state_dict(weights)
+        return self.trainer.evaluate(self.trainer.val_set)[0]
 
     def density(self, policy: Policy | None, seed: int, pair_seed: int | None = None) -> FinetuneResult:
         """The density-matching reward of ``policy`` (docs/design.md, section 3): the shared (or
