@@ -322,14 +322,14 @@ class _Scheduler:
             cfg.workers.per_call or (1 if cfg.reward == "finetune" else -(-cfg.trajectories // n)))
 
     def _call(self, w: int, loop: int, work: _Work, policies: list[dict[str, Any]]) -> Any:
-        """Start ``work`` on worker ``w``; returns the ref to wait on."""
+        """Start ``work`` on worker ``w``; returns its ref (for a training, a list: the record
+        first, the one to wait on, then each epoch's weights)."""
         worker, cfg = self.workers[w], self.cfg
         if work.kind == "eval":
             return worker.evaluate.remote(loop, work.trajs[0], work.epoch, work.weights)
         items = [(traj, policies[traj], *trajectory_seeds(cfg, loop, traj)) for traj in work.trajs]
         if work.kind == "train":
-            refs = worker.train.options(num_returns=1 + cfg.finetune.epochs).remote(loop, *items[0])
-            return refs  # the record first, then each epoch's weights
+            return worker.train.options(num_returns=1 + cfg.finetune.epochs).remote(loop, *items[0])
         return worker.run_many.remote(loop, items)
 
     def run_loop(self, loop: int, policies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
