@@ -468,6 +468,62 @@ def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatc
     count("a worker held up mid-loop: its validation pass taken by another")
 
 
+def test_a_validation_pass_whose_weights_were_lost_trains_again(tmp_path, monkeypatch, ray_local):
+    """A validation pass that cannot get its weights (Ray's ObjectLostError: they were on a
+    node that died) trains its trajectory again, without counting that against its one rerun:
+    here trajectory 0's first pass fails so and its second training raises a non-finite loss,
+    and it still counts (a third training), while nothing is counted twice."""
+    import ray
+
+    import awsaa.distributed.search as S
+
+    @ray.remote(num_cpus=0)
+    class Fake:
+        def _seen(self, what, traj):
+            from pathlib import Path as _P
+
+            f = _P(tmp_path) / f"{what}-{traj}"
+            n = int(f.read_text()) if f.exists() else 0
+            f.write_text(str(n + 1))
+            return n
+
+        def train(self, loop, traj, policy, seed, pair_seed=None):
+            import os as _os
+            import time as _t
+
+            n = self._seen("train", traj)
+            if traj == 0 and n == 1:
+                raise FloatingPointError("training loss became nan at epoch 1")
+            counts = torch.zeros(36, 36, dtype=torch.long)
+            counts[traj, 0] = 100
+            return {"traj": traj, "loop": loop, "counts": counts, "train_seconds": 0.0, "images": 100,
+                    "started": _t.time(), "ended": _t.time(), "pid": _os.getpid(), "node": "fake"}, traj
+
+        def evaluate(self, loop, traj, epoch, weights):
+            import os as _os
+            import time as _t
+
+            from ray.exceptions import ObjectLostError
+
+            if self._seen("eval", traj) == 0 and traj == 0:
+                raise ObjectLostError("00" * 28, None, "a test")
+            return {"acc": 50.0 + weights, "seconds": 0.0, "started": _t.time(), "ended": _t.time(),
+                    "pid": _os.getpid(), "node": "fake"}
+
+    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
+    cfg = from_dict(SearchConfig, {**TINY, "loops": 1})
+    run = tmp_path / "run"
+    SearchState.create(run, cfg, {"name": "w", "pretrained": "-"})
+    lines: list[str] = []
+    S.run_loops(cfg, run, "w", None, log=lines.append)
+    (e,) = history(run)
+    assert e["failed"] == [] and e["rewards"] == [50.0, 51.0]
+    assert any("trajectory 0's weights were lost with their node; it runs again" in x for x in lines)
+    assert any("trajectory 0 failed (training loss became nan" in x for x in lines)
+    assert (tmp_path / "train-0").read_text() == "3" and (tmp_path / "train-1").read_text() == "1"
+    count("a validation pass's weights lost (simulated ObjectLostError)")
+
+
 def test_an_unwritable_storage_is_refused_before_any_work(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
