@@ -2,8 +2,8 @@
 
 For 1 and for 2 fine-tune workers it runs a few loops (stage 1 is computed once, outside the
 measurement) and reports loops per minute, seconds per loop, and where the workers' time
-went (workers x wall time in all), from the start and end time and the fine-tune clock each
-trajectory reports:
+went (workers x the time from the run's start to their release, in all), from the start and
+end time and the fine-tune clock of every worker call the trajectories record:
 
 * fine-tuning: inside the fine-tune clock (training, and the validation passes that are the
   reward: calls of their own with ``workers.spread_eval``);
@@ -90,7 +90,9 @@ def main() -> None:
         rows.append((n, end - start, released - start, sum(h["wall_seconds"] for h in history) / len(history),
                      60 * len(history) / (end - start), parts, images / (end - start)))
     ray.shutdown()
-    print(f"config {args.config}: {cfg.trajectories} trajectories/loop, {cfg.finetune.epochs} fine-tune epochs, "
+    reward = (f"{cfg.finetune.epochs} fine-tune epochs" if cfg.reward == "finetune"
+              else f"the density reward, {cfg.density.draws} passes")
+    print(f"config {args.config}: {cfg.trajectories} trajectories/loop, {reward}, "
           f"{args.loops} loops per measurement, {os.cpu_count()} CPU cores, num_cpus {cfg.workers.num_cpus}/worker")
     print("worker time: workers x (their release - the run's start); the parts below are shares of it")
     print(f"{'workers':>7} {'total s':>8} {'held s':>7} {'s/loop':>7} {'loops/min':>9} {'img/s':>6}  "
