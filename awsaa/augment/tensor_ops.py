@@ -534,7 +534,7 @@ class _Plan:
                 start += cnt
 
     def inverse(self) -> Tensor:
-        """Where each of the sorted samples' original places went (all samples planned)."""
+        """Each original sample's place in the sorted order (when every sample is planned)."""
         inverse = torch.empty_like(self.order)
         inverse[self.order] = torch.arange(len(self.order))
         return inverse
