@@ -349,15 +349,18 @@ def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
             return [self.run(loop, *item) for item in items]
 
         def train(self, loop, traj, policy, seed, pair_seed=None):  # workers.spread_eval: one epoch
+            import time as _t
+
             r = self.run(loop, traj, policy, seed, pair_seed)
-            meta = {k: v for k, v in r.items() if k not in ("reward", "val_accs", "finetune_seconds")}
-            return {**meta, "train_seconds": 0.0}, {"reward": r["reward"]}  # the "weights" carry the reward
+            call = {"what": "train", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": 0, "node": "fake"}
+            meta = {"traj": traj, "loop": loop, "counts": r["counts"], "images": r["images"], "call": call}
+            return meta, {"reward": r["reward"]}  # the "weights" carry the reward
 
         def evaluate(self, loop, traj, epoch, weights):
             import time as _t
 
-            return {"acc": weights["reward"], "seconds": 0.0, "started": _t.time(), "ended": _t.time(),
-                    "pid": 0, "node": "fake"}
+            call = {"what": "eval", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": 0, "node": "fake"}
+            return {"acc": weights["reward"], "call": call}
 
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
 
@@ -442,8 +445,9 @@ def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatc
                     _t.sleep(0.05)
             counts = torch.zeros(36, 36, dtype=torch.long)
             counts[traj, 0] = 100
-            return {"traj": traj, "loop": loop, "counts": counts, "train_seconds": 0.0, "images": 100,
-                    "started": started, "ended": _t.time(), "pid": _os.getpid(), "node": "fake"}, traj
+            call = {"what": "train", "started": started, "ended": _t.time(), "busy": 0.0, "pid": _os.getpid(),
+                    "node": "fake"}
+            return {"traj": traj, "loop": loop, "counts": counts, "images": 100, "call": call}, traj
 
         def evaluate(self, loop, traj, epoch, weights):
             import os as _os
@@ -451,8 +455,9 @@ def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatc
             from pathlib import Path as _P
 
             (_P(tmp_path) / f"validated-{weights}").touch()
-            return {"acc": 50.0 + weights, "seconds": 0.0, "started": _t.time(), "ended": _t.time(),
-                    "pid": _os.getpid(), "node": "fake"}
+            call = {"what": "eval", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": _os.getpid(),
+                    "node": "fake"}
+            return {"acc": 50.0 + weights, "call": call}
 
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
     cfg = from_dict(SearchConfig, {**TINY, "loops": 1, "trajectories": 4, "workers": {"count": 2, "num_cpus": 1}})
@@ -496,8 +501,9 @@ def test_a_validation_pass_whose_weights_were_lost_trains_again(tmp_path, monkey
                 raise FloatingPointError("training loss became nan at epoch 1")
             counts = torch.zeros(36, 36, dtype=torch.long)
             counts[traj, 0] = 100
-            return {"traj": traj, "loop": loop, "counts": counts, "train_seconds": 0.0, "images": 100,
-                    "started": _t.time(), "ended": _t.time(), "pid": _os.getpid(), "node": "fake"}, traj
+            call = {"what": "train", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": _os.getpid(),
+                    "node": "fake"}
+            return {"traj": traj, "loop": loop, "counts": counts, "images": 100, "call": call}, traj
 
         def evaluate(self, loop, traj, epoch, weights):
             import os as _os
@@ -507,8 +513,9 @@ def test_a_validation_pass_whose_weights_were_lost_trains_again(tmp_path, monkey
 
             if self._seen("eval", traj) == 0 and traj == 0:
                 raise ObjectLostError("00" * 28, None, "a test")
-            return {"acc": 50.0 + weights, "seconds": 0.0, "started": _t.time(), "ended": _t.time(),
-                    "pid": _os.getpid(), "node": "fake"}
+            call = {"what": "eval", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": _os.getpid(),
+                    "node": "fake"}
+            return {"acc": 50.0 + weights, "call": call}
 
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
     cfg = from_dict(SearchConfig, {**TINY, "loops": 1})

@@ -403,8 +403,7 @@ def _shear_rows(x: Tensor, shear: Tensor, fill: float) -> Tensor:
     for k in range(1, 4):  # one pass a tap (it rounds a little differently from a product then a sum)
         out.addcmul_(window[..., k:w + k], wt[:, :, k])
     inside = inside.unsqueeze(1)
-    out = out.clamp_(0, 255).mul_(inside).add_((1 - inside) * float(int(fill)))  # (masked_fill_ is slower)
-    return out.to(torch.int32).to(torch.uint8)
+    return _to_uint8(out.mul_(inside).add_((1 - inside) * float(int(fill))))  # (masked_fill_ is slower)
 
 
 def _shear_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:

@@ -138,8 +138,11 @@ class _Worker:
 
         return mid
 
-    def _where(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "node": _ray().get_runtime_context().get_node_id()[:8]}
+    def _record(self, what: str, started: float, busy: float) -> dict[str, Any]:
+        """What one call did, for the trajectory's history: ``run``, ``train`` or ``eval``,
+        when, how long inside the fine-tune clock, and where."""
+        return {"what": what, "started": started, "ended": time.time(), "busy": busy, "pid": os.getpid(),
+                "node": _ray().get_runtime_context().get_node_id()[:8]}
 
     def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
             pair_seed: int | None = None) -> dict[str, Any]:
@@ -148,11 +151,10 @@ class _Worker:
         pol = Policy.from_dict(policy)
         faultplan.point("worker", loop=loop, traj=traj, at="start")
         r = self.tuner.run(pol, seed, pair_seed=pair_seed, on_batch=self._mid(loop, traj))
-        ended = time.time()
+        call = self._record("run", started, r.seconds)
         return {"traj": traj, "loop": loop, "reward": r.reward, "val_accs": r.val_accs, "counts": r.counts,
                 "sampling_hash": policy_hash(pol), "finetune_seconds": r.seconds, "images": r.images,
-                "started": started, "ended": ended, **self._where(),
-                "calls": [{"what": "run", "started": started, "ended": ended, "busy": r.seconds, **self._where()}]}
+                **{k: call[k] for k in ("started", "ended", "pid", "node")}, "calls": [call]}
 
     def run_many(self, loop: int, items: list[tuple[int, dict[str, Any], int, int | None]]) -> list[dict[str, Any]]:
         """Several trajectories of one loop in one call (``workers.per_call``): for a reward as
@@ -169,8 +171,7 @@ class _Worker:
         faultplan.point("worker", loop=loop, traj=traj, at="start")
         r = self.tuner.train(pol, seed, pair_seed=pair_seed, on_batch=self._mid(loop, traj))
         meta = {"traj": traj, "loop": loop, "counts": r.counts, "sampling_hash": policy_hash(pol),
-                "train_seconds": r.seconds, "images": r.images, "started": started, "ended": time.time(),
-                **self._where()}
+                "images": r.images, "call": self._record("train", started, r.seconds)}
         return (meta, *r.snapshots)
 
     def evaluate(self, loop: int, traj: int, epoch: int, weights: dict[str, Any]) -> dict[str, Any]:
@@ -179,8 +180,7 @@ class _Worker:
         faultplan.point("worker", loop=loop, traj=traj, at=f"eval{epoch}")
         t0 = time.perf_counter()
         acc = self.tuner.evaluate(weights)
-        return {"acc": acc, "seconds": time.perf_counter() - t0, "started": started, "ended": time.time(),
-                **self._where()}
+        return {"acc": acc, "call": self._record("eval", started, time.perf_counter() - t0)}
 
     def pid(self) -> int:
         return os.getpid()
@@ -418,17 +418,14 @@ class _Scheduler:
                         results.setdefault(r["traj"], r)  # never count a trajectory twice
                 elif work.kind == "train":
                     traj = trajs[0]
-                    trained[traj] = {"meta": out, "accs": {}, "calls": [
-                        {"what": "train", "started": out["started"], "ended": out["ended"],
-                         "busy": out["train_seconds"], "pid": out["pid"], "node": out["node"]}]}
+                    trained[traj] = {"meta": out, "accs": {}, "calls": [out["call"]]}
                     queue.extend(_Work("eval", trajs, work.attempt, epoch, weights, generation[traj])
                                  for epoch, weights in enumerate(refs[1:]))
                 else:
                     traj = trajs[0]
                     t = trained[traj]
                     t["accs"][work.epoch] = out["acc"]
-                    t["calls"].append({"what": "eval", "started": out["started"], "ended": out["ended"],
-                                       "busy": out["seconds"], "pid": out["pid"], "node": out["node"]})
+                    t["calls"].append(out["call"])
                     if len(t["accs"]) == cfg.finetune.epochs and traj not in results:
                         results[traj] = _assemble(cfg, trained.pop(traj))
         return [results[t] for t in sorted(results)], failed
@@ -441,15 +438,14 @@ class _Scheduler:
 
 def _assemble(cfg: SearchConfig, t: dict[str, Any]) -> dict[str, Any]:
     """A spread trajectory's result, in the form a whole trajectory's has: its training's
-    record, the accuracies of its validation passes in epoch order, the reward from them,
-    and every call it took."""
-    meta = dict(t["meta"])
+    record (where and when it trained), the accuracies of its validation passes in epoch
+    order, the reward from them, and every call it took."""
     accs = [t["accs"][e] for e in range(cfg.finetune.epochs)]
-    calls = t["calls"]
-    meta.pop("train_seconds")
-    return {**meta, "reward": finetune_reward(accs, cfg.finetune.reward_top_k), "val_accs": accs,
-            "finetune_seconds": sum(c["busy"] for c in calls), "ended": max(c["ended"] for c in calls),
-            "calls": calls}
+    train, calls = t["calls"][0], t["calls"]
+    return {**{k: v for k, v in t["meta"].items() if k != "call"},
+            "reward": finetune_reward(accs, cfg.finetune.reward_top_k), "val_accs": accs,
+            "finetune_seconds": sum(c["busy"] for c in calls), "started": train["started"],
+            "ended": max(c["ended"] for c in calls), "pid": train["pid"], "node": train["node"], "calls": calls}
 
 
 def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
