@@ -62,7 +62,8 @@ Fraction = Annotated[Float, Field(ge=0, lt=1)]  # in [0, 1)
 FillValue = Annotated[Int, Field(ge=0, le=255)]
 
 # Every config section: a pydantic dataclass that refuses unknown keys.
-SECTION = ConfigDict(extra="forbid", validate_default=False)
+# Every number finite: YAML's .inf and .nan are refused like any impossible value.
+SECTION = ConfigDict(extra="forbid", validate_default=False, allow_inf_nan=False)
 
 
 def _require(cond: bool, message: str) -> None:
@@ -179,6 +180,8 @@ def _explain(cls: Any, err: Any) -> str:
         info = None
     if kind in ("dataclass_type", "dataclass_exact_type", "dict_type", "model_type"):
         return f"{key} must be a mapping, got {type(value).__name__}"
+    if kind == "finite_number":
+        return f"{key} must be a finite number, got {value}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{key} must be {_range(_bounds(tp, info))}, got {value}"
     if kind == "literal_error":
@@ -314,18 +317,18 @@ class OptimConfig:
     """SGD with Nesterov momentum; linear warm-up, then cosine to ``final_lr`` or step decay
     (``multistep``: times ``gamma`` at each of ``milestones``, in epochs), stepped per batch."""
 
-    lr: Annotated[Float, Field(gt=0)] = 0.1  # peak learning rate, reached at the end of the warm-up
+    lr: Annotated[Float, Field(gt=0, le=100)] = 0.1  # peak learning rate, reached at the end of the warm-up
     momentum: Fraction = 0.9
     nesterov: Bool = True
-    weight_decay: Annotated[Float, Field(ge=0)] = 5e-4  # not applied to BatchNorm parameters and biases
-    warmup_epochs: Annotated[Float, Field(ge=0)] = 0.0
+    weight_decay: Annotated[Float, Field(ge=0, le=1)] = 5e-4  # not applied to BatchNorm parameters and biases
+    warmup_epochs: Annotated[Float, Field(ge=0, le=1e6)] = 0.0
     warmup_from: Annotated[Float, Field(ge=0)] | None = None  # learning rate at step 0 of the warm-up (default lr / 10)
     schedule: Literal["cosine", "multistep", "constant"] = "cosine"
     final_lr: Annotated[Float, Field(ge=0)] = 0.0  # cosine only
     milestones: list[Positive] = field(default_factory=list)  # multistep only, in epochs
     gamma: Annotated[Float, Field(gt=0, le=1)] = 0.1  # multistep only
     label_smoothing: Fraction = 0.0
-    grad_clip: Annotated[Float, Field(ge=0)] = 0.0  # max global grad norm; 0 = off
+    grad_clip: Annotated[Float, Field(ge=0, le=1e6)] = 0.0  # max global grad norm; 0 = off
 
     def __post_init__(self) -> None:
         _require(not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0")
@@ -420,7 +423,7 @@ class FinetuneConfig:
     """Stage 2, one trajectory: fine-tune a copy of the shared weights under the current policy."""
 
     epochs: Positive = 10
-    lr: Annotated[Float, Field(gt=0)] | None = None  # constant; null = the learning rate where stage 1 stopped
+    lr: Annotated[Float, Field(gt=0, le=100)] | None = None  # constant; null = the learning rate where stage 1 stopped
     batch_size: Positive = 256
     reward_top_k: Positive = 2  # reward = mean of the k best validation top-1 accuracies
     enlarged_batch: Positive = 1
@@ -438,8 +441,8 @@ class WorkersConfig:
     """The fine-tune worker actors."""
 
     count: Positive | None = None  # null = one per trajectory
-    num_gpus: Annotated[Float, Field(ge=0)] = 0.0  # per worker; fractions share a GPU (0.5: two workers per GPU)
-    num_cpus: Annotated[Float, Field(gt=0)] = 1.0  # per worker; the worker's torch threads on CPU
+    num_gpus: Annotated[Float, Field(ge=0, le=1024)] = 0.0  # per worker; 0.5: two workers per GPU
+    num_cpus: Annotated[Float, Field(gt=0, le=1024)] = 1.0  # per worker; the worker's torch threads on CPU
     # trajectories a worker runs per call; null = 1 with the fine-tune reward, and with the
     # density reward a loop's trajectories split evenly across the workers (one call each)
     per_call: Positive | None = None
@@ -466,19 +469,21 @@ class AgentConfig:
     """Every knob of the agents, with the paper's / official release's defaults."""
 
     normalization: Literal["sigmoid", "softmax"] = "sigmoid"
-    lr: Annotated[Float, Field(gt=0)] = 0.1  # Adam learning rate after the warm-up
-    warmup_lr: Annotated[Float, Field(gt=0)] = 0.0125  # at the first loop
+    # Every step size is bounded: an update that still goes non-finite is refused (the agent
+    # keeps its last state), but a value this far out could only ever produce such updates.
+    lr: Annotated[Float, Field(gt=0, le=10)] = 0.1  # Adam learning rate after the warm-up
+    warmup_lr: Annotated[Float, Field(gt=0, le=10)] = 0.0125  # at the first loop
     warmup_loops: NonNegative = 10
     betas: Annotated[list[Fraction], Field(min_length=2, max_length=2)] = field(default_factory=lambda: [0.5, 0.999])
     baseline_momentum: Fraction = 0.9
-    advantage_scale: Annotated[Float, Field(gt=0)] = 0.5
+    advantage_scale: Annotated[Float, Field(gt=0, le=100)] = 0.5
     clip: Annotated[Float, Field(gt=0, lt=1)] = 0.2  # PPO only
     max_inner_steps: Positive = 5  # PPO only
-    kl_stop: Annotated[Float, Field(gt=0)] = 0.002  # PPO only
-    entropy_bonus: Annotated[Float, Field(ge=0)] = 0.0
+    kl_stop: Annotated[Float, Field(gt=0, le=10)] = 0.002  # PPO only
+    entropy_bonus: Annotated[Float, Field(ge=0, le=100)] = 0.0
     # ES only (see ESAgent)
-    sigma: Annotated[Float, Field(gt=0)] = 2.0  # SD of the logit perturbations
-    es_lr: Annotated[Float, Field(gt=0)] = 0.2  # step size on the normalized gradient estimate
+    sigma: Annotated[Float, Field(gt=0, le=20)] = 2.0  # SD of the logit perturbations
+    es_lr: Annotated[Float, Field(gt=0, le=10)] = 0.2  # step size on the normalized gradient estimate
     tie: Bool = True  # one logit vector for both ops of a pair (K numbers) instead of K + K*K
     scale_momentum: Fraction = 0.9  # running RMS of the antithetic reward differences
 
@@ -521,7 +526,7 @@ class SearchConfig:
     # pure Gaussian noise of SD `control_noise_sd` around the loop's mean (the real rewards
     # are still recorded). A search that moves no further than its null run found nothing.
     control: Literal["none", "shuffle", "noise"] = "none"
-    control_noise_sd: Annotated[Float, Field(gt=0)] = 0.5
+    control_noise_sd: Annotated[Float, Field(gt=0, le=100)] = 0.5  # in reward units (points of accuracy)
     # The reward of a trajectory: finetune (the paper's: validation accuracy after fine-tuning
     # the shared weights under its policy) or density (no training: DensityConfig).
     reward: Literal["finetune", "density"] = "finetune"

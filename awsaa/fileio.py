@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -17,15 +18,61 @@ from typing import IO, Any
 from awsaa.errors import AWSAAError
 
 
+def refuse_link(path: str | os.PathLike, what: str = "file") -> None:
+    """Refuse (one line) to write ``path`` unless it is missing or a plain file of its own: a
+    symbolic link, a hard link (a second name of some other file), a FIFO, a device or a socket
+    in its place could make a write land outside the run, block, or destroy another file. Its
+    directory must be a real directory, not a link to one."""
+    path = Path(path)
+    try:
+        parent = os.lstat(path.parent)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(parent.st_mode):
+        raise AWSAAError(f"refusing to write {path}: its directory {path.parent} is a symbolic link")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise AWSAAError(f"refusing to write {path}: it is a symbolic link (to {_target(path)}), "
+                         f"not the {what} this run wrote")
+    if not stat.S_ISREG(st.st_mode):
+        raise AWSAAError(f"refusing to write {path}: it is a {_kind(st.st_mode)}, not a regular file")
+    if st.st_nlink != 1:
+        raise AWSAAError(f"refusing to write {path}: it has {st.st_nlink} hard links (it is also another "
+                         f"file's name), not the {what} this run wrote")
+
+
+def _target(path: Path) -> str:
+    try:
+        return os.readlink(path)[:200]
+    except OSError:
+        return "?"
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISLNK, "symbolic link")):
+        if test(mode):
+            return name
+    return "special file"
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success, fsync and rename it over ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    The temporary file is created exclusively (``mkstemp``: ``O_CREAT | O_EXCL | O_NOFOLLOW``,
+    a fresh random name), so nothing that already exists is ever opened or truncated; the
+    rename replaces ``path``'s directory entry and never writes through it. A ``path`` that is
+    a link or not a regular file is refused (:func:`refuse_link`) before and again just before
+    the rename. On any exception the temporary file is removed and ``path`` is left untouched.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
     path = Path(path)
+    refuse_link(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         f: IO[Any] = os.fdopen(fd, "wb") if mode == "wb" else os.fdopen(fd, "w", encoding="utf-8")
@@ -33,6 +80,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        refuse_link(path)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -137,7 +185,56 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "directory") -> Pat
 
 
 _HELD_LOCKS: list[int] = []  # file descriptors of the locks this process holds (released at exit)
-LOCK_NAME = ".awsaa.lock"
+LOCK_NAME = ".awsaa.lock"  # flocked; never written, never truncated
+HOLDER_NAME = ".awsaa.holder"  # who holds the lock (pid, host, since), replaced atomically by each holder
+OWN_FILES = (LOCK_NAME, HOLDER_NAME)
+
+
+def check_tree(path: str | os.PathLike, what: str, max_entries: int = 200_000) -> None:
+    """Refuse (one line) a directory that holds anything a write could follow out of it or
+    block on: a symbolic link, a file with more than one hard link, a FIFO, a device or a
+    socket, at any depth. Run before a command writes into a directory it did not create
+    (``--resume``), so a planted link is named before any work, not found by a write."""
+    root = Path(path)
+    stack, seen = [root], 0
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError as e:
+            raise AWSAAError(f"cannot read the {what} {d}: {e.strerror or e}") from None
+        for entry in entries:
+            seen += 1
+            if seen > max_entries:
+                raise AWSAAError(f"the {what} {root} holds more than {max_entries:,} files; is it the right one?")
+            p = Path(entry.path)
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                raise AWSAAError(f"refusing to use the {what} {root}: {p} is a symbolic link (to {_target(p)}); "
+                                 f"a run holds only its own files")
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(p)
+            elif not stat.S_ISREG(st.st_mode):
+                raise AWSAAError(f"refusing to use the {what} {root}: {p} is a {_kind(st.st_mode)}, "
+                                 f"not a regular file")
+            elif st.st_nlink != 1:
+                raise AWSAAError(f"refusing to use the {what} {root}: {p} has {st.st_nlink} hard links "
+                                 f"(it is also another file's name)")
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock of ``path``, as its holder wrote it (bounded; the CLI escapes it)."""
+    try:
+        fd = os.open(path / HOLDER_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return "another process"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "another process"
+        text = os.read(fd, 200).decode(errors="replace")
+    finally:
+        os.close(fd)
+    return " ".join(text.split()) or "another process"
 
 
 def claim_dir(path: str | os.PathLike, what: str, new: bool) -> Path:
@@ -145,10 +242,13 @@ def claim_dir(path: str | os.PathLike, what: str, new: bool) -> Path:
     experiment) for as long as it lives.
 
     ``new``: the directory must not exist yet, and is created here (``mkdir`` is atomic, so of
-    two commands started together one gets it). Then an exclusive ``flock`` on
-    ``<path>/.awsaa.lock``, which holds the holder's pid, host and start time: a second command
-    is refused with one line naming the holder. The kernel drops the lock when the holder exits
-    or is killed, so a stale lock file never blocks."""
+    two commands started together one gets it). Else it must be a real directory holding no
+    links or special files (:func:`check_tree`). Then an exclusive ``flock`` on
+    ``<path>/.awsaa.lock``, opened without following links and refused unless it is a regular
+    file with one name; it is never written. The holder's pid, host and start time go to
+    ``.awsaa.holder`` (written atomically), and a second command is refused with one line naming
+    the holder. The kernel drops the lock when the holder exits or is killed, so a stale lock
+    file never blocks."""
 
     path = Path(path)
     if new:
@@ -159,21 +259,35 @@ def claim_dir(path: str | os.PathLike, what: str, new: bool) -> Path:
             raise AWSAAError(f"{what} {path} already exists (another command just created it?)") from None
         except OSError as e:
             raise AWSAAError(f"cannot create the {what} {path}: {e.strerror or e}") from None
+    else:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise AWSAAError(f"{what} {path} does not exist") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise AWSAAError(f"{what} {path} is not a directory")
     lock = path / LOCK_NAME
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise AWSAAError(f"refusing to lock the {what} {path}: {lock} is a symbolic link") from None
         raise AWSAAError(f"cannot lock the {what} {path}: {e.strerror or e}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        kind = _kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else f"file with {st.st_nlink} hard links"
+        raise AWSAAError(f"refusing to lock the {what} {path}: {lock} is a {kind}, not a lock file of its own")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise AWSAAError(f"{what} {path} is in use by {holder}; wait for it or stop it") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-              .encode(), 0)
+        raise AWSAAError(f"{what} {path} is in use by {_holder(path)}; wait for it or stop it") from None
     _HELD_LOCKS.append(fd)
+    if not new:
+        check_tree(path, what)  # under the lock: nothing of ours is writing it now
+    atomic_write_text(path / HOLDER_NAME,
+                      f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     return path
 
 

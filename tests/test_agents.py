@@ -100,7 +100,7 @@ def test_per_pair_advantage_is_weighted_by_counts():
     agent.baseline = 90.0
     counts = torch.zeros(K, K)
     counts[0, 1], counts[2, 3] = 3, 1
-    per_pair, adv = agent._advantages([94.0], [counts])
+    per_pair, adv = agent._advantages(*agent._check_inputs([94.0], [counts]))
     a = adv[0]
     assert per_pair[0, 0, 1] == pytest.approx(a * 0.75) and per_pair[0, 2, 3] == pytest.approx(a * 0.25)
     assert per_pair[0].sum() == pytest.approx(a)
@@ -160,6 +160,7 @@ def test_every_agent_is_made_by_name_and_speaks_ask_tell():
 
 def test_ppo_and_reinforce_ask_for_the_current_policy_m_times():
     agent = PPOAgent(SPACE)
+    agent.ask(2)
     agent.tell([80.0, 85.0], trajectories(agent, torch.Generator().manual_seed(0), m=2))
     policies = agent.ask(3)
     assert all(p == agent.policy() for p in policies)
@@ -328,3 +329,118 @@ def test_the_es_verdict_holds_its_size_on_noise_and_hears_a_real_signal():
     assert sum(p < 0.05 for p in noise) <= 4, noise
     assert sum(p < 0.05 for p in shuffled) <= 4, shuffled
     assert sum(p < 0.05 for p in real) >= 6, real
+
+
+# ----------------------------------------------------------------------------- refused updates
+# A bad tell leaves the agent exactly as it was (and so nothing bad can be saved).
+
+
+def _state(agent):
+    """Everything an agent saves, as comparable plain data."""
+    import copy
+
+    return copy.deepcopy(agent.state_dict())
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _agents():
+    from awsaa.search import make_agent
+
+    out = []
+    for name in ("ppo", "reinforce", "es"):
+        agent = make_agent(name, SPACE, seed=1)
+        agent.ask(4)  # one good loop first, so the optimizer and the running scale hold state
+        agent.tell([80.0, 82.0, 79.0, 81.0], [torch.ones(K, K)] * 4)
+        agent.ask(4)
+        out.append(agent)
+    return out
+
+
+@pytest.mark.parametrize("rewards, counts, which, says", [
+    ([1e308, -1e308, 80.0, 80.0], None, None, "out of range"),  # ES: the difference would overflow
+    ([1e308, 1e308, 80.0, 80.0], None, None, "out of range"),  # PPO: the mean would overflow
+    ([float("nan"), 80.0, 80.0, 80.0], None, None, "finite"),
+    ([80.0, 81.0, 82.0, 83.0], "nan", None, "finite"),
+    ([80.0, 81.0, 82.0, 83.0], "inf", None, "finite"),
+    ([80.0, 81.0, 82.0, 83.0], "negative", None, "non-negative"),
+    ([80.0, 81.0, 82.0, 83.0], "shape", None, "36 x 36"),
+    ([80.0, 81.0], None, [4, 5], "not all asked"),
+    ([80.0, 81.0], None, [0, 0], "twice"),
+    ([80.0, 81.0], None, [0], "one trajectory index per reward"),
+    ([80.0, 81.0, 82.0], None, None, "one count matrix per reward"),
+])
+def test_a_refused_tell_leaves_every_agent_as_it_was(rewards, counts, which, says):
+    for agent in _agents():
+        m = len(rewards)
+        c = [torch.ones(K, K) for _ in range(m)]
+        if counts == "nan":
+            c[1][3, 4] = float("nan")
+        elif counts == "inf":
+            c[2][0, 0] = float("inf")
+        elif counts == "negative":
+            c[0][1, 1] = -1
+        elif counts == "shape":
+            c[0] = torch.ones(6, 6)
+        if says == "one count matrix per reward":
+            c = c[:2]
+        before = _state(agent)
+        with pytest.raises(AWSAAError, match=says):
+            agent.tell(rewards, c, which)
+        assert _same(_state(agent), before), agent.name
+        agent.tell([80.0, 81.0, 82.0, 83.0], [torch.ones(K, K)] * 4)  # and it still works
+        assert agent.loops_done == 2
+
+
+def test_tell_without_ask_and_twice_for_one_ask_are_refused():
+    from awsaa.search import make_agent
+
+    for name in ("ppo", "reinforce", "es"):
+        agent = make_agent(name, SPACE)
+        with pytest.raises(AWSAAError, match="without a preceding ask"):
+            agent.tell([80.0, 81.0], [torch.ones(K, K)] * 2)
+        agent.ask(2)
+        agent.tell([80.0, 81.0], [torch.ones(K, K)] * 2)
+        with pytest.raises(AWSAAError, match="without a preceding ask"):
+            agent.tell([80.0, 81.0], [torch.ones(K, K)] * 2)
+
+
+def test_an_update_whose_result_is_not_finite_is_refused_naming_the_keys():
+    """A step size the config bounds would refuse, set on the agent itself: the result is
+    non-finite, so the update is refused, the agent kept, and the keys that size the step named."""
+    from awsaa.search import make_agent
+
+    for name, keys, override in (("ppo", "agent_config.advantage_scale", {"advantage_scale": 1e308}),
+                                 ("es", "agent_config.es_lr", {"es_lr": 1e308})):
+        agent = make_agent(name, SPACE)
+        for key, value in override.items():
+            setattr(agent.config, key, value)  # past the config's bounds, as only code can
+        agent.ask(2)
+        before = _state(agent)
+        with pytest.raises(AWSAAError, match=f"non-finite; {keys}"):
+            agent.tell([70.0, 95.0], trajectories(agent, torch.Generator().manual_seed(0), m=2))
+        assert _same(_state(agent), before)
+
+
+def test_es_running_scale_stays_finite_and_the_agent_keeps_moving_for_huge_differences():
+    from awsaa.search import ESAgent
+
+    agent = ESAgent(SPACE, seed=0)
+    for loop in range(3):
+        agent.ask(2)
+        agent.tell([1e11, -1e11] if loop % 2 == 0 else [-1e11, 1e11], [torch.ones(K, K)] * 2)
+        assert math.isfinite(agent.scale) and agent.scale == pytest.approx(2e11, rel=1e-9)
+    assert torch.isfinite(agent.theta).all() and agent.theta.abs().max() > 0
+    # the running RMS of huge values by scaling, never by squaring
+    from awsaa.search.agents import _running_rms
+
+    assert _running_rms(None, [1e200, -1e200], 0.9) == pytest.approx(1e200)
+    assert _running_rms(1e200, [3e200], 0.5) == pytest.approx(math.sqrt(0.5 + 0.5 * 9) * 1e200)

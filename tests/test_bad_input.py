@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -178,7 +179,7 @@ CASES = [
     ("yaml-missing", "train", lambda d: ["-c", str(d / "nope.yaml")], "does not exist"),
     ("yaml-unknown-key", "train", lambda d: ["-c", str(train_cfg(d, epochz=3))], "unknown key epochz"),
     ("yaml-wrong-type", "train", lambda d: ["-c", str(train_cfg(d, epochs="ten"))], "epochs"),
-    ("yaml-negative-lr", "train", lambda d: ["-c", str(train_cfg(d, **{"optim.lr": -0.1}))], "optim.lr must be > 0"),
+    ("yaml-negative-lr", "train", lambda d: ["-c", str(train_cfg(d, **{"optim.lr": -0.1}))], "optim.lr must be in (0, 100], got -0.1"),
     ("yaml-unknown-model", "train", lambda d: ["-c", str(train_cfg(d, model="wrn99_9"))], "wrn99_9"),
     ("yaml-unknown-aug", "train", lambda d: ["-c", str(QUICK_TRAIN), "--aug", "autoaugmnt"], "autoaugmnt"),
     ("set-bad-value", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "batch_size=-4"], "batch_size"),
@@ -292,6 +293,110 @@ CASES = [
      "cannot write to the storage"),
 ]
 
+# Untrusted storage (anyone who can write in a run directory): a link or a special file in
+# place of any file a resume would lock, write or rename over, for both tools. The target
+# outside the run (``victim``) must stay byte-identical; the snapshot checks it.
+VICTIM = b"another user's file\n"
+
+
+def planted(d: Path, where: Path, kind: str) -> None:
+    """Put ``kind`` at ``where`` in place of whatever was there."""
+    victim = d / "victim.txt"
+    victim.write_bytes(VICTIM)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    if where.exists() or where.is_symlink():
+        where.unlink()
+    if kind == "symlink":
+        where.symlink_to(victim)
+    elif kind == "hardlink":
+        os.link(victim, where)
+    elif kind == "fifo":
+        os.mkfifo(where)
+    else:  # devnull
+        where.symlink_to("/dev/null")
+
+
+def search_run_with(d: Path, name: str, kind: str) -> list[str]:
+    run = open_run(d)
+    planted(d, run / name, kind)
+    return ["--resume", str(run)]
+
+
+def train_exp_with(d: Path, name: str, kind: str) -> list[str]:
+    planted(d, d / "t" / "x" / name, kind)
+    return ["-c", str(QUICK_TRAIN), "--storage", str(d / "t"), "--name", "x", "--resume"]
+
+
+LINK_NAMES = {"search": [".awsaa.lock", ".awsaa.holder", "state.pt", "history.jsonl", "policy_last.json",
+                         ".state.pt.x1y2z3.tmp"],
+              "train": [".awsaa.lock", "awsaa-experiment.json", "summary.json", "policies/0-p.json",
+                        ".summary.json.x1y2z3.tmp"]}
+LINK_WORDS = {"symlink": "symbolic link", "hardlink": "hard links", "fifo": "FIFO", "devnull": "symbolic link"}
+for _tool, _names in LINK_NAMES.items():
+    for _name in _names:
+        for _kind, _word in LINK_WORDS.items():
+            _build = search_run_with if _tool == "search" else train_exp_with
+            CASES.append((f"{_tool}-resume-{_kind}-as-{_name.strip('.').replace('/', '-')}", _tool,
+                          lambda d, b=_build, n=_name, k=_kind: b(d, n, k), _word))
+
+
+def copied_state(d: Path) -> list[str]:
+    """state.pt of another run (same config, another name) copied into this one."""
+    run = open_run(d)
+    cfg = from_dict(SearchConfig, dict(SEARCH, loops=3))
+    other = SearchState.create(d / "runs" / "other", cfg, {"name": "other", "pretrained": str(d / "none.pt")})
+    shutil.copy(other.run_dir / "state.pt", run / "state.pt")
+    return ["--resume", str(run)]
+
+
+def edited_config_and_record(d: Path) -> list[str]:
+    """config.yaml edited and run.json's hash made to match it: state.pt still knows."""
+    from awsaa.config import config_hash
+
+    run = open_run(d)
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    data["agent_config"]["lr"] = 0.05
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    info = json.loads((run / "run.json").read_text())
+    info["config_hash"] = config_hash(data)
+    (run / "run.json").write_text(json.dumps(info))
+    return ["--resume", str(run)]
+
+
+CASES += [
+    # a run's files belong to the run
+    ("resume-state-of-another-run", "search", copied_state, "belongs to run 'other'"),
+    ("resume-config-and-record-edited", "search", edited_config_and_record, "config was changed"),
+    ("resume-config-edited", "search", lambda d: ["--resume", str(_edit(open_run(d) / "config.yaml", "seed: 0",
+                                                                       "seed: 1"))], "config.yaml was changed"),
+    # values no update can survive
+    ("search-advantage-scale-huge", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "agent=ppo",
+                                                         "agent_config.advantage_scale=1e308"],
+     "agent_config.advantage_scale must be in (0, 100]"),
+    ("search-es-lr-huge", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "agent=es", "trajectories=2",
+                                               "agent_config.es_lr=1e300"], "agent_config.es_lr"),
+    ("search-noise-sd-huge", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "control=noise",
+                                                  "control_noise_sd=1e308"], "control_noise_sd"),
+    ("search-sigma-inf", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "agent_config.sigma=.inf"],
+     "agent_config.sigma must be a finite number"),
+    ("search-lr-nan", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "agent_config.lr=.nan"],
+     "agent_config.lr must be a finite number"),
+    ("train-lr-inf", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "optim.lr=.inf"], "optim.lr"),
+    # untrusted text is shown escaped (check() refuses any control character on stderr)
+    ("policy-name-with-escapes", "policy", lambda d: ["show", str(d / "\x1b]0;pwned\x07\x1b[2J\x9b31m.json")],
+     "does not exist"),
+    ("resume-name-with-escapes", "search", lambda d: ["--resume", str(d / "run\x1b[32mverdict: moved\r")],
+     "does not exist"),
+]
+
+
+def _edit(path: Path, old: str, new: str) -> Path:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    return path.parent
+
+
 ADDRESS_CASES = [
     ("address-unreachable", "search", lambda d: ["-c", str(search_yaml(d)), "--address", "127.0.0.1:1"],
      "cannot reach the Ray cluster at 127.0.0.1:1"),
@@ -345,6 +450,8 @@ def check(rc: int, err: str, names: str, before: dict, d: Path) -> None:
     assert rc != 0
     assert "Traceback" not in err
     assert err.count("\n") == 1 and err.endswith("\n"), f"not one line: {err!r}"
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", err), \
+        f"a control character reached the terminal: {err!r}"
     assert names.lower() in err.lower(), f"{names!r} not named in: {err!r}"
     assert snapshot(d) == before, "a file changed"
     assert not os.path.exists(MARKER), "a pickled payload ran"

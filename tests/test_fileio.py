@@ -80,3 +80,85 @@ def test_the_reaper_kills_by_token_what_it_never_saw_and_spares_the_rest(tmp_pat
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+# ----------------------------------------------------------------------------- writes never follow links
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "devnull", "directory-link"])
+def test_an_atomic_write_refuses_a_link_or_special_file_and_leaves_the_target(tmp_path, kind):
+    import os
+
+    from awsaa.fileio import atomic_write_text
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("another user's file\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    out = run / "policy.json"
+    if kind == "symlink":
+        out.symlink_to(victim)
+    elif kind == "hardlink":
+        os.link(victim, out)
+    elif kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "devnull":
+        out.symlink_to("/dev/null")
+    else:  # the file's directory is a link out of the run
+        (run / "policies").symlink_to(tmp_path, target_is_directory=True)
+        out = run / "policies" / "victim.txt"
+    with pytest.raises(AWSAAError, match="refusing to write"):
+        atomic_write_text(out, "{}")
+    assert victim.read_text() == "another user's file\n"
+    assert sorted(p.name for p in run.iterdir()) == sorted(["policy.json"] if kind != "directory-link" else
+                                                            ["policies"])  # no temp file left
+    if kind in ("symlink", "devnull"):
+        assert out.is_symlink()  # left in place, not replaced
+
+
+def test_a_temp_name_already_taken_by_a_link_is_never_opened(tmp_path, monkeypatch):
+    """mkstemp creates its file exclusively: a link planted at the name it draws first is
+    skipped (O_EXCL), and the write lands on a fresh name, then renamed into place."""
+    import tempfile
+
+    from awsaa.fileio import atomic_write_text
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    names = iter(["planted", "planted", "fresh"])
+    monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
+    (tmp_path / ".out.json.planted.tmp").symlink_to(victim)
+    atomic_write_text(tmp_path / "out.json", "{}\n")
+    assert victim.read_text() == "keep me\n" and (tmp_path / "out.json").read_text() == "{}\n"
+    assert (tmp_path / ".out.json.planted.tmp").is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "devnull"])
+def test_the_lock_is_never_followed_written_or_truncated(tmp_path, kind):
+    import os
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("another user's file\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = run / LOCK_NAME
+    {"symlink": lambda: lock.symlink_to(victim), "hardlink": lambda: os.link(victim, lock),
+     "fifo": lambda: os.mkfifo(lock), "devnull": lambda: lock.symlink_to("/dev/null")}[kind]()
+    try:
+        with pytest.raises(AWSAAError, match="refusing to lock"):
+            claim_dir(run, "run directory", new=False)
+    finally:
+        release_dirs()
+    assert victim.read_text() == "another user's file\n"
+
+
+def test_the_holder_is_written_beside_the_lock_never_into_it(tmp_path):
+    from awsaa.fileio import HOLDER_NAME
+
+    run = tmp_path / "run"
+    claim_dir(run, "run directory", new=True)
+    try:
+        assert (run / HOLDER_NAME).read_text().startswith("pid ")
+        assert (run / LOCK_NAME).read_bytes() == b""  # the lock file itself is never written
+    finally:
+        release_dirs()

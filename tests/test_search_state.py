@@ -11,6 +11,7 @@ from awsaa import AWSAAError, Policy
 from awsaa.config import SearchConfig, from_dict
 from awsaa.search.stages import FineTuner, finetune_reward, pretrain, stage1_hash
 from awsaa.search.state import SearchState, policy_hash
+from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
 
 K = 36
 
@@ -342,8 +343,45 @@ def test_a_run_made_before_a_config_key_existed_still_loads(tmp_path):
     info = json.loads((run / "run.json").read_text())
     info["config_hash"] = config_hash(data)  # what that awsaa recorded
     (run / "run.json").write_text(json.dumps(info))
+    raw = load_checkpoint(run / "state.pt")  # and in the state it saved
+    raw["identity"]["config_hash"] = info["config_hash"]
+    save_checkpoint(run / "state.pt", {k: v for k, v in raw.items() if k not in ("format", "version")})
     assert SearchState.load(run).cfg.reward == "finetune"
     data["loops"] = 7
     (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(AWSAAError, match=r"config\.yaml was changed"):
         SearchState.load(run)
+
+
+def _strict_json_lines(path) -> list:
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+def test_a_refused_update_is_a_failed_loop_the_agent_kept_and_resume_goes_on(tmp_path):
+    """Rewards no update can use: the loop is recorded as failed (saying why), the agent's state
+    is the last good one, the error is one line pointing at --resume, and the next loop runs."""
+    run = tmp_path / "run"
+    state = SearchState.create(run, tiny_cfg(loops=3, agent="es", trajectories=2), {"name": "run", "pretrained": "x"})
+    counts = torch.ones(36, 36)
+
+    def traj(i, reward, accs=None):
+        return {"traj": i, "reward": reward, "val_accs": accs or [reward], "counts": counts}
+
+    state.ask(0)
+    state.record(0, [traj(0, 80.0, [float("nan"), 80.0]), traj(1, 82.0)], [], 1.0)  # a NaN accuracy on the way
+    good = SearchState.load(run).agent.state_dict()
+    state.ask(1)
+    with pytest.raises(AWSAAError, match=r"^loop 2: reward 1e\+13 is out of range .*continue with --resume$"):
+        state.record(1, [traj(0, 1e13), traj(1, -1e13)], [], 1.0)
+    loaded = SearchState.load(run)
+    assert loaded.loops_done == 2 and "out of range" in loaded.history[1]["update_refused"]
+    assert loaded.history[1]["mean_reward"] is None
+    assert torch.equal(loaded.agent.state_dict()["theta"], good["theta"]) and loaded.agent.scale == good["rms"]
+    lines = _strict_json_lines(run / "history.jsonl")  # no NaN or Infinity tokens
+    assert lines[0]["details"][0]["val_accs"] == [None, 80.0] and len(lines) == 2
+    loaded.ask(2)
+    loaded.record(2, [traj(0, 81.0), traj(1, 79.0)], [], 1.0)
+    assert SearchState.load(run).loops_done == 3

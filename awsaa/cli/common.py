@@ -18,11 +18,13 @@ from awsaa.distributed.jobs import is_job_address, submit
 from awsaa.errors import AWSAAError
 from awsaa.fileio import release_dirs
 from awsaa.signals import Interrupted, as_interrupted, install_stop_signals
+from awsaa.terminal import shown
 
 __all__ = ["EXIT_USAGE", "Interrupted", "Parser", "as_interrupted", "float_range", "install_stop_signals",
            "int_range", "parse_args", "run_main", "run_name", "tool_main"]
 
 EXIT_USAGE = 2  # bad input: config, file, path, address
+ERROR_LIMIT = 1000  # characters of an error line's message (it may quote a file name or content)
 
 
 class Parser(argparse.ArgumentParser):
@@ -30,7 +32,7 @@ class Parser(argparse.ArgumentParser):
     would print its usage block first)."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {shown(' '.join(message.split()), ERROR_LIMIT)}\n")
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
@@ -142,10 +144,11 @@ def _run(fn: Callable[[], int | None], prog: str) -> int:
     try:
         return int(fn() or 0)
     except AWSAAError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {shown(e, ERROR_LIMIT)}", file=sys.stderr)
         return EXIT_USAGE
     except Interrupted as e:
-        print(f"{prog}: interrupted ({e.name})" + (f"; {e.detail}" if e.detail else ""), file=sys.stderr)
+        print(f"{prog}: interrupted ({e.name})" + (f"; {shown(e.detail, ERROR_LIMIT)}" if e.detail else ""),
+              file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:
         print(f"{prog}: interrupted (SIGINT)", file=sys.stderr)
@@ -156,5 +159,6 @@ def _run(fn: Callable[[], int | None], prog: str) -> int:
         stop = as_interrupted(e)
         if stop is None:
             raise
-        print(f"{prog}: interrupted ({stop.name})" + (f"; {stop.detail}" if stop.detail else ""), file=sys.stderr)
+        print(f"{prog}: interrupted ({stop.name})" + (f"; {shown(stop.detail, ERROR_LIMIT)}" if stop.detail else ""),
+              file=sys.stderr)
         return 128 + stop.signum

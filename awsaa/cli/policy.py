@@ -19,8 +19,10 @@ from awsaa.fileio import check_output_file
 from awsaa.plots import plot_op_gallery, plot_policy
 from awsaa.policy import Policy
 from awsaa.search import report
+from awsaa.terminal import shown
 
 PROG = "awsaa-policy"
+PATH_LIMIT = 1000  # characters of a file name as printed
 
 
 def _check_output(path: Path) -> None:
@@ -33,11 +35,12 @@ def cmd_show(args: argparse.Namespace) -> None:
     pol = Policy.load(args.file)
     space = pol.space
     h, hmax = pol.entropy(), math.log(space.num_pairs)
-    print(f"{args.file}: {space.num_ops} ops, {space.num_pairs} sub-policies")
+    print(f"{shown(args.file, PATH_LIMIT)}: {space.num_ops} ops, {space.num_pairs} sub-policies")
     print(f"entropy {h:.4f} nats ({h / hmax:.1%} of uniform's {hmax:.4f}); "
           f"perplexity {math.exp(h):.1f} sub-policies")
     if pol.meta:
-        print("meta: " + ", ".join(f"{k}={v}" for k, v in pol.meta.items()))
+        # meta is free-form text from the file: escaped, so it cannot move the cursor or forge rows
+        print("meta: " + ", ".join(f"{shown(k)}={shown(v)}" for k, v in pol.meta.items()))
     if space.names == SearchSpace.default().names:
         print(f"KL from uniform {report.kl_from_uniform(pol):.4f} nats; op families, mass relative to uniform: "
               + ", ".join(f"{k} {v:.2f}x" for k, v in report.family_masses(pol).items()))
@@ -50,14 +53,14 @@ def cmd_plot(args: argparse.Namespace) -> None:
     pol = Policy.load(args.file)
     _check_output(args.output)
     plot_policy(pol, args.output, title=args.title or Path(args.file).name)
-    print(args.output)
+    print(shown(args.output, PATH_LIMIT))
 
 
 def cmd_gallery(args: argparse.Namespace) -> None:
     _check_output(args.output)
     plot_op_gallery(args.output, dataset=args.dataset, dataroot=args.dataroot, n_images=args.images,
                     seed=args.seed, download=args.download)
-    print(args.output)
+    print(shown(args.output, PATH_LIMIT))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,9 +41,10 @@ from awsaa.distributed.raycluster import (
     storage_line,
 )
 from awsaa.errors import AWSAAError
-from awsaa.fileio import claim_dir, ensure_writable_dir
+from awsaa.fileio import check_tree, claim_dir, ensure_writable_dir
 from awsaa.search import report
 from awsaa.search.state import SearchState
+from awsaa.terminal import shown
 
 PROG = "awsaa-search"
 
@@ -63,7 +64,7 @@ def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, r
     state = SearchState.load(run_dir) if (run_dir / "policy.json").exists() else None
     pol = state.result_policy() if state is not None else None
     if state is None or pol is None:
-        print(f"\n{PROG}: no loop produced a reward; no policy.json (see {run_dir / 'history.jsonl'})")
+        print(f"\n{PROG}: no loop produced a reward; no policy.json (see {shown(run_dir / 'history.jsonl', 1000)})")
         return
     space = pol.space
     kl = report.kl_from_uniform(pol)
@@ -71,7 +72,7 @@ def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, r
         how = f"the policy of loop {best['loop']} (best mean reward {best['mean_reward']:.2f}%, before its update)"
     else:
         how = pol.meta.get("note", rule)
-    print(f"\nsearch {run_dir.name}: {loops_done} loops of {state.cfg.agent}; result ({rule}): {how}")
+    print(f"\nsearch {shown(run_dir.name)}: {loops_done} loops of {state.cfg.agent}; result ({rule}): {how}")
     print(f"moved from uniform: KL {kl:.4f} nats (entropy {pol.entropy():.4f} of {math.log(space.num_pairs):.4f})")
     fams = report.family_masses(pol)
     print("op families, mass relative to uniform: " + ", ".join(f"{k} {v:.2f}x" for k, v in fams.items()))
@@ -79,10 +80,10 @@ def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, r
     for rank, (i, j, p) in enumerate(pol.top(10), 1):
         print(f"  {rank:>2}. {p:.5f} ({p * space.num_pairs:5.2f}x uniform)  {space.pair_label(i, j)}")
     print(verdict(state, kl))
-    print(f"\npolicy:  {run_dir / 'policy.json'}")
-    print(f"history: {run_dir / 'history.jsonl'}   heatmap: {run_dir / 'policy_heatmap.png'}   "
-          f"rewards: {run_dir / 'reward_curve.png'}")
-    print(f"train with it: awsaa-train -c configs/train/<recipe>.yaml --aug {run_dir / 'policy.json'}")
+    where = shown(run_dir, 1000)  # the storage path is the user's: shown escaped, as every path
+    print(f"\npolicy:  {where}/policy.json")
+    print(f"history: {where}/history.jsonl   heatmap: {where}/policy_heatmap.png   rewards: {where}/reward_curve.png")
+    print(f"train with it: awsaa-train -c configs/train/<recipe>.yaml --aug {where}/policy.json")
 
 
 def verdict(state, kl: float) -> str:
@@ -142,7 +143,12 @@ def run(args: argparse.Namespace) -> int:
         print(note, flush=True)
     if args.resume:
         given = load_search_config(args) if args.config else None
-        run_ = driver.resume_run(Path(args.resume), given, str(args.config), log=say)
+        run_dir = Path(args.resume).expanduser().resolve()
+        if run_dir.is_dir():  # a link or special file planted in the run is named before anything reads it
+            check_tree(run_dir, "run directory")
+        run_ = driver.resume_run(run_dir, given, str(args.config), log=say)
+        ensure_writable_dir(run_dir, "run directory")
+        claim_dir(run_dir, "run directory", new=False)  # one writer per run
     else:
         _need_config(args)
         name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -150,9 +156,8 @@ def run(args: argparse.Namespace) -> int:
                               Path(args.pretrained) if args.pretrained else None,
                               check_data=not joining_a_cluster(args.address), download=args.download,
                               log=say)
-    ensure_writable_dir(run_.run_dir if args.resume else storage, "run directory" if args.resume else "storage")
-    if args.resume:
-        claim_dir(run_.run_dir, "run directory", new=False)  # one writer per run
+    if not args.resume:
+        ensure_writable_dir(storage, "storage")
     init_ray(args.address)  # an unreachable cluster fails here, before anything is created
     leave_job_working_dir(storage)
     if not args.resume:

@@ -43,7 +43,8 @@ from awsaa.distributed.raycluster import (
 )
 from awsaa.distributed.train_tune import Experiment, TrialSpec, check_experiment, run_experiment, slug
 from awsaa.errors import AWSAAError
-from awsaa.fileio import claim_dir, ensure_writable_dir
+from awsaa.fileio import check_tree, claim_dir, ensure_writable_dir
+from awsaa.terminal import shown
 from awsaa.train import Trainer
 
 PROG = "awsaa-train"
@@ -144,7 +145,7 @@ def only_eval(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg)
     trainer.load(args.save, weights_only=True)
     acc, loss = trainer.evaluate(trainer.test_set)
-    print(f"{args.save}: {cfg.model} on {cfg.dataset} test set: top-1 error {100 - acc:.2f}% "
+    print(f"{shown(args.save, 1000)}: {cfg.model} on {cfg.dataset} test set: top-1 error {100 - acc:.2f}% "
           f"(accuracy {acc:.2f}%, loss {loss:.4f}, {len(trainer.test_set)} images)")
     return 0
 
@@ -165,16 +166,17 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path, legend: dict[st
                   f"(mean ± std over {len(errs)} seeds; min {min(errs):.2f}, max {max(errs):.2f})")
     for aug, label in (legend or {}).items():
         if aug != label:
-            print(f"{label}: the policy {aug}")
-    print(f"\nexperiment: {exp_path}")
+            print(f"{label}: the policy {shown(aug, 1000)}")
+    print(f"\nexperiment: {shown(exp_path, 1000)}")
     print("checkpoints (last epoch, trainer.pt; evaluate with --only-eval --save PATH):")
     for s in summary:
-        print(f"  {s['checkpoint'] or '-'}")
-    print(f"metrics: {exp_path}/<trial>/result.json (one JSON line per epoch), {exp_path}/summary.json")
-    print(f"TensorBoard: tensorboard --logdir {exp_path}")
+        print(f"  {shown(s['checkpoint'] or '-', 1000)}")
+    where = shown(exp_path, 1000)
+    print(f"metrics: {where}/<trial>/result.json (one JSON line per epoch), {where}/summary.json")
+    print(f"TensorBoard: tensorboard --logdir {where}")
     for s in summary:
         if s["error"]:
-            print(f"{PROG}: error: trial {s['label']} failed: {s['error']}", file=sys.stderr)
+            print(f"{PROG}: error: trial {s['label']} failed: {shown(s['error'], 1000)}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -196,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
             trials.append(TrialSpec(label, _with_seed(cfg, seed)))
     for aug, label in labels.items():
         if aug != label:
-            print(f"{PROG}: trials labelled {label} train with the policy {aug}", flush=True)
+            print(f"{PROG}: trials labelled {label} train with the policy {shown(aug, 1000)}", flush=True)
     first = configs[0][1]
     stems = "+".join(dict.fromkeys(p.stem for p, _ in configs))
     augs = "+".join(dict.fromkeys(labels[c.aug] for _, c in configs))
@@ -208,13 +210,16 @@ def run(args: argparse.Namespace) -> int:
     exp = Experiment(name=name, storage=storage, trials=trials, gpus_per_trial=args.gpus_per_trial,
                      cpus_per_trial=args.cpus_per_trial,
                      max_failures=args.max_failures)
+    if args.resume and exp.path.is_dir():  # a link or special file planted in it is named before anything reads it
+        check_tree(exp.path, "experiment")
     check_experiment(exp, args.resume)
     ensure_writable_dir(exp.storage, "storage")
     init_ray(args.address, num_gpus=args.num_gpus)  # an unreachable cluster fails here, before anything is created
     leave_job_working_dir(exp.storage)
     claim_dir(exp.path, "experiment", new=not args.resume)  # one writer per experiment
     install_stop_signals()
-    print(f"{PROG}: experiment {exp.path}: {len(trials)} trial(s), {len(configs)} config(s)/aug(s) x seeds {args.seeds}"
+    print(f"{PROG}: experiment {shown(exp.path, 1000)}: {len(trials)} trial(s), {len(configs)} config(s)/aug(s) "
+          f"x seeds {args.seeds}"
           + (" (resuming)" if args.resume else ""), flush=True)
     summary = run_experiment(exp, resume=args.resume)
     print_summary(summary, exp.path, labels)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from awsaa.errors import AWSAAError
+from awsaa.terminal import shown
 
 # Ray's job client is imported inside the functions that use it: the command-line tools
 # import this module to parse their arguments, and `--help` should not wait for Ray's import.
@@ -166,5 +167,5 @@ def _final_status(client, job_id: str, prog: str) -> int:
     detail = _tool_error(client, job_id, prog) or (_one_line(Exception(info.message)) if info.message
                                                      else "no message")
     status = str(getattr(info.status, "value", info.status)).lower()
-    print(f"{prog}: error: job {job_id} {status}: {detail}", file=sys.stderr)
+    print(f"{prog}: error: job {job_id} {status}: {shown(detail, 1000)}", file=sys.stderr)
     return 1

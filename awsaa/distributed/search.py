@@ -36,6 +36,7 @@ from awsaa.config import SearchConfig, config_hash, from_dict, to_dict
 from awsaa.data.datasets import ensure_dataset
 from awsaa.distributed.raycluster import has_real_gpus
 from awsaa.errors import AWSAAError
+from awsaa.fileio import claim_dir
 from awsaa.policy import Policy
 from awsaa.search.stages import FineTuner, finetune_reward, pretrain, stage1_hash
 from awsaa.search.state import SearchState, policy_hash
@@ -557,7 +558,10 @@ def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str
                          f"resume without -c, or start a new run")
     state = SearchState.load(run_dir)  # refuses a corrupt state before any work
     if state.loops_done >= cfg.loops:
-        rebuilt = state.restore_exports()
+        rebuilt = state.missing_exports()
+        if rebuilt:  # rebuilt from state.pt, as this run's one writer
+            claim_dir(run_dir, "run directory", new=False)
+            state.export(only=rebuilt)
         raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops; its result is "
                          f"{run_dir / 'policy.json'}"
                          + (f" (rebuilt {', '.join(rebuilt)} from state.pt)" if rebuilt else ""))

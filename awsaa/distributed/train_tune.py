@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from awsaa import faultplan
 from awsaa.config import TrainConfig, from_dict, to_dict
 from awsaa.distributed.raycluster import cluster_cpus, cluster_gpus, has_real_gpus
 from awsaa.errors import AWSAAError
-from awsaa.fileio import LOCK_NAME, atomic_write_json, parse_json, read_text
+from awsaa.fileio import OWN_FILES, atomic_write_json, atomic_write_text, parse_json, read_text
 from awsaa.signals import Interrupted, ask_tune_to_stop, graceful_section
 from awsaa.train import Trainer
 
@@ -218,7 +217,7 @@ def check_experiment(exp: Experiment, resume: bool) -> None:
         if saved != exp.record():
             raise AWSAAError(f"the configs or seeds differ from those experiment {path} was started with; "
                              f"give the same ones to --resume, or start a new experiment with --name")
-    elif path.exists() and any(p.name != LOCK_NAME for p in path.iterdir()):  # claimed by this command: empty
+    elif path.exists() and any(p.name not in OWN_FILES for p in path.iterdir()):  # claimed by this command: empty
         raise AWSAAError(f"experiment {path} already exists; pass --resume to continue it, or --name for a new one")
 
 
@@ -317,7 +316,9 @@ def _with_policies_inside(exp: Experiment, path: Path) -> list[TrialSpec]:
             if aug not in copies:
                 target = path / "policies" / f"{len(copies)}-{Path(aug).name}"
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(aug, target)
+                # the policy file as read and checked (Policy.load), written atomically: a copy
+                # never opens, follows or truncates anything already at the target
+                atomic_write_text(target, read_text(aug, "policy file"))
                 copies[aug] = str(target.resolve())
             t = TrialSpec(t.label, dataclasses.replace(t.train, aug=copies[aug]))
         out.append(t)

@@ -29,6 +29,7 @@ The policy is ``p(i, j) = n(first)_i * n(second_i)_j`` over the K x K op pairs (
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -40,6 +41,16 @@ from awsaa.augment.space import SearchSpace
 from awsaa.config import AGENT_NAMES, AgentConfig
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy, pair_probs
+
+
+class UpdateRefused(AWSAAError):
+    """An update whose inputs or result cannot be used (non-finite, or for trajectories never
+    asked); the agent is left exactly as it was before :meth:`tell` was called."""
+
+
+# Rewards are accuracies in percent or negative losses: a reward this large is not one, and
+# squaring or differencing it could overflow.
+MAX_ABS_REWARD = 1e12
 
 
 @dataclass
@@ -73,6 +84,7 @@ class _Agent:
                                           weight_decay=0.0)
         self.baseline: float | None = None
         self.loops_done = 0
+        self.asked: int | None = None  # trajectories of the ask not yet told (saved with the state)
 
     # ------------------------------------------------------------------ policy
     def probs(self) -> Tensor:
@@ -100,16 +112,47 @@ class _Agent:
         return c.warmup_lr + (c.lr - c.warmup_lr) * loop / (c.warmup_loops - 1)
 
     # ------------------------------------------------------------------ update
-    def _advantages(self, rewards: Sequence[float], counts: Sequence[Tensor]) -> tuple[Tensor, list[float]]:
+    def _check_inputs(self, rewards: Sequence[float], counts: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """Rewards (M,) and pair counts (M, K, K) as float64 tensors, or :class:`UpdateRefused`
+        naming what is wrong: lengths, non-finite or absurdly large rewards, counts that are not
+        (K, K), not finite, negative, or count no pair."""
         if len(rewards) == 0 or len(rewards) != len(counts):
-            raise AWSAAError(f"an update needs one count matrix per reward, got {len(rewards)} and {len(counts)}")
-        r = torch.tensor([float(x) for x in rewards], dtype=torch.float64)
+            raise UpdateRefused(f"an update needs one count matrix per reward, got {len(rewards)} and {len(counts)}")
+        try:
+            r = torch.tensor([float(x) for x in rewards], dtype=torch.float64)
+        except (TypeError, ValueError):
+            raise UpdateRefused(f"rewards must be numbers, got {list(rewards)[:8]!r}") from None
         if not torch.isfinite(r).all():
-            raise AWSAAError(f"rewards must be finite, got {r.tolist()}")
+            raise UpdateRefused(f"rewards must be finite, got {r.tolist()}")
+        if (r.abs() > MAX_ABS_REWARD).any():
+            raise UpdateRefused(f"reward {float(r.abs().max()):.3g} is out of range (|reward| <= "
+                                f"{MAX_ABS_REWARD:.0e}: an accuracy or a negative loss)")
         k = self.space.num_ops
-        n = torch.stack([torch.as_tensor(c, dtype=torch.float64).reshape(k, k) for c in counts])
+        try:
+            n = torch.stack([torch.as_tensor(c, dtype=torch.float64).reshape(k, k) for c in counts])
+        except (RuntimeError, TypeError, ValueError):
+            raise UpdateRefused(f"pair counts must be {k} x {k} matrices of numbers") from None
+        if not torch.isfinite(n).all():
+            raise UpdateRefused("pair counts must be finite")
         if (n < 0).any() or (n.sum(dim=(1, 2)) <= 0).any():
-            raise AWSAAError("pair counts must be non-negative and count at least one pair per trajectory")
+            raise UpdateRefused("pair counts must be non-negative and count at least one pair per trajectory")
+        return r, n
+
+    def _check_which(self, m: int, which: Sequence[int] | None) -> list[int]:
+        """The trajectory indices of a tell: distinct, each one the last :meth:`ask` handed out."""
+        if self.asked is None:
+            raise UpdateRefused("tell() without a preceding ask(): there are no trajectories to hear about")
+        which = list(range(m)) if which is None else list(which)
+        if len(which) != m:
+            raise UpdateRefused(f"tell needs one trajectory index per reward, got {len(which)} and {m}")
+        if any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.asked for i in which):
+            raise UpdateRefused(f"trajectory indices {which} were not all asked: the last ask handed out "
+                                f"{self.asked} (0 to {self.asked - 1})")
+        if len(set(which)) != len(which):
+            raise UpdateRefused(f"trajectory indices {which} name a trajectory twice")
+        return which
+
+    def _advantages(self, r: Tensor, n: Tensor) -> tuple[Tensor, list[float]]:
         mean = float(r.mean())
         m = self.config.baseline_momentum
         self.baseline = mean if self.baseline is None else m * self.baseline + (1 - m) * mean
@@ -123,18 +166,81 @@ class _Agent:
         if m < 1:
             raise AWSAAError(f"ask needs at least one trajectory, got {m}")
         pol = self.policy()
+        self.asked = m
         return [pol] * m
 
     def tell(self, rewards: Sequence[float], counts: Sequence[Tensor],
              which: Sequence[int] | None = None) -> UpdateStats:
         """Rewards and pair counts of the trajectories :meth:`ask` gave, in its order; ``which``
-        names the ones present when some failed (indices into that order)."""
-        return self.update(rewards, counts)
+        names the ones present when some failed (indices into that order).
 
-    def update(self, rewards: Sequence[float], counts: Sequence[Tensor]) -> UpdateStats:
-        """One loop: update the baseline, then the policy parameters. ``counts[m]`` is the
-        (K, K) pair usage of trajectory ``m``, ``rewards[m]`` its reward."""
-        per_pair, adv = self._advantages(rewards, counts)
+        Refused (:class:`UpdateRefused`, the agent unchanged) when the inputs are bad (see
+        :meth:`update`) or name trajectories the last ask did not hand out."""
+        which = self._check_which(len(rewards), which)
+        stats = self.update(rewards, counts, which)
+        self.asked = None
+        return stats
+
+    def update(self, rewards: Sequence[float], counts: Sequence[Tensor],
+               which: Sequence[int] | None = None) -> UpdateStats:
+        """One loop's update from ``rewards[m]`` and the (K, K) pair usage ``counts[m]``, as one
+        transaction: the inputs are checked (lengths; finite rewards of at most
+        :data:`MAX_ABS_REWARD`; finite, non-negative counts) and so is the result (parameters,
+        baseline, optimizer state, statistics all finite); when either fails the agent is put
+        back exactly as it was and :class:`UpdateRefused` says why, naming the config keys that
+        set the step's size. A refused update never reaches a saved state."""
+        r, n = self._check_inputs(rewards, counts)
+        saved = self.state_dict()
+        try:
+            try:
+                stats = self._update(r, n, None if which is None else list(which))
+                bad = self._non_finite(stats)
+            except AWSAAError as e:  # e.g. a policy built from parameters that overflowed
+                if isinstance(e, UpdateRefused):
+                    raise
+                bad = "the policy's parameters"
+            if bad:
+                raise UpdateRefused(f"the update from rewards {[round(x, 4) for x in r.tolist()]} makes {bad} "
+                                    f"non-finite; {self._step_keys()} set its size. The agent keeps its last state")
+        except BaseException:
+            self.load_state_dict(saved)
+            raise
+        return stats
+
+    def skip(self) -> None:
+        """A loop with no reward to hear (every trajectory failed): counted, the agent unchanged."""
+        self.loops_done += 1
+        self.asked = None
+
+    def _step_keys(self) -> str:
+        return "agent_config.advantage_scale and agent_config.lr"
+
+    def _non_finite(self, stats: UpdateStats) -> str | None:
+        """The first part of the agent (or of ``stats``) that is not finite, or None."""
+        for name, value in self._finite_parts().items():
+            if isinstance(value, Tensor) and not torch.isfinite(value).all():
+                return name
+            if isinstance(value, float) and not math.isfinite(value):
+                return name
+        for name in ("mean_reward", "baseline", "kl", "entropy", "lr"):
+            if not math.isfinite(getattr(stats, name)):
+                return f"the update's {name}"
+        if not all(math.isfinite(a) for a in stats.advantages):
+            return "the advantages"
+        return None
+
+    def _finite_parts(self) -> dict[str, Any]:
+        parts: dict[str, Any] = {"the policy's parameters (first)": self.first.detach(),
+                                 "the policy's parameters (second)": self.second.detach(),
+                                 "the baseline": float(self.baseline) if self.baseline is not None else 0.0}
+        for i, st in enumerate(self.optimizer.state.values()):
+            for key, value in st.items():
+                parts[f"the optimizer's {key} [{i}]"] = value
+        return parts
+
+    def _update(self, r: Tensor, n: Tensor, which: list[int] | None) -> UpdateStats:
+        """One loop: update the baseline, then the policy parameters."""
+        per_pair, adv = self._advantages(r, n)
         lr = self._lr(self.loops_done)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -145,8 +251,7 @@ class _Agent:
         self.loops_done += 1
         entropy = float(-(new * new.log()).sum())
         assert self.baseline is not None  # set by _advantages
-        return UpdateStats(self.loops_done, float(torch.tensor(rewards, dtype=torch.float64).mean()),
-                           self.baseline, adv, steps, kl, entropy, lr)
+        return UpdateStats(self.loops_done, float(r.mean()), self.baseline, adv, steps, kl, entropy, lr)
 
     def _step(self, per_pair: Tensor, old: Tensor) -> int:
         raise NotImplementedError
@@ -160,7 +265,7 @@ class _Agent:
         return {"agent": self.name, "config": asdict(self.config),
                 "ops": list(self.space.names), "first": self.first.detach().clone(),
                 "second": self.second.detach().clone(), "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-                "baseline": self.baseline, "loops_done": self.loops_done}
+                "baseline": self.baseline, "loops_done": self.loops_done, "asked": self.asked}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("agent") != self.name:
@@ -170,9 +275,10 @@ class _Agent:
         with torch.no_grad():
             self.first.copy_(state["first"])
             self.second.copy_(state["second"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.baseline = state["baseline"]
         self.loops_done = int(state["loops_done"])
+        self.asked = state.get("asked")
 
 
 class PPOAgent(_Agent):
@@ -294,16 +400,11 @@ class ESAgent(_Agent):
         out: list[Policy] = []
         for e in eps:
             out += [self._policy(self.theta + e), self._policy(self.theta - e)]
+        self.asked = m
         return out
 
-    def tell(self, rewards: Sequence[float], counts: Sequence[Tensor],
-             which: Sequence[int] | None = None) -> UpdateStats:
-        which = list(range(len(rewards))) if which is None else list(which)
-        if len(which) != len(rewards) or len(rewards) == 0:
-            raise AWSAAError(f"tell needs one trajectory index per reward, got {len(which)} and {len(rewards)}")
-        r = torch.tensor([float(x) for x in rewards], dtype=torch.float64)
-        if not torch.isfinite(r).all():
-            raise AWSAAError(f"rewards must be finite, got {r.tolist()}")
+    def _update(self, r: Tensor, n: Tensor, which: list[int] | None) -> UpdateStats:
+        which = list(range(len(r))) if which is None else which
         got = dict(zip(which, r.tolist(), strict=True))
         pairs = max(which) // 2 + 1
         eps = self._noise(pairs)
@@ -314,10 +415,8 @@ class ESAgent(_Agent):
         old = self.probs()
         adv: list[float] = []
         if diffs:
-            sq = sum(d * d for _, d in diffs) / len(diffs)
-            c = self.config.scale_momentum
-            self.scale = sq if self.scale is None else c * self.scale + (1 - c) * sq
-            s = max(self.scale, 1e-12) ** 0.5
+            self.scale = _running_rms(self.scale, [d for _, d in diffs], self.config.scale_momentum)
+            s = max(self.scale, 1e-6)
             adv = [d / s for _, d in diffs]
             g = sum(a * eps[k] for a, (k, _) in zip(adv, diffs, strict=True)) / len(diffs)
             self.theta = self.theta + self.config.es_lr * g
@@ -328,8 +427,12 @@ class ESAgent(_Agent):
         return UpdateStats(self.loops_done, mean, float(self.baseline), adv, 1 if diffs else 0, kl, entropy,
                            self.config.es_lr)
 
-    def update(self, rewards: Sequence[float], counts: Sequence[Tensor]) -> UpdateStats:
-        return self.tell(rewards, counts)
+    def _step_keys(self) -> str:
+        return "agent_config.es_lr and agent_config.sigma"
+
+    def _finite_parts(self) -> dict[str, Any]:
+        return {"the policy's logits (theta)": self.theta, "the running scale": float(self.scale or 0.0),
+                "the baseline": float(self.baseline) if self.baseline is not None else 0.0}
 
     def params(self) -> Tensor:
         return self.theta.clone()
@@ -339,8 +442,8 @@ class ESAgent(_Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {"agent": self.name, "config": asdict(self.config), "ops": list(self.space.names),
-                "theta": self.theta.clone(), "scale": self.scale, "baseline": self.baseline,
-                "loops_done": self.loops_done}
+                "theta": self.theta.clone(), "rms": self.scale, "baseline": self.baseline,
+                "loops_done": self.loops_done, "asked": self.asked}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("agent") != self.name:
@@ -350,8 +453,22 @@ class ESAgent(_Agent):
         if state["theta"].shape != self.theta.shape:
             raise AWSAAError(f"agent state has {state['theta'].numel()} parameters, this config {self.theta.numel()}")
         self.theta = state["theta"].clone()
-        self.scale, self.baseline = state["scale"], state["baseline"]
+        self.scale, self.baseline = state["rms"], state["baseline"]
         self.loops_done = int(state["loops_done"])
+        self.asked = state.get("asked")
+
+
+def _running_rms(rms: float | None, values: Sequence[float], momentum: float) -> float:
+    """The running root-mean-square ``sqrt(momentum * rms^2 + (1 - momentum) * mean(v^2))``
+    (the mean alone at the start), computed relative to the largest magnitude so that no square
+    overflows: finite for any finite inputs, e.g. differences of 1e200."""
+    top = max([abs(v) for v in values] + [rms or 0.0])
+    if top == 0:
+        return 0.0
+    sq = sum((v / top) ** 2 for v in values) / len(values)
+    if rms is not None:
+        sq = momentum * (rms / top) ** 2 + (1 - momentum) * sq
+    return top * math.sqrt(sq)
 
 
 AGENTS = {"ppo": PPOAgent, "reinforce": REINFORCEAgent, "es": ESAgent}

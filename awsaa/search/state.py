@@ -37,7 +37,7 @@ from awsaa.errors import AWSAAError
 from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_text
 from awsaa.plots import plot_policy, plot_rewards
 from awsaa.policy import Policy
-from awsaa.search.agents import make_agent
+from awsaa.search.agents import UpdateRefused, make_agent
 from awsaa.search.report import op_mass
 from awsaa.search.result import ResultTracker, resolve
 from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
@@ -59,6 +59,45 @@ def _top_pairs(policy: Policy, k: int = 5) -> list[dict[str, Any]]:
     return [{"pair": [policy.space.names[i], policy.space.names[j]], "p": round(p, 6)} for i, j, p in policy.top(k)]
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (a diverged trajectory's accuracy, say) as None, so
+    history.jsonl is strict JSON (no NaN or Infinity tokens, which JSON does not have)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _identity(info: dict[str, Any], cfg: SearchConfig) -> dict[str, Any]:
+    """What names one run: its name, creation time and config hash (from run.json) and seed."""
+    return {"name": info.get("name"), "created": info.get("created"), "config_hash": info.get("config_hash"),
+            "seed": cfg.seed}
+
+
+def _check_identity(path: Path, saved: Any, expected: dict[str, Any]) -> None:
+    """Refuse, naming what differs, a state.pt that was not saved by this run."""
+    if not isinstance(saved, dict):
+        raise AWSAAError(f"controller state {path} carries no run identity (saved by an older awsaa, or not by "
+                         f"this run); start a new run")
+    if saved.get("name") != expected["name"] or saved.get("created") != expected["created"]:
+        raise AWSAAError(f"controller state {path} belongs to run {saved.get('name')!r} (created "
+                         f"{_when(saved.get('created'))}), not to this run {expected['name']!r} (created "
+                         f"{_when(expected['created'])}): was it copied from another run?")
+    if saved.get("config_hash") != expected["config_hash"]:
+        raise AWSAAError(f"the run's config was changed after the run started: {path} was saved under config hash "
+                         f"{saved.get('config_hash')}, run.json and config.yaml now give {expected['config_hash']}")
+    if saved.get("seed") != expected["seed"]:
+        raise AWSAAError(f"config.yaml was changed after the run started: {path} was saved with seed "
+                         f"{saved.get('seed')!r}, config.yaml now says {expected['seed']!r}")
+
+
+def _when(t: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, int | float) else "at an unknown time"
+
+
 class SearchState:
     """The agent, the history and the best loop of one search; persisted in ``run_dir``."""
 
@@ -73,6 +112,9 @@ class SearchState:
         # The sampling policies handed out for the loop in flight: asked once, saved, so a
         # rerun trajectory (lost worker, restarted controller, --resume) gets the same one.
         self.pending: dict[str, Any] | None = None
+        # What ties state.pt to this run (set from run.json by create and load): a state.pt
+        # copied from another run, or a run.json / config.yaml edited under it, is refused.
+        self.identity: dict[str, Any] = {}
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -86,9 +128,10 @@ class SearchState:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         state = cls(run_dir, cfg)
+        record = {"format": RUN_FORMAT, "version": RUN_VERSION, "config_hash": config_hash(cfg), **info}
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        atomic_write_json(run_dir / "run.json", {"format": RUN_FORMAT, "version": RUN_VERSION,
-                                                 "config_hash": config_hash(cfg), **info})
+        atomic_write_json(run_dir / "run.json", record)
+        state.identity = _identity(record, cfg)
         state.save()
         return state
 
@@ -119,10 +162,12 @@ class SearchState:
 
     @classmethod
     def load(cls, run_dir: Path) -> SearchState:
-        _, cfg = cls.read_run(run_dir)
+        info, cfg = cls.read_run(run_dir)
         state = cls(run_dir, cfg)
         path = Path(run_dir) / "state.pt"
         raw = load_checkpoint(path, kind="search-state")
+        state.identity = _identity(info, cfg)
+        _check_identity(path, raw.get("identity"), state.identity)
         try:
             state.agent.load_state_dict(raw["agent"])
             state.history = list(raw["history"])
@@ -192,29 +237,41 @@ class SearchState:
                                  "entropy_before": used.entropy(), "policy_hash": policy_hash(used),
                                  "top_pairs": _top_pairs(used), "wall_seconds": wall_seconds, "time": time.time(),
                                  "details": details}
+        refused = None
         if good:
             heard = self._control(loop, rewards)
-            stats = self.agent.tell(heard, [t["counts"] for t in good], [t["traj"] for t in good])
+            try:
+                stats = self.agent.tell(heard, [t["counts"] for t in good], [t["traj"] for t in good])
+            except UpdateRefused as e:  # the agent is as it was; the loop is recorded as failed
+                refused = str(e)
+        if good and refused is None:
             mean = sum(rewards) / len(rewards)
             entry.update(mean_reward=mean, baseline=stats.baseline, advantages=stats.advantages,
                          kl=stats.kl, inner_steps=stats.inner_steps, entropy=stats.entropy, lr=stats.lr)
             if heard is not rewards:
                 entry["agent_rewards"] = heard
             self.result.observe(loop + 1, before, self.agent.params(), mean)
-        else:  # every trajectory failed: the agent sees nothing, the loop still counts
-            self.agent.loops_done += 1
+        else:  # every trajectory failed, or the update was refused: the agent is unchanged, the loop counts
+            self.agent.skip()
             entry.update(mean_reward=None, baseline=self.agent.baseline, advantages=[], kl=0.0, inner_steps=0,
                          entropy=used.entropy(), lr=None)
+            if refused is not None:
+                entry["update_refused"] = refused
             self.result.observe(loop + 1, before, before, None)
         entry["kl_uniform"] = max(0.0, math.log(self.space.num_pairs) - entry["entropy"])
         self.pending = None
+        entry = _finite(entry)
         self.history.append(entry)
         self.save()
+        if refused is not None:
+            raise AWSAAError(f"loop {loop + 1}: {refused}; the loop is recorded as failed and the run saved "
+                             f"after it: fix the cause, then continue with --resume")
         return entry
 
     # ------------------------------------------------------------------ persistence
     def save(self) -> None:
-        save_checkpoint(self.run_dir / "state.pt", {"kind": "search-state", "agent": self.agent.state_dict(),
+        save_checkpoint(self.run_dir / "state.pt", {"kind": "search-state", "identity": self.identity,
+                                                    "agent": self.agent.state_dict(),
                                                     "history": self.history, "result": self.result.state_dict(),
                                                     "pending": self.pending})
         self.export()
@@ -240,7 +297,8 @@ class SearchState:
         """Write history.jsonl, policy_last.json and policy.json from the state (``only``: those)."""
         d = self.run_dir
         if only is None or "history.jsonl" in only:
-            atomic_write_text(d / "history.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+            atomic_write_text(d / "history.jsonl", "".join(json.dumps(h, allow_nan=False) + "\n"
+                                                           for h in self.history))
         if only is None or "policy_last.json" in only:
             self.agent.policy({"run": d.name, "after_loop": self.loops_done}).save(d / "policy_last.json")
         if only is None or "policy.json" in only:
@@ -251,6 +309,13 @@ class SearchState:
     def restore_exports(self) -> list[str]:
         """Rebuild, from state.pt, the exported files that are missing or unreadable (a removed
         policy.json, say); the others are left as they are. Returns the names rebuilt."""
+        bad = self.missing_exports()
+        if bad:
+            self.export(only=bad)
+        return bad
+
+    def missing_exports(self) -> list[str]:
+        """The exported files that are missing, unreadable or not what state.pt holds."""
         bad = []
         for name in ("history.jsonl", "policy_last.json", "policy.json"):
             f = self.run_dir / name
@@ -263,8 +328,6 @@ class SearchState:
                         raise ValueError("history.jsonl is not the state's history")
             except (AWSAAError, ValueError):
                 bad.append(name)
-        if bad:
-            self.export(only=bad)
         return bad
 
     def plots(self) -> None:
