@@ -149,7 +149,7 @@ def test_imagenet_folders_and_reduced_imagenet(tmp_path):
     assert isinstance(img, Image.Image) and 0 <= label < 120
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("name", sorted(n for n in DATASETS if n != "digits"))  # digits ship with scikit-learn
 def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, name, monkeypatch):
     if name == "fashion_mnist":
         monkeypatch.setattr("awsaa.data.datasets.DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
@@ -220,3 +220,22 @@ def test_download_fetches_a_missing_dataset_and_points_the_run_at_it(tmp_path, m
     assert len(fetched) == 2
     for parser in (train_parser(), search_parser()):
         assert parser.parse_args(["-c", "x.yaml", "--download"]).download is True
+
+
+def test_digits_is_a_stratified_pool_of_200_and_the_rest_as_test():
+    """scikit-learn's digits (inside its wheel): 16 x 16 uint8 grey, 20 a class in the pool,
+    the other 1,597 images the test set, none in both."""
+    from sklearn.datasets import load_digits
+
+    from awsaa.data import load_dataset
+
+    ds = load_dataset("digits")
+    assert ds.train.images.shape == (200, 1, 16, 16) and ds.test.images.shape == (1597, 1, 16, 16)
+    assert ds.train.images.dtype == torch.uint8 and int(ds.train.images.max()) == 255
+    assert torch.bincount(ds.train.labels).tolist() == [20, 20, 20, 21, 20, 20, 20, 20, 19, 20]
+    raw = torch.from_numpy(load_digits().images).float()
+    assert len(raw) == 1797
+    pool = {bytes(x.numpy()) for x in ds.train.images}
+    assert not any(bytes(x.numpy()) in pool for x in ds.test.images[:400])  # disjoint (by content)
+    x = ds.train.images.double() / 255
+    assert (round(float(x.mean()), 4), round(float(x.std()), 4)) == (ds.info.mean[0], ds.info.std[0])
