@@ -36,7 +36,7 @@ from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from awsaa import models  # the model and dataset registries (named in the config contract)
-from awsaa.data import DATASETS
+from awsaa.data import DATASETS, fingerprint, is_own
 from awsaa.errors import AWSAAError
 from awsaa.fileio import read_text
 
@@ -340,6 +340,20 @@ class OptimConfig:
 
 
 @dataclass(config=SECTION)
+class DataConfig:
+    """How your own data is read (``dataset``: a folder or an .npz file; awsaa.data.own)."""
+
+    channels: Literal[1, 3] | None = None  # null: 1 when every image is grey, else 3
+    test_fraction: Annotated[Float, Field(gt=0, lt=1)] = 0.2  # held out of train when there is no test split
+    skip_bad_images: Bool = False  # skip (and count) images Pillow cannot read instead of stopping
+    max_memory_mb: Annotated[Int, Field(ge=1, le=2**30)] = 4096  # the decoded dataset (uint8) must fit in this
+
+
+# A validation split: a number of images, or a fraction of the training set in (0, 1).
+ValSize = NonNegative | Annotated[Float, Field(gt=0, lt=1)]
+
+
+@dataclass(config=SECTION)
 class TrainConfig:
     """One training recipe: the network, the data, the augmentation and the optimizer."""
 
@@ -354,13 +368,19 @@ class TrainConfig:
     hflip: Bool = True
     fill: FillValue | None = None  # fill of the geometric ops; default: the dataset's (128 CIFAR, 0 F-MNIST)
     train_size: Positive | None = None  # train on a stratified subset of this size (seeded); null = all
-    val_size: NonNegative = 0  # hold out a stratified validation split of this size; 0 = none
+    val_size: ValSize = 0  # hold out a stratified validation split: a count, or a fraction in (0, 1); 0 = none
     test_size: Positive | None = None  # evaluate on a stratified test subset (smoke tests); null = all
     eval_every: Positive = 1  # evaluate every N epochs; the last epoch always
+    # awsaa-train: a checkpoint every N epochs and after the last (a crash resumes from the last
+    # one); more than 1 where epochs take a fraction of a second and Tune's checkpoint does not
+    checkpoint_every: Positive = 1
     ema_decay: Fraction = 0.0  # EMA of the weights (torch.optim.swa_utils.AveragedModel); 0 = off
     drop_path: Fraction = 0.0  # stochastic depth, where the architecture allows it
     enlarged_batch: Positive = 1  # Enlarged Batch: augmented copies per image (pairs drawn without replacement)
-    image_size: Annotated[Int, Field(ge=8)] = 224  # crop size for ImageFolder datasets (ImageNet)
+    # own data: resize every image to this square size (null: the images' own, which must all
+    # agree); ImageNet: the crop size (null: 224)
+    image_size: Annotated[Int, Field(ge=8, le=4096)] | None = None
+    data: DataConfig = field(default_factory=DataConfig)
     num_workers: NonNegative = 4  # DataLoader workers, ImageFolder datasets only
     eval_batch_size: Positive = 1024
     compile: Bool = False  # torch.compile the model (CUDA)
@@ -387,7 +407,9 @@ class TrainConfig:
 def _check_names(model: str, dataset: str) -> None:
     names = models.list_models()
     _require(model in names, f"model {model!r} is unknown; choose from {', '.join(names)}")
-    _require(dataset in DATASETS, f"dataset {dataset!r} is unknown; choose from {', '.join(DATASETS)}")
+    _require(dataset in DATASETS or is_own(dataset),
+             f"dataset {dataset!r} is unknown; choose from {', '.join(DATASETS)}, or give the path of a "
+             f"folder (with train/<class>/ images) or of an .npz file")
 
 
 # ----------------------------------------------------------------------------- search
@@ -507,13 +529,17 @@ class SearchConfig:
 
     model: Str = "wrn28_10"
     dataset: Str = "cifar100"
-    # stratified validation split carved from the training set (seed 0); the reward is a validation accuracy
-    val_size: Positive = 10_000
+    # stratified validation split carved from the training set (seed 0): a count, or a fraction
+    # in (0, 1); own data with a val/ split of its own uses that instead. The reward is a
+    # validation accuracy.
+    val_size: Annotated[Int, Field(ge=1)] | Annotated[Float, Field(gt=0, lt=1)] = 10_000
     train_size: Positive | None = None  # search on a stratified subset of the training set; null = all
     fill: FillValue | None = None  # fill of the geometric ops; default: the dataset's
     cutout: NonNegative = 16
     crop_padding: NonNegative = 4
     hflip: Bool = True
+    image_size: Annotated[Int, Field(ge=8, le=4096)] | None = None  # own data: resize to this square size
+    data: DataConfig = field(default_factory=DataConfig)  # own data: how it is read
     loops: Positive = 350
     trajectories: Positive = 8  # M per loop
     agent: AgentName = "ppo"  # awsaa.search.agents.AGENTS
@@ -540,7 +566,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _check_names(self.model, self.dataset)
-        _require(self.train_size is None or self.train_size > self.val_size,
+        _require(self.train_size is None or isinstance(self.val_size, float) or self.train_size > self.val_size,
                  f"train_size ({self.train_size}) must exceed val_size ({self.val_size})")
         _require(self.reward != "finetune" or not self.workers.spread_eval or (self.workers.per_call or 1) == 1,
                  f"workers.per_call {self.workers.per_call} runs several fine-tunes per call, but "
@@ -566,6 +592,8 @@ class SearchConfig:
         keep = ("model", "dataset", "val_size", "train_size", "fill", "cutout", "crop_padding", "hflip",
                 "pretrain", "seed")
         key = {k: d[k] for k in keep}
+        if is_own(self.dataset):  # what is read, and what was there to read (editing the data retrains)
+            key.update(image_size=self.image_size, data=d["data"], data_fingerprint=fingerprint(self.dataset))
         if self.stage1_aug() != "uniform":  # the uniform policy's key stays as it was (cached files)
             key["aug"] = self.stage1_aug()
         return key

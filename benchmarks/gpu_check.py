@@ -79,7 +79,7 @@ def search(dataroot: str | None, loops: int = 2) -> tuple[str, str]:
     from awsaa.errors import AWSAAError
 
     try:
-        root = ensure_dataset("fashion_mnist", dataroot, False)
+        root, _ = ensure_dataset("fashion_mnist", dataroot, False)
     except AWSAAError as e:
         return "skipped", f"no Fashion-MNIST here ({str(e)[:80]}...); pass --dataroot"
     cfg = {"model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 6000, "val_size": 2000, "cutout": 14,

@@ -21,10 +21,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from conftest import tiny_search
+from PIL import Image
 
 from awsaa import Policy
 from awsaa.cli.policy import main as policy_main
@@ -389,6 +391,87 @@ CASES += [
     ("resume-name-with-escapes", "search", lambda d: ["--resume", str(d / "run\x1b[32mverdict: moved\r")],
      "does not exist"),
 ]
+
+
+# Your own data: a folder or an .npz file given as the dataset (issue 24).
+DIGITS_TRAIN = ROOT / "configs" / "train" / "digits.yaml"
+
+
+def image_folder(d: Path, classes=("a", "b"), per_class: int = 3, size=(8, 8)) -> Path:
+    root = d / "data"
+    for c in classes:
+        (root / "train" / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.new("L", size, color=40 * i).save(root / "train" / c / f"{i}.png")
+    return root
+
+
+def own(d: Path, root: Path) -> list[str]:
+    return ["-c", str(DIGITS_TRAIN), "--dataset", str(root)]
+
+
+def npz(d: Path, **arrays) -> Path:
+    base = {"x": np.zeros((6, 8, 8), np.uint8), "y": np.array([0, 1, 0, 1, 0, 1])}
+    f = d / "data.npz"
+    np.savez(f, **{**base, **arrays})
+    return f
+
+
+def _broken_image(d: Path, truncated: bool) -> Path:
+    root = image_folder(d)
+    f = root / "train" / "a" / "0.png"
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2] if truncated else b"\x89PNG\r\n\x1a\n" + bytes(64))
+    return root
+
+
+def _mixed_sizes(d: Path) -> Path:
+    root = image_folder(d)
+    Image.new("L", (12, 9)).save(root / "train" / "b" / "big.png")
+    return root
+
+
+def _loop(d: Path) -> Path:
+    root = image_folder(d)
+    (root / "train" / "a" / "again").symlink_to(root / "train", target_is_directory=True)
+    return root
+
+
+CASES += [
+    ("own-no-train-folder", "train", lambda d: own(d, _mkdir(d / "data")), "has no train/ folder"),
+    ("own-empty-train", "train", lambda d: own(d, _mkdir(d / "data" / "train").parent), "holds no class folders"),
+    ("own-one-class", "train", lambda d: own(d, image_folder(d, classes=("only",))), "needs at least 2"),
+    ("own-class-without-images", "train", lambda d: own(d, _with(image_folder(d), "train/c/readme.txt")),
+     "holds no images"),
+    ("own-corrupt-image", "train", lambda d: own(d, _broken_image(d, truncated=False)), "0.png cannot be read"),
+    ("own-truncated-image", "train", lambda d: own(d, _broken_image(d, truncated=True)), "0.png cannot be read"),
+    ("own-mixed-sizes", "train", lambda d: own(d, _mixed_sizes(d)), "set image_size"),
+    ("own-symlink-loop", "train", lambda d: own(d, _loop(d)), "symbolic link loop"),
+    ("own-not-a-dataset", "train", lambda d: own(d, _write(d / "data.csv", b"1,2")), "dataset"),
+    ("own-missing", "train", lambda d: own(d, d / "nowhere" / "data"), "does not exist"),
+    ("npz-label-out-of-range", "train", lambda d: own(d, npz(d, classes=np.array(["a"]))), "out of range"),
+    ("npz-labels-not-integers", "train", lambda d: own(d, npz(d, y=np.array([0, 1, 0.5, 1, 0, 1]))),
+     "must hold integers"),
+    ("npz-lengths-differ", "train", lambda d: own(d, npz(d, y=np.array([0, 1, 0, 1]))), "4 labels for 6 images"),
+    ("npz-nan", "train", lambda d: own(d, npz(d, x=np.full((6, 8, 8), np.nan, np.float32))), "NaN"),
+    ("npz-float-out-of-range", "train", lambda d: own(d, npz(d, x=np.full((6, 8, 8), 3.0, np.float32))),
+     "must lie in [0, 1]"),
+    ("npz-negative-label", "train", lambda d: own(d, npz(d, y=np.array([0, -1, 0, 1, 0, 1]))), "negative label"),
+    ("npz-pickled-object", "train", lambda d: own(d, npz(d, y=np.array([0, 1, 0, 1, 0, None], dtype=object))),
+     "without unpickling"),
+    ("npz-no-x", "train", lambda d: own(d, _npz_only_y(d)), "must hold arrays named x and y"),
+]
+
+
+def _with(root: Path, rel: str) -> Path:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text("x")
+    return root
+
+
+def _npz_only_y(d: Path) -> Path:
+    np.savez(d / "data.npz", y=np.array([0, 1]))
+    return d / "data.npz"
 
 
 def _edit(path: Path, old: str, new: str) -> Path:

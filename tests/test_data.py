@@ -214,9 +214,9 @@ def test_download_fetches_a_missing_dataset_and_points_the_run_at_it(tmp_path, m
     with pytest.raises(AWSAAError, match="--download"):
         ensure_dataset("fashion_mnist", str(empty))
     assert fetched == []
-    root = ensure_dataset("fashion_mnist", str(empty), download=True)
+    root, _ = ensure_dataset("fashion_mnist", str(empty), download=True)
     assert root == str(empty.resolve()) and len(fetched) == 2
-    assert ensure_dataset("fashion_mnist", root) == root  # found now, nothing fetched again
+    assert ensure_dataset("fashion_mnist", root)[0] == root  # found now, nothing fetched again
     assert len(fetched) == 2
     for parser in (train_parser(), search_parser()):
         assert parser.parse_args(["-c", "x.yaml", "--download"]).download is True

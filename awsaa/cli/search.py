@@ -51,7 +51,7 @@ PROG = "awsaa-search"
 
 def load_search_config(args: argparse.Namespace):
     overrides = _parse_set(args.set or [])
-    for key in ("loops", "dataroot"):
+    for key in ("loops", "dataset", "dataroot"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     return C.load(C.SearchConfig, args.config, overrides)
@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="where runs and stage-1 weights live "
                                      "(default: runs/search; $AWSAA_STORAGE/search when set)")
     p.add_argument("--loops", type=int_range(1), help="override the config's number of loops")
+    p.add_argument("--dataset", help="override the config's dataset: a name, or your own data (a folder with "
+                                     "train/<class>/ images, or an .npz file)")
     p.add_argument("--dataroot", help="where the dataset lives")
     p.add_argument("--download", action="store_true",
                    help="fetch a missing dataset (into --dataroot, or $AWSAA_DATA or ./data) before the search")

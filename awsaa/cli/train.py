@@ -33,6 +33,7 @@ from awsaa.cli.common import (
     tool_main,
 )
 from awsaa.config import TrainConfig, parse_yaml
+from awsaa.data import is_own
 from awsaa.data.datasets import ensure_dataset
 from awsaa.distributed.raycluster import (
     default_storage,
@@ -46,6 +47,7 @@ from awsaa.errors import AWSAAError
 from awsaa.fileio import check_tree, claim_dir, ensure_writable_dir
 from awsaa.terminal import shown
 from awsaa.train import Trainer
+from awsaa.train.trainer import data_options
 
 PROG = "awsaa-train"
 
@@ -94,11 +96,19 @@ def _check_data(configs, local: bool, download: bool = False):
     roots: dict[tuple, str | None] = {}
     out = []
     for path, cfg in configs:
-        key = (cfg.dataset, cfg.dataroot)
+        if is_own(cfg.dataset):  # trials run elsewhere: the data by its absolute path
+            cfg = dataclasses.replace(cfg, dataset=str(Path(cfg.dataset).expanduser().resolve()))
+        key = (cfg.dataset, cfg.dataroot, cfg.image_size, str(cfg.data))
         if key not in roots:
-            roots[key] = ensure_dataset(cfg.dataset, cfg.dataroot, download)
+            roots[key] = ensure_dataset(cfg.dataset, cfg.dataroot, download, data_options(cfg),
+                                        log=lambda line: print(f"{PROG}: {shown(line, 1000)}", flush=True))[0]
         out.append((path, dataclasses.replace(cfg, dataroot=roots[key])))
     return out
+
+
+def dataset_label(dataset: str) -> str:
+    """A dataset's name in trial and experiment names: own data by its file or folder name."""
+    return Path(dataset).stem if is_own(dataset) else dataset
 
 
 def aug_labels(augs: list[str]) -> dict[str, str]:
@@ -194,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     trials = []
     for path, cfg in configs:
         for seed in args.seeds:
-            label = f"{path.stem}-{cfg.dataset}-{labels[cfg.aug]}-seed{seed}"
+            label = f"{path.stem}-{dataset_label(cfg.dataset)}-{labels[cfg.aug]}-seed{seed}"
             trials.append(TrialSpec(label, _with_seed(cfg, seed)))
     for aug, label in labels.items():
         if aug != label:
@@ -202,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     first = configs[0][1]
     stems = "+".join(dict.fromkeys(p.stem for p, _ in configs))
     augs = "+".join(dict.fromkeys(labels[c.aug] for _, c in configs))
-    name = args.name or slug(f"{stems}-{first.dataset}-{augs}")
+    name = args.name or slug(f"{stems}-{dataset_label(first.dataset)}-{augs}")
     storage = Path(args.storage or default_storage("train")).expanduser().resolve()
     note = storage_line(PROG, "train", args.storage)
     if note:
@@ -245,7 +255,8 @@ def _check_save(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Train networks with an augmentation policy on Ray Tune.")
     p.add_argument("-c", "--config", nargs="+", help="training config YAML file(s) (required)")
-    p.add_argument("--dataset", help="override the config's dataset")
+    p.add_argument("--dataset", help="override the config's dataset: a name, or your own data (a folder with "
+                                     "train/<class>/ images, or an .npz file)")
     p.add_argument("--aug", nargs="+", help="none, cutout, autoaugment, randaugment, trivialaugment, uniform, "
                                             "fa_reduced_cifar10, fa_reduced_imagenet, or a policy .json file; "
                                             "several: one trial per aug")

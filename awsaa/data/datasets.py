@@ -304,6 +304,17 @@ _LOADERS: dict[str, Callable[[DatasetInfo, Path | None, bool], Dataset]] = {
 }
 
 
+def facts(ds: Dataset, fill: int | None = None) -> dict[str, Any]:
+    """What a run records about its data (run.json, the policy's meta): name, classes, channels,
+    size, mean and std, the fill of the geometric ops (``fill`` when the config sets one) and
+    the split sizes. ``awsaa-train`` with the policy reuses the fill and the statistics."""
+    i = ds.info
+    return {"dataset": i.name, "num_classes": i.num_classes, "classes": list(i.classes), "channels": i.channels,
+            "image_size": i.image_size, "mean": list(i.mean), "std": list(i.std),
+            "fill": i.fill if fill is None else fill, "train_images": len(ds.train), "test_images": len(ds.test),
+            "val_images": len(ds.val) if ds.val is not None else None}
+
+
 def dataset_info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
@@ -311,8 +322,14 @@ def dataset_info(name: str) -> DatasetInfo:
         raise AWSAAError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}") from None
 
 
-def load_dataset(name: str, dataroot: str | os.PathLike | None = None, download: bool = False) -> Dataset:
-    """Load dataset ``name`` (see :data:`DATASETS`)."""
+def load_dataset(name: str, dataroot: str | os.PathLike | None = None, download: bool = False,
+                 options: Any = None, log: Callable[[str], None] | None = None) -> Dataset:
+    """Load dataset ``name`` (see :data:`DATASETS`), or own data: ``name`` the path of a folder
+    or an .npz file, read as ``options`` (:class:`awsaa.data.own.DataOptions`) says."""
+    from awsaa.data import own  # own builds on this module's Dataset
+
+    if own.is_own(name):
+        return own.load_own(name, options, log)
     info = dataset_info(name)
     root = Path(dataroot).expanduser() if dataroot is not None else None
     try:
@@ -321,16 +338,19 @@ def load_dataset(name: str, dataroot: str | os.PathLike | None = None, download:
         raise AWSAAError(f"dataset {name!r} could not be loaded: {e}") from None
 
 
-def ensure_dataset(name: str, dataroot: str | None = None, download: bool = False) -> str | None:
+def ensure_dataset(name: str, dataroot: str | None = None, download: bool = False, options: Any = None,
+                   log: Callable[[str], None] | None = None) -> tuple[str | None, Dataset]:
     """Check that dataset ``name`` is where a run will look for it, before any work; with
     ``download``, fetch a missing one (into ``dataroot``, or ``$AWSAA_DATA`` / ``./data``).
-    Returns the dataroot the run should use: ``dataroot`` as given, or the absolute directory
-    a download went to (trials on a Ray worker do not share the driver's working directory)."""
+    Own data is read whole, so bad data is refused here. Returns the dataroot the run should
+    use (``dataroot`` as given, or the absolute directory a download went to: trials on a Ray
+    worker do not share the driver's working directory) and the dataset as loaded."""
     try:
-        load_dataset(name, dataroot)
-        return dataroot
+        return dataroot, load_dataset(name, dataroot, options=options, log=log)
     except AWSAAError:
-        if not download or dataset_info(name).name.endswith("imagenet"):
+        from awsaa.data.own import is_own
+
+        if not download or is_own(name) or dataset_info(name).name.endswith("imagenet"):
             raise
     root = (Path(dataroot).expanduser() if dataroot is not None else _default_root()).resolve()
     try:
@@ -338,9 +358,8 @@ def ensure_dataset(name: str, dataroot: str | None = None, download: bool = Fals
     except OSError as e:
         raise AWSAAError(f"cannot create the dataroot {root} to download {name!r} into: {e.strerror or e}") from None
     try:
-        load_dataset(name, root, download=True)
+        return str(root), load_dataset(name, root, download=True)
     except AWSAAError:
         raise
     except Exception as e:  # torchvision's download and integrity errors
         raise AWSAAError(f"downloading dataset {name!r} into {root} failed: {e}") from None
-    return str(root)

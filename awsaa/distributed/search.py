@@ -33,7 +33,8 @@ import torch
 
 from awsaa import faultplan
 from awsaa.config import SearchConfig, config_hash, from_dict, to_dict
-from awsaa.data.datasets import ensure_dataset
+from awsaa.data import is_own
+from awsaa.data.datasets import ensure_dataset, facts
 from awsaa.distributed.raycluster import has_real_gpus
 from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir
@@ -42,6 +43,7 @@ from awsaa.search.stages import FineTuner, finetune_reward, pretrain, stage1_has
 from awsaa.search.state import SearchState, policy_hash
 from awsaa.signals import Interrupted, as_interrupted
 from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
+from awsaa.train.trainer import data_options
 
 NAMESPACE = "awsaa"
 HEAD_RESOURCE = "awsaa_head"
@@ -522,6 +524,7 @@ class SearchRun:
     cache: Path  # stage 1's checkpoint: read when ``shared`` is set, else written after stage 1
     shared: dict[str, Any] | None
     resume: bool
+    data: dict[str, Any] | None = None  # the data's facts (awsaa.data.datasets.facts), recorded with the run
 
 
 def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None = None,
@@ -534,8 +537,13 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
     run_dir = storage / name
     if run_dir.exists():
         raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")
-    if check_data:  # a missing dataset fails here, before any work
-        cfg = dataclasses.replace(cfg, dataroot=ensure_dataset(cfg.dataset, cfg.dataroot, download))
+    if is_own(cfg.dataset):  # workers run elsewhere: the data by its absolute path
+        cfg = dataclasses.replace(cfg, dataset=str(Path(cfg.dataset).expanduser().resolve()))
+    data = None
+    if check_data:  # a missing dataset (or bad own data) fails here, before any work
+        root, ds = ensure_dataset(cfg.dataset, cfg.dataroot, download, data_options(cfg), log=log)
+        cfg = dataclasses.replace(cfg, dataroot=root)
+        data = facts(ds, cfg.fill)
     cache = storage / "pretrained" / f"{stage1_hash(cfg)}.pt"
     shared = None
     if pretrained is not None:
@@ -544,7 +552,7 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
     elif cache.exists():
         shared = load_shared(cache, cfg)
         log(f"reusing the stage-1 weights of {cache} (same stage-1 config)")
-    return SearchRun(cfg, run_dir, name, cache, shared, resume=False)
+    return SearchRun(cfg, run_dir, name, cache, shared, resume=False, data=data)
 
 
 def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str = "the config",
@@ -582,7 +590,8 @@ def run_search(run: SearchRun, log: Callable[[str], None] = print) -> dict[str, 
     try:
         if not run.resume:
             SearchState.create(run.run_dir, cfg, {"name": run.name, "stage1_hash": stage1_hash(cfg),
-                                                  "pretrained": str(run.cache.resolve()), "created": time.time()})
+                                                  "pretrained": str(run.cache.resolve()), "created": time.time(),
+                                                  "data": run.data})
             log(f"run {run.run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
                 f"{cfg.workers.count or cfg.trajectories} fine-tune workers, {cfg.model} on {cfg.dataset}")
         shared = run.shared

@@ -51,7 +51,8 @@ def _set_threads(n: int | None) -> None:
 
 
 def train_trial(config: dict[str, Any]) -> None:
-    """Tune trainable: train one (config, seed), an epoch per report, a checkpoint per epoch."""
+    """Tune trainable: train one (config, seed), an epoch per report, a checkpoint every
+    ``checkpoint_every`` epochs and after the last."""
     from ray import tune
 
     _quiet()
@@ -69,10 +70,13 @@ def train_trial(config: dict[str, Any]) -> None:
                 faultplan.point("train_step", epoch=epoch)
 
         stats = trainer.run_epoch(on_batch=mid_epoch)
+        metrics = {**stats.as_dict(), "epochs": cfg.epochs, "pid": os.getpid()}
+        if trainer.epoch % cfg.checkpoint_every and trainer.epoch < cfg.epochs:
+            tune.report(metrics)  # a checkpoint every checkpoint_every epochs (and the last)
+            continue
         with tempfile.TemporaryDirectory() as d:
             trainer.save(Path(d) / TRAINER_FILE)
-            tune.report({**stats.as_dict(), "epochs": cfg.epochs, "pid": os.getpid()},
-                        checkpoint=tune.Checkpoint.from_directory(d))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
         faultplan.point("train", epoch=trainer.epoch)  # the fault suite's hook; a no-op without $AWSAA_FAULT_PLAN
 
 
@@ -96,7 +100,7 @@ def _ddp_worker(config: dict[str, Any]) -> None:
     while trainer.epoch < cfg.epochs:
         stats = trainer.run_epoch()
         metrics = {**stats.as_dict(), "epochs": cfg.epochs, "world_size": world}
-        if rank == 0:
+        if rank == 0 and not (trainer.epoch % cfg.checkpoint_every and trainer.epoch < cfg.epochs):
             with tempfile.TemporaryDirectory() as d:
                 trainer.save(Path(d) / TRAINER_FILE)
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))

@@ -40,7 +40,7 @@ def train_config(cfg: SearchConfig, stage: str, lr: float | None = None) -> Trai
     common: dict[str, Any] = {"model": cfg.model, "dataset": cfg.dataset, "aug": aug, "cutout": cfg.cutout,
               "crop_padding": cfg.crop_padding, "hflip": cfg.hflip, "fill": cfg.fill, "train_size": cfg.train_size,
               "val_size": cfg.val_size, "eval_batch_size": cfg.eval_batch_size, "dataroot": cfg.dataroot,
-              "seed": cfg.seed}
+              "image_size": cfg.image_size, "data": cfg.data, "seed": cfg.seed}
     if stage == "pretrain":
         p = cfg.pretrain
         return TrainConfig(epochs=p.epochs, batch_size=p.batch_size, optim=p.optim, ema_decay=p.ema_decay,

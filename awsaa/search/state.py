@@ -115,6 +115,7 @@ class SearchState:
         # What ties state.pt to this run (set from run.json by create and load): a state.pt
         # copied from another run, or a run.json / config.yaml edited under it, is refused.
         self.identity: dict[str, Any] = {}
+        self.data: dict[str, Any] | None = None  # the data's facts (run.json), carried into each policy's meta
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -132,6 +133,7 @@ class SearchState:
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         atomic_write_json(run_dir / "run.json", record)
         state.identity = _identity(record, cfg)
+        state.data = info.get("data")
         state.save()
         return state
 
@@ -167,6 +169,7 @@ class SearchState:
         path = Path(run_dir) / "state.pt"
         raw = load_checkpoint(path, kind="search-state")
         state.identity = _identity(info, cfg)
+        state.data = info.get("data")
         _check_identity(path, raw.get("identity"), state.identity)
         try:
             state.agent.load_state_dict(raw["agent"])
@@ -291,7 +294,16 @@ class SearchState:
             meta = {"run": self.run_dir.name, "rule": self.rule, "after_loop": self.loops_done,
                     "note": "the policy after the last update" if self.rule == "final" else
                     f"the mean of the parameters after the last {n} updates"}
-        return self.result.policy(self.agent, meta)
+        return self.result.policy(self.agent, {**meta, **self._provenance()})
+
+    def _provenance(self) -> dict[str, Any]:
+        """What a policy file carries about where it came from: the run's config hash and seed,
+        and its data's facts (classes, statistics, fill), which awsaa-train reuses."""
+        out: dict[str, Any] = {"config_hash": self.identity.get("config_hash"), "seed": self.cfg.seed,
+                               "dataset": self.cfg.dataset}
+        if self.data is not None:
+            out["data"] = self.data
+        return out
 
     def export(self, only: list[str] | None = None) -> None:
         """Write history.jsonl, policy_last.json and policy.json from the state (``only``: those)."""
@@ -300,7 +312,8 @@ class SearchState:
             atomic_write_text(d / "history.jsonl", "".join(json.dumps(h, allow_nan=False) + "\n"
                                                            for h in self.history))
         if only is None or "policy_last.json" in only:
-            self.agent.policy({"run": d.name, "after_loop": self.loops_done}).save(d / "policy_last.json")
+            self.agent.policy({"run": d.name, "after_loop": self.loops_done, **self._provenance()}).save(
+                d / "policy_last.json")
         if only is None or "policy.json" in only:
             result = self.result_policy()
             if result is not None:

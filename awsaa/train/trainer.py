@@ -15,6 +15,7 @@ test accuracy to choose anything.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,10 +30,11 @@ from torchvision.transforms import v2
 from awsaa import models
 from awsaa.augment.fast_autoaugment import PILPolicy
 from awsaa.config import TrainConfig, to_dict
-from awsaa.data import Dataset, ImageTensors, load_dataset, stratified_split, stratified_subset
+from awsaa.data import DataOptions, Dataset, ImageTensors, load_dataset, stratified_split, stratified_subset
 from awsaa.errors import AWSAAError
+from awsaa.policy import Policy
 from awsaa.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from awsaa.train.pipeline import FAA_AUGS, BatchAugment, Pipeline, check_aug
+from awsaa.train.pipeline import AUG_NAMES, FAA_AUGS, BatchAugment, Pipeline, check_aug
 
 
 @dataclass
@@ -96,6 +98,31 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
     return sched.SequentialLR(optimizer, [linear, main], milestones=[warmup])
 
 
+def policy_data(aug: str) -> dict[str, Any] | None:
+    """The data facts a policy file's meta carries (``meta.data``, written by the search), when
+    ``aug`` is a policy file that has them and they are well formed."""
+    if aug in AUG_NAMES:
+        return None
+    data = Policy.load(aug).meta.get("data")
+    if not isinstance(data, dict):
+        return None
+    c = data.get("channels")
+    ok = (isinstance(c, int) and isinstance(data.get("fill"), int) and 0 <= data["fill"] <= 255
+          and _numbers(data.get("mean"), c) and _numbers(data.get("std"), c) and min(data["std"]) > 0)
+    return data if ok else None
+
+
+def _numbers(values: Any, n: int) -> bool:
+    """``values`` is a list of ``n`` finite numbers."""
+    return (isinstance(values, list) and len(values) == n
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values))
+
+
+def data_options(cfg: Any) -> DataOptions:
+    """How a config reads its own data (a folder or an .npz file): ``image_size`` and ``data``."""
+    return DataOptions(image_size=cfg.image_size, **to_dict(cfg.data))
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -111,10 +138,10 @@ class Trainer:
         self.device = torch.device(device) if device is not None else default_device()
         torch.manual_seed(cfg.seed)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        ds = data if data is not None else load_dataset(cfg.dataset, cfg.dataroot)
+        ds = data if data is not None else load_dataset(cfg.dataset, cfg.dataroot, options=data_options(cfg))
         self.info = ds.info
         self.in_memory = isinstance(ds.train, ImageTensors)
-        self.train_set, self.val_set = self._split(ds.train)
+        self.train_set, self.val_set = self._split(ds.train, ds.val)
         self.test_set = ds.test
         if cfg.test_size is not None:
             labels = ds.test.labels if isinstance(ds.test, ImageTensors) else torch.tensor(ds.test.targets)
@@ -146,8 +173,14 @@ class Trainer:
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
                     if cfg.ema_decay else None)
 
-        fill = cfg.fill if cfg.fill is not None else ds.info.fill
-        mean_fill = tuple(round(m * 255) for m in ds.info.mean)
+        # A policy found by a search carries its data's facts: trained on the same kind of data
+        # (same channels), the fill and statistics the policy was searched with are reused.
+        searched = policy_data(cfg.aug) if policy_override is None else None
+        if searched is not None and searched.get("channels") != ds.info.channels:
+            searched = None
+        fill = cfg.fill if cfg.fill is not None else int(searched["fill"]) if searched else ds.info.fill
+        mean, std = (tuple(searched["mean"]), tuple(searched["std"])) if searched else (ds.info.mean, ds.info.std)
+        mean_fill = tuple(round(m * 255) for m in mean)
         self.pipeline = Pipeline.from_config(cfg.aug, fill, cfg.cutout, mean_fill, cfg.crop_padding, cfg.hflip,
                                              cfg.enlarged_batch, cfg.dataset)
         if policy_override is not None:
@@ -159,14 +192,17 @@ class Trainer:
             self._loader_policy = PILPolicy(cfg.aug)
             self.set_policy(None)
         shape = (1, ds.info.channels, 1, 1)
-        self.mean = torch.tensor(ds.info.mean, device=self.device).view(shape) * 255
-        self.std = torch.tensor(ds.info.std, device=self.device).view(shape) * 255
+        self.mean = torch.tensor(mean, device=self.device).view(shape) * 255
+        self.std = torch.tensor(std, device=self.device).view(shape) * 255
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self._loader: torch.utils.data.DataLoader | None = None
 
     # ------------------------------------------------------------------ data
-    def _split(self, train: Any) -> tuple[Any, Any]:
+    def _split(self, train: Any, own_val: Any = None) -> tuple[Any, Any]:
+        """(training set, validation set): ``train_size`` of the training images (stratified,
+        seed 0), then ``val_size`` of those held out; a dataset's own validation split
+        (``own_val``, e.g. a folder's val/) is used as it is instead."""
         cfg = self.cfg
         labels = train.labels if isinstance(train, ImageTensors) else torch.tensor(train.targets)
         index = torch.arange(len(labels))
@@ -176,10 +212,14 @@ class Trainer:
                                  f"of {cfg.dataset}")
             index = stratified_subset(labels, cfg.train_size, seed=0)  # the same subset for every seed
         val = None
+        if own_val is not None and cfg.val_size:
+            return (train.subset(index) if isinstance(train, ImageTensors)
+                    else torch.utils.data.Subset(train, index.tolist())), own_val
         if cfg.val_size:
-            if cfg.val_size >= len(index):
+            n_val = cfg.val_size if isinstance(cfg.val_size, int) else max(1, round(cfg.val_size * len(index)))
+            if n_val >= len(index):
                 raise AWSAAError(f"val_size {cfg.val_size} leaves no training images (of {len(index)})")
-            tr, va = stratified_split(labels[index], cfg.val_size, seed=0)
+            tr, va = stratified_split(labels[index], n_val, seed=0)
             index, val = index[tr], index[va]
         if isinstance(train, ImageTensors):
             return train.subset(index), (train.subset(val) if val is not None else None)
@@ -187,7 +227,7 @@ class Trainer:
         return subset(train, index.tolist()), (subset(train, val.tolist()) if val is not None else None)
 
     def _image_loader(self, dataset: Any, train: bool) -> torch.utils.data.DataLoader:
-        size = self.cfg.image_size
+        size = self.cfg.image_size or 224
         if train:
             steps = [self._loader_policy] if self._loader_policy is not None else []
             tf = v2.Compose([*steps, v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
