@@ -36,7 +36,7 @@ from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from awsaa import models  # the model and dataset registries (named in the config contract)
-from awsaa.data import DATASETS, fingerprint, is_own
+from awsaa.data import DATASETS, fingerprint, is_handed_in, is_own
 from awsaa.errors import AWSAAError
 from awsaa.fileio import read_text
 
@@ -407,9 +407,10 @@ class TrainConfig:
 def _check_names(model: str, dataset: str) -> None:
     names = models.list_models()
     _require(model in names, f"model {model!r} is unknown; choose from {', '.join(names)}")
-    _require(dataset in DATASETS or is_own(dataset),
+    _require(dataset in DATASETS or is_own(dataset) or is_handed_in(dataset),
              f"dataset {dataset!r} is unknown; choose from {', '.join(DATASETS)}, or give the path of a "
-             f"folder (with train/<class>/ images) or of an .npz file")
+             f"folder (with train/<class>/ images) or of an .npz file, or python:NAME for data handed in "
+             f"from Python")
 
 
 # ----------------------------------------------------------------------------- search
@@ -447,7 +448,10 @@ class FinetuneConfig:
     epochs: Positive = 10
     lr: Annotated[Float, Field(gt=0, le=100)] | None = None  # constant; null = the learning rate where stage 1 stopped
     batch_size: Positive = 256
-    reward_top_k: Positive = 2  # reward = mean of the k best validation top-1 accuracies
+    reward_top_k: Positive = 2  # reward = mean of the k best validation scores of the epochs
+    # an epoch's validation score: top-1 accuracy (%, the paper's) or the negative loss (for a
+    # validation split so small, or so easy, that its accuracy sits at the ceiling)
+    metric: Literal["accuracy", "neg_loss"] = "accuracy"
     enlarged_batch: Positive = 1
     # Common random numbers: the trajectories of a loop share the seed of data order, crops,
     # flips, Cutout and signs; only the pair draws differ (each from its own generator).

@@ -257,3 +257,31 @@ def test_a_job_names_its_data_by_path_and_uploads_none_of_it(tmp_path):
     work.mkdir()
     command = job_command("awsaa-search", parser, args, work)
     assert f"--dataset={data}" in command and [p.name for p in work.iterdir()] == ["digits.yaml"]
+
+
+def test_a_search_takes_data_handed_in_from_python_and_asks_for_it_again_on_resume(tmp_path, digits):
+    import json
+
+    from awsaa.config import SearchConfig, load
+    from awsaa.distributed.raycluster import init_ray
+    from awsaa.distributed.search import new_run, resume_run, run_search
+
+    nhwc = digits.train.images.numpy().transpose(0, 2, 3, 1)  # as a user's array would be
+    data = from_arrays(nhwc, digits.train.labels.numpy(), classes=[f"d{i}" for i in range(10)])
+    cfg = load(SearchConfig, Path("configs/search/digits.yaml"), {
+        "dataset": "python:my-digits", "loops": 1, "trajectories": 2, "pretrain.epochs": 3, "pretrain.stop_epoch": 2,
+        "pretrain.optim.warmup_epochs": 0, "finetune.epochs": 1, "finetune.reward_top_k": 1, "workers.count": 1})
+    with pytest.raises(AWSAAError, match="handed in from Python: pass it again"):
+        new_run(cfg, tmp_path, "py")
+    init_ray()
+    run = new_run(cfg, tmp_path, "py", data=data)
+    assert run.cache.name.count("-") == 1  # the stage-1 cache is keyed by the data's content too
+    cfg1 = load(SearchConfig, Path("configs/search/digits.yaml"), {"dataset": "python:x", "loops": 1})
+    assert run.cache != new_run(cfg1, tmp_path, "other", data=from_arrays(nhwc[:100], digits.train.labels[:100]
+                                                                           .numpy())).cache
+    summary = run_search(run, log=lambda line: None)
+    assert summary["loops_done"] == 1
+    facts = json.loads((tmp_path / "py" / "run.json").read_text())["data"]
+    assert facts["classes"][3] == "d3" and facts["channels"] == 1 and facts["fill"] == 0
+    with pytest.raises(AWSAAError, match="pass it again"):
+        resume_run(tmp_path / "py")

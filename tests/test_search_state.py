@@ -49,12 +49,13 @@ def test_finetune_reward_counts_and_restart_from_shared(shared, fmnist):
         FineTuner(tiny_cfg(val_size=100), shared, data=fmnist)
 
 
-def test_training_then_evaluating_each_snapshot_is_the_same_trajectory(shared, fmnist):
+@pytest.mark.parametrize("metric", ["accuracy", "neg_loss"])
+def test_training_then_evaluating_each_snapshot_is_the_same_trajectory(shared, fmnist, metric):
     """workers.spread_eval: a fine-tune's training returns the weights after each epoch and
     its validation passes are separate calls, possibly on another worker (a second
-    FineTuner here): the accuracies, reward and pair counts are those of the whole
-    trajectory in one call."""
-    cfg = tiny_cfg()
+    FineTuner here): the scores (accuracies, or negative losses), reward and pair counts are
+    those of the whole trajectory in one call."""
+    cfg = tiny_cfg(finetune={"metric": metric})
     whole = FineTuner(cfg, shared, data=fmnist).run(Policy.uniform(), seed=3, pair_seed=4)
     trainer, other = FineTuner(cfg, shared, data=fmnist), FineTuner(cfg, shared, data=fmnist)
     trained = trainer.train(Policy.uniform(), seed=3, pair_seed=4)
@@ -64,6 +65,10 @@ def test_training_then_evaluating_each_snapshot_is_the_same_trajectory(shared, f
     assert accs == whole.val_accs and len(set(accs)) > 1  # the epochs really differ
     assert finetune_reward(accs, cfg.finetune.reward_top_k) == whole.reward
     assert trained.images == whole.images
+    if metric == "neg_loss":  # the negative cross-entropy of the validation split, epoch by epoch
+        t = trainer.trainer
+        trainer._evaluated().load_state_dict(trained.snapshots[-1])
+        assert accs[-1] == -t.evaluate(t.val_set)[1] and all(a < 0 for a in accs)
 
 
 def traj(t, reward, seed=0):

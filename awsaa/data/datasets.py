@@ -328,7 +328,7 @@ def load_dataset(name: str, dataroot: str | os.PathLike | None = None, download:
     or an .npz file, read as ``options`` (:class:`awsaa.data.own.DataOptions`) says."""
     from awsaa.data import own  # own builds on this module's Dataset
 
-    if own.is_own(name):
+    if own.is_own(name) or own.is_handed_in(name):
         return own.load_own(name, options, log)
     info = dataset_info(name)
     root = Path(dataroot).expanduser() if dataroot is not None else None

@@ -72,7 +72,26 @@ class DataOptions:
 def is_own(dataset: str) -> bool:
     """Whether config value ``dataset`` names own data (a folder or an .npz file) rather than a
     dataset of the registry: it holds a path separator or ends in ``.npz``."""
-    return dataset.endswith(".npz") or "/" in dataset or os.sep in dataset
+    return not is_handed_in(dataset) and (dataset.endswith(".npz") or "/" in dataset or os.sep in dataset)
+
+
+HANDED_IN = "python:"  # the dataset name of data handed in from Python (``dataset: python:NAME``)
+
+
+def is_handed_in(dataset: str) -> bool:
+    """Whether config value ``dataset`` names data handed in from Python (``python:NAME``)."""
+    return dataset.startswith(HANDED_IN)
+
+
+def content_hash(ds: Dataset) -> str:
+    """What identifies data handed in from Python: a hash of its training (and validation)
+    images and labels. Stage 1's cached weights are keyed by it."""
+    h = hashlib.sha256()
+    for t in (ds.train, ds.val):
+        if t is not None:
+            h.update(t.images.contiguous().cpu().numpy().tobytes())
+            h.update(t.labels.contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -98,6 +117,10 @@ def load_own(path: str | os.PathLike, options: DataOptions | None = None,
              log: Callable[[str], None] | None = None) -> Dataset:
     """The dataset at ``path``: an image-folder tree or an .npz file (see the module docstring)."""
     opts = options or DataOptions()
+    if is_handed_in(str(path)):
+        raise AWSAAError(f"dataset {path} is data handed in from Python (awsaa.data.from_arrays, from_torchvision); "
+                         f"it cannot be loaded by name: give the Dataset itself (Trainer(cfg, data=...), "
+                         f"new_run(..., data=...))")
     p = Path(path).expanduser()
     try:
         st = p.stat()

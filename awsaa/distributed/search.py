@@ -33,7 +33,7 @@ import torch
 
 from awsaa import faultplan
 from awsaa.config import SearchConfig, config_hash, from_dict, to_dict
-from awsaa.data import is_own
+from awsaa.data import Dataset, content_hash, is_handed_in, is_own
 from awsaa.data.datasets import ensure_dataset, facts
 from awsaa.distributed.raycluster import has_real_gpus
 from awsaa.errors import AWSAAError
@@ -130,9 +130,9 @@ class _Controller:
 class _Worker:
     """A fine-tune worker (wrapped as a Ray actor by :func:`worker_actor`)."""
 
-    def __init__(self, cfg: dict[str, Any], shared: dict[str, Any], threads: int) -> None:
+    def __init__(self, cfg: dict[str, Any], shared: dict[str, Any], threads: int, data: Any = None) -> None:
         torch.set_num_threads(max(1, threads))
-        self.tuner = FineTuner(from_dict(SearchConfig, cfg), shared)
+        self.tuner = FineTuner(from_dict(SearchConfig, cfg), shared, data=data)
 
     def _mid(self, loop: int, traj: int) -> Callable[[int], None]:
         def mid(step: int) -> None:  # the fault suite's hooks; no-ops without a plan
@@ -199,15 +199,16 @@ def controller_actor(run_dir: Path, name: str):
     return ray.remote(_Controller).options(**options).remote(str(run_dir))
 
 
-def worker_actor(cfg: SearchConfig, shared_ref: Any, index: int, name: str):
+def worker_actor(cfg: SearchConfig, shared_ref: Any, index: int, name: str, data_ref: Any = None):
+    """A fine-tune worker; ``data_ref``: the dataset handed in from Python (else it loads ``cfg.dataset``)."""
     ray = _ray()
     w = cfg.workers
     return ray.remote(_Worker).options(
         num_gpus=w.num_gpus, num_cpus=w.num_cpus, name=worker_name(name, index), namespace=NAMESPACE,
-    ).remote(to_dict(cfg), shared_ref, max(1, round(w.num_cpus)))
+    ).remote(to_dict(cfg), shared_ref, max(1, round(w.num_cpus)), data_ref)
 
 
-def stage1_remote(cfg: SearchConfig, progress: Any = None):
+def stage1_remote(cfg: SearchConfig, progress: Any = None, data_ref: Any = None):
     """Stage 1 as a Ray task on a worker node (a GPU when the cluster has one); its result is
     the shared state. Its epoch lines go to ``progress`` (a ``ray.util.queue.Queue``) when
     given, else to its stdout (which Ray forwards to the driver, in its own time)."""
@@ -218,7 +219,7 @@ def stage1_remote(cfg: SearchConfig, progress: Any = None):
     else:  # a CPU cluster: the largest node, all of it
         cpus = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]] + [1])
 
-    def stage1(cfg_dict: dict[str, Any], threads: int, progress: Any) -> dict[str, Any]:
+    def stage1(cfg_dict: dict[str, Any], threads: int, progress: Any, data: Any) -> dict[str, Any]:
         torch.set_num_threads(threads)
         c = from_dict(SearchConfig, cfg_dict)
 
@@ -230,12 +231,13 @@ def stage1_remote(cfg: SearchConfig, progress: Any = None):
                 print(text, flush=True)
             faultplan.point("stage1", epoch=epoch)  # the fault suite's hook; a no-op without a plan
 
-        return pretrain(c, on_epoch=line)
+        return pretrain(c, data=data, on_epoch=line)
 
-    return ray.remote(stage1).options(num_gpus=gpus, num_cpus=cpus, max_retries=2).remote(to_dict(cfg), cpus, progress)
+    return ray.remote(stage1).options(num_gpus=gpus, num_cpus=cpus, max_retries=2).remote(to_dict(cfg), cpus, progress,
+                                                                                         data_ref)
 
 
-def run_stage1(cfg: SearchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_stage1(cfg: SearchConfig, log: Callable[[str], None] = print, data_ref: Any = None) -> dict[str, Any]:
     """Stage 1 on the cluster, its epoch lines printed by the driver as they come and all of
     them before this returns (forwarded worker output could arrive after the driver's own
     "stage 1 done")."""
@@ -251,7 +253,7 @@ def run_stage1(cfg: SearchConfig, log: Callable[[str], None] = print) -> dict[st
                 return
 
     try:
-        shared = wait_get(stage1_remote(cfg, progress), every=drain)
+        shared = wait_get(stage1_remote(cfg, progress, data_ref), every=drain)
         drain()
         return shared
     finally:
@@ -315,10 +317,11 @@ class _Scheduler:
     trajectories split evenly across the workers)."""
 
     def __init__(self, cfg: SearchConfig, name: str, shared_ref: Any, log: Callable[[str], None],
-                 max_attempts: int) -> None:
+                 max_attempts: int, data_ref: Any = None) -> None:
         self.cfg, self.name, self.shared_ref, self.log, self.max_attempts = cfg, name, shared_ref, log, max_attempts
+        self.data_ref = data_ref
         n = cfg.workers.count or cfg.trajectories
-        self.workers = [worker_actor(cfg, shared_ref, i, name) for i in range(n)]
+        self.workers = [worker_actor(cfg, shared_ref, i, name, data_ref) for i in range(n)]
         self.spawned = n
         self.spread = cfg.reward == "finetune" and cfg.workers.spread_eval
         self.per_call = 1 if self.spread else (
@@ -381,7 +384,7 @@ class _Scheduler:
                     if e.actor_init_failed:  # our __init__ raised (bad data, config): it would every time
                         raise AWSAAError(f"a fine-tune worker could not start: {_last_line(e)}") from None
                     # the worker process or its node died: not the trajectories' fault
-                    self.workers[w] = worker_actor(cfg, self.shared_ref, self.spawned, self.name)
+                    self.workers[w] = worker_actor(cfg, self.shared_ref, self.spawned, self.name, self.data_ref)
                     self.spawned += 1
                     if not stale:
                         queue.appendleft(work)
@@ -452,14 +455,14 @@ def _assemble(cfg: SearchConfig, t: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
-              log: Callable[[str], None] = print, max_attempts: int = 2) -> dict[str, Any]:
+              log: Callable[[str], None] = print, max_attempts: int = 2, data_ref: Any = None) -> dict[str, Any]:
     """Run the remaining loops of the search in ``run_dir``: each loop's sampling policies from
     the controller, its trajectories through the :class:`_Scheduler`, its results recorded by
     the controller (which tells the agent and saves); returns the controller's summary."""
     from ray.exceptions import RayTaskError
 
     controller = controller_actor(run_dir, name)
-    scheduler = _Scheduler(cfg, name, shared_ref, log, max_attempts)
+    scheduler = _Scheduler(cfg, name, shared_ref, log, max_attempts, data_ref)
     start = wait_get(controller.loops_done.remote())
     loop_seconds: deque[float] = deque(maxlen=5)
     released = None
@@ -525,11 +528,12 @@ class SearchRun:
     shared: dict[str, Any] | None
     resume: bool
     data: dict[str, Any] | None = None  # the data's facts (awsaa.data.datasets.facts), recorded with the run
+    dataset: Dataset | None = None  # the data itself, when handed in from Python (``dataset: python:NAME``)
 
 
 def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None = None,
             check_data: bool = True, download: bool = False,
-            log: Callable[[str], None] = print) -> SearchRun:
+            log: Callable[[str], None] = print, data: Dataset | None = None) -> SearchRun:
     """A new run ``storage/name``: refused when it exists; the dataset checked (or fetched with
     ``download``) unless ``check_data`` is off (a cluster's data lives on the cluster); stage 1
     from ``pretrained``, else from the cache ``storage/pretrained/<stage-1 hash>.pt`` when a
@@ -539,12 +543,17 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
         raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")
     if is_own(cfg.dataset):  # workers run elsewhere: the data by its absolute path
         cfg = dataclasses.replace(cfg, dataset=str(Path(cfg.dataset).expanduser().resolve()))
-    data = None
-    if check_data:  # a missing dataset (or bad own data) fails here, before any work
+    _check_handed_in(cfg, data)
+    recorded = None
+    if data is not None:
+        recorded = facts(data, cfg.fill)
+    elif check_data:  # a missing dataset (or bad own data) fails here, before any work
         root, ds = ensure_dataset(cfg.dataset, cfg.dataroot, download, data_options(cfg), log=log)
         cfg = dataclasses.replace(cfg, dataroot=root)
-        data = facts(ds, cfg.fill)
-    cache = storage / "pretrained" / f"{stage1_hash(cfg)}.pt"
+        recorded = facts(ds, cfg.fill)
+    # data handed in from Python is known by its content, not its name
+    suffix = f"-{content_hash(data)}" if data is not None else ""
+    cache = storage / "pretrained" / f"{stage1_hash(cfg)}{suffix}.pt"
     shared = None
     if pretrained is not None:
         cache = pretrained
@@ -552,15 +561,16 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
     elif cache.exists():
         shared = load_shared(cache, cfg)
         log(f"reusing the stage-1 weights of {cache} (same stage-1 config)")
-    return SearchRun(cfg, run_dir, name, cache, shared, resume=False, data=data)
+    return SearchRun(cfg, run_dir, name, cache, shared, resume=False, data=recorded, dataset=data)
 
 
 def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str = "the config",
-               log: Callable[[str], None] = print) -> SearchRun:
+               log: Callable[[str], None] = print, data: Dataset | None = None) -> SearchRun:
     """The interrupted run ``run_dir``, at its last finished loop: refused when ``given`` (a
     config named on the command line) differs from the run's, when its state cannot be read,
     or when every loop is done (its exports rebuilt from state.pt if they were lost)."""
     info, cfg = SearchState.read_run(run_dir)
+    _check_handed_in(cfg, data)
     if given is not None and config_hash(given) != config_hash(cfg):
         raise AWSAAError(f"config {given_name} differs from the one run {run_dir} was started with; "
                          f"resume without -c, or start a new run")
@@ -576,7 +586,16 @@ def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str
     cache = Path(info["pretrained"])
     shared = load_shared(cache, cfg) if cache.exists() else None
     log(f"resuming {run_dir} at loop {state.loops_done + 1} of {cfg.loops}")
-    return SearchRun(cfg, run_dir, run_dir.name, cache, shared, resume=True)
+    return SearchRun(cfg, run_dir, run_dir.name, cache, shared, resume=True, dataset=data)
+
+
+def _check_handed_in(cfg: SearchConfig, data: Dataset | None) -> None:
+    """Data handed in from Python goes with ``dataset: python:NAME``, and that name with it."""
+    if is_handed_in(cfg.dataset) and data is None:
+        raise AWSAAError(f"dataset {cfg.dataset} is data handed in from Python: pass it again as data=...")
+    if data is not None and not is_handed_in(cfg.dataset):
+        raise AWSAAError(f"data was handed in from Python, but the config names dataset {cfg.dataset!r}; "
+                         f"set dataset: python:NAME")
 
 
 def run_search(run: SearchRun, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -595,17 +614,18 @@ def run_search(run: SearchRun, log: Callable[[str], None] = print) -> dict[str, 
             log(f"run {run.run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
                 f"{cfg.workers.count or cfg.trajectories} fine-tune workers, {cfg.model} on {cfg.dataset}")
         shared = run.shared
+        data_ref = _ray().put(run.dataset) if run.dataset is not None else None
         if shared is None:
             how = ("under the uniform policy" if cfg.stage1_aug() == "uniform"
                    else "on crop + flip only (the density reward's clean network)")
             log(f"stage 1: training the shared weights {how} "
                 f"({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} of {cfg.pretrain.epochs} epochs)")
-            shared = run_stage1(cfg, log=log)
+            shared = run_stage1(cfg, log=log, data_ref=data_ref)
             run.cache.parent.mkdir(parents=True, exist_ok=True)
             save_checkpoint(run.cache, shared)
             log(f"stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "
                 f"saved {run.cache}")
-        return run_loops(cfg, run.run_dir, run.name, _ray().put(shared), log=log)
+        return run_loops(cfg, run.run_dir, run.name, _ray().put(shared), log=log, data_ref=data_ref)
     except BaseException as e:
         stop = as_interrupted(e)
         if stop is None:

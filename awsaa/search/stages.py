@@ -157,7 +157,7 @@ class FineTuner:
             return self.density(policy, seed, pair_seed)
         t, accs = self.trainer, []
         counts, images, seconds = self._fine_tune(policy, seed, pair_seed, on_batch,
-                                                  lambda: accs.append(t.evaluate(t.val_set)[0]))
+                                                  lambda: accs.append(self._score(*t.evaluate(t.val_set))))
         return FinetuneResult(finetune_reward(accs, self.cfg.finetune.reward_top_k), accs, counts, seconds, images)
 
     def train(self, policy: Policy, seed: int, pair_seed: int | None = None,
@@ -175,10 +175,16 @@ class FineTuner:
         return TrainedTrajectory(snapshots, counts, seconds, images)
 
     def evaluate(self, weights: dict[str, torch.Tensor]) -> float:
-        """Validation top-1 accuracy (%) of the network with ``weights`` (one of
-        :meth:`train`'s snapshots, from this worker or another)."""
+        """The validation score of the network with ``weights`` (one of :meth:`train`'s
+        snapshots, from this worker or another): top-1 accuracy (%), or the negative loss."""
         self._evaluated().load_state_dict(weights)
-        return self.trainer.evaluate(self.trainer.val_set)[0]
+        return self._score(*self.trainer.evaluate(self.trainer.val_set))
+
+    def _score(self, acc: float, loss: float) -> float:
+        """An epoch's validation score (``finetune.metric``): the accuracy (%), the paper's, or
+        the negative loss, which keeps telling policies apart where the accuracy of a small
+        validation split sits at its ceiling."""
+        return acc if self.cfg.finetune.metric == "accuracy" else -loss
 
     def density(self, policy: Policy | None, seed: int, pair_seed: int | None = None) -> FinetuneResult:
         """The density-matching reward of ``policy`` (docs/design.md, section 3): the shared (or
