@@ -179,3 +179,27 @@ def test_bad_checkpoints_are_refused(tmp_path, data, capsys):
 def test_train_size_larger_than_dataset(data):
     with pytest.raises(AWSAAError, match="train_size 100000 exceeds"):
         Trainer(tiny(train_size=100000), data=data)
+
+
+def test_a_randaugment_grid_cell_by_name():
+    """randaugment_n{N}_m{M}: torchvision's RandAugment with N ops of magnitude M (a grid's cell)."""
+    from awsaa.train.pipeline import check_aug, make_policy_augment
+
+    aug = make_policy_augment("randaugment_n3_m14", fill=0)
+    assert (aug.transform.num_ops, aug.transform.magnitude, aug.transform.fill) == (3, 14, 0)
+    default = make_policy_augment("randaugment", fill=0)
+    assert (default.transform.num_ops, default.transform.magnitude) == (2, 9)
+    for bad in ("randaugment_n0_m9", "randaugment_n2_m31", "randaugment_n2"):
+        with pytest.raises(AWSAAError):
+            check_aug(bad)
+
+
+def test_the_ranking_line_says_whether_the_best_beats_the_runner_up():
+    from awsaa.cli.train import ranking
+
+    line = ranking({"none": [3.2, 3.8, 2.3], "policy": [2.0, 2.1, 2.2], "one-seed": [1.0]})
+    assert line == ("ranking: policy 2.10% < none 3.10%; policy beats none by 1.00 points, "
+                    "2.3x the standard error of the difference")
+    close = ranking({"uniform": [2.4, 2.5, 2.3], "policy": [2.3, 2.5, 2.3]})
+    assert close is not None and close.endswith("is within twice the standard error (0.09) of uniform: not a difference")
+    assert ranking({"none": [3.0, 3.1]}) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -174,6 +175,9 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path, legend: dict[st
         if len(errs) > 1:
             print(f"{name}: final test error {statistics.mean(errs):.2f}% ± {statistics.stdev(errs):.2f} "
                   f"(mean ± std over {len(errs)} seeds; min {min(errs):.2f}, max {max(errs):.2f})")
+    line = ranking(groups)
+    if line:
+        print(line)
     for aug, label in (legend or {}).items():
         if aug != label:
             print(f"{label}: the policy {shown(aug, 1000)}")
@@ -236,6 +240,23 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(s["status"] == "done" for s in summary) else 1
 
 
+def ranking(groups: dict[str, list[float]]) -> str | None:
+    """One line comparing several augmentations trained with several seeds each: their mean
+    final test errors, best first, and whether the best beats the runner-up by more than twice
+    the standard error of the difference (the bar a result must clear: RESULTS.md)."""
+    means = {k: statistics.mean(v) for k, v in groups.items() if len(v) > 1}
+    if len(means) < 2:
+        return None
+    order = sorted(means, key=means.get)  # type: ignore[arg-type]
+    best, second = order[0], order[1]
+    gap = means[second] - means[best]
+    se = math.sqrt(sum(statistics.variance(groups[k]) / len(groups[k]) for k in (best, second)))
+    verdict = (f"beats {second} by {gap:.2f} points, {gap / se:.1f}x the standard error of the difference"
+               if se > 0 and gap > 2 * se else
+               f"is within twice the standard error ({se:.2f}) of {second}: not a difference")
+    return "ranking: " + " < ".join(f"{k} {means[k]:.2f}%" for k in order) + f"; {best} {verdict}"
+
+
 def _with_seed(cfg, seed: int):
     return dataclasses.replace(cfg, seed=seed)
 
@@ -257,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", nargs="+", help="training config YAML file(s) (required)")
     p.add_argument("--dataset", help="override the config's dataset: a name, or your own data (a folder with "
                                      "train/<class>/ images, or an .npz file)")
-    p.add_argument("--aug", nargs="+", help="none, cutout, autoaugment, randaugment, trivialaugment, uniform, "
+    p.add_argument("--aug", nargs="+", help="none, cutout, autoaugment, randaugment (randaugment_n2_m9: N and M), "
+                                            "trivialaugment, uniform, "
                                             "fa_reduced_cifar10, fa_reduced_imagenet, or a policy .json file; "
                                             "several: one trial per aug")
     p.add_argument("--epochs", type=int_range(1), help="override the config's epochs")

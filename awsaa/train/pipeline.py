@@ -9,7 +9,8 @@ draws per image. ``--aug`` names:
 ``none``            crop + flip (the baseline; no Cutout)
 ``cutout``          crop + flip + Cutout
 ``autoaugment``     torchvision's ``v2.AutoAugment`` (its CIFAR-10, SVHN or ImageNet policy), per image, + Cutout
-``randaugment``     torchvision's ``v2.RandAugment``, image by image, + Cutout
+``randaugment``     torchvision's ``v2.RandAugment`` (N 2, M 9), image by image, + Cutout;
+                    ``randaugment_n3_m14``: N ops of magnitude M (N in 1-14, M in 0-30)
 ``trivialaugment``  torchvision's ``v2.TrivialAugmentWide``, image by image, + Cutout
 ``uniform``         the AWS shared policy (every pair equally likely), + Cutout
 ``fa_reduced_cifar10``, ``fa_reduced_imagenet``
@@ -20,6 +21,7 @@ draws per image. ``--aug`` names:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +41,30 @@ FAA_AUGS = ("fa_reduced_cifar10", "fa_reduced_imagenet")
 AUG_NAMES = ("none", "cutout", *TORCHVISION_AUGS, "uniform", *FAA_AUGS)
 
 
+RANDAUGMENT_NM = re.compile(r"randaugment_n(\d{1,2})_m(\d{1,2})")
+
+
+def randaugment_nm(aug: str) -> tuple[int, int] | None:
+    """(N, M) of ``randaugment_n{N}_m{M}`` (a RandAugment grid's cell), else None."""
+    m = RANDAUGMENT_NM.fullmatch(aug)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
 def check_aug(aug: str) -> None:
     """Raise a one-line error unless ``aug`` is a known name or a valid policy file."""
     if aug in AUG_NAMES:
         return
+    nm = randaugment_nm(aug)
+    if nm is not None:
+        if not (1 <= nm[0] <= 14 and 0 <= nm[1] <= 30):
+            raise AWSAAError(f"aug {aug}: RandAugment takes N in 1-14 ops and magnitude M in 0-30, got N {nm[0]}, "
+                             f"M {nm[1]}")
+        return
     if aug.endswith(".json") or os.sep in aug or Path(aug).exists():
         Policy.load(aug)  # raises AWSAAError naming the problem
         return
-    raise AWSAAError(f"unknown aug {aug!r}; choose from {', '.join(AUG_NAMES)}, or give a policy .json file")
+    raise AWSAAError(f"unknown aug {aug!r}; choose from {', '.join(AUG_NAMES)}, randaugment_n<N>_m<M>, or give a "
+                     f"policy .json file")
 
 
 class BatchAugment(Protocol):
@@ -111,6 +129,9 @@ def make_policy_augment(aug: str, fill: int, dataset: str = "cifar10") -> BatchA
     check_aug(aug)
     if aug in ("none", "cutout"):
         return None
+    nm = randaugment_nm(aug)
+    if nm is not None:
+        return PerImageAugment(v2.RandAugment(num_ops=nm[0], magnitude=nm[1], fill=fill))
     if aug in TORCHVISION_AUGS:
         _AA_POLICY = {"imagenet": v2.AutoAugmentPolicy.IMAGENET, "reduced_imagenet": v2.AutoAugmentPolicy.IMAGENET,
                       "svhn": v2.AutoAugmentPolicy.SVHN}
