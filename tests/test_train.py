@@ -201,5 +201,6 @@ def test_the_ranking_line_says_whether_the_best_beats_the_runner_up():
     assert line == ("ranking: policy 2.10% < none 3.10%; policy beats none by 1.00 points, "
                     "2.3x the standard error of the difference")
     close = ranking({"uniform": [2.4, 2.5, 2.3], "policy": [2.3, 2.5, 2.3]})
-    assert close is not None and close.endswith("is within twice the standard error (0.09) of uniform: not a difference")
+    assert close is not None
+    assert close.endswith("is within twice the standard error (0.09) of uniform: not a difference")
     assert ranking({"none": [3.0, 3.1]}) is None
