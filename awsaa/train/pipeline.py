@@ -38,7 +38,16 @@ from awsaa.policy import Policy
 
 TORCHVISION_AUGS = ("autoaugment", "randaugment", "trivialaugment")
 FAA_AUGS = ("fa_reduced_cifar10", "fa_reduced_imagenet")
-AUG_NAMES = ("none", "cutout", *TORCHVISION_AUGS, "uniform", *FAA_AUGS)
+# Policies found by awsaa's own searches, shipped with the package (awsaa/policies/NAME.json,
+# provenance in each file's meta): ``--aug NAME``, as Fast AutoAugment's are.
+PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "policies"
+PUBLISHED = {p.stem: p for p in sorted(PUBLISHED_DIR.glob("*.json"))}
+AUG_NAMES = ("none", "cutout", *TORCHVISION_AUGS, "uniform", *FAA_AUGS, *PUBLISHED)
+
+
+def policy_file(aug: str) -> str:
+    """The policy file behind ``aug``: a published policy's, else ``aug`` itself."""
+    return str(PUBLISHED[aug]) if aug in PUBLISHED else aug
 
 
 RANDAUGMENT_NM = re.compile(r"randaugment_n(\d{1,2})_m(\d{1,2})")
@@ -52,6 +61,9 @@ def randaugment_nm(aug: str) -> tuple[int, int] | None:
 
 def check_aug(aug: str) -> None:
     """Raise a one-line error unless ``aug`` is a known name or a valid policy file."""
+    if aug in PUBLISHED:
+        Policy.load(PUBLISHED[aug])
+        return
     if aug in AUG_NAMES:
         return
     nm = randaugment_nm(aug)
@@ -145,7 +157,7 @@ def make_policy_augment(aug: str, fill: int, dataset: str = "cifar10") -> BatchA
         return FAAPolicyAugment.published(aug)  # FAA's own fill (black), whatever the dataset's
     if aug == "uniform":
         return PolicyAugment(Policy.uniform(), fill)
-    return PolicyAugment(Policy.load(aug), fill)
+    return PolicyAugment(Policy.load(policy_file(aug)), fill)
 
 
 @dataclass

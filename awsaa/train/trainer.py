@@ -34,7 +34,16 @@ from awsaa.data import DataOptions, Dataset, ImageTensors, load_dataset, stratif
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy
 from awsaa.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from awsaa.train.pipeline import AUG_NAMES, FAA_AUGS, BatchAugment, Pipeline, check_aug, randaugment_nm
+from awsaa.train.pipeline import (
+    AUG_NAMES,
+    FAA_AUGS,
+    PUBLISHED,
+    BatchAugment,
+    Pipeline,
+    check_aug,
+    policy_file,
+    randaugment_nm,
+)
 
 
 @dataclass
@@ -101,9 +110,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per
 def policy_data(aug: str) -> dict[str, Any] | None:
     """The data facts a policy file's meta carries (``meta.data``, written by the search), when
     ``aug`` is a policy file that has them and they are well formed."""
-    if aug in AUG_NAMES or randaugment_nm(aug) is not None:
+    if (aug in AUG_NAMES and aug not in PUBLISHED) or randaugment_nm(aug) is not None:
         return None
-    data = Policy.load(aug).meta.get("data")
+    data = Policy.load(policy_file(aug)).meta.get("data")
     if not isinstance(data, dict):
         return None
     c = data.get("channels")
