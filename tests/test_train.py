@@ -204,3 +204,19 @@ def test_the_ranking_line_says_whether_the_best_beats_the_runner_up():
     assert close is not None
     assert close.endswith("is within twice the standard error (0.09) of uniform: not a difference")
     assert ranking({"none": [3.0, 3.1]}) is None
+
+
+def test_the_published_digits_policy_trains_by_name_with_its_provenance():
+    """awsaa/policies/aws_digits.json: a search's result shipped with the package, trained by
+    name, its meta saying how it was found and what it measured."""
+    from awsaa.train.pipeline import PUBLISHED, PolicyAugment, check_aug, make_policy_augment
+    from awsaa.train.trainer import policy_data
+
+    assert "aws_digits" in PUBLISHED
+    check_aug("aws_digits")
+    aug = make_policy_augment("aws_digits", fill=0)
+    assert isinstance(aug, PolicyAugment) and aug.policy == Policy.load(PUBLISHED["aws_digits"])
+    meta = aug.policy.meta
+    assert meta["commit"] and meta["seed"] == 0 and meta["config"]["dataset"] == "digits"
+    assert meta["config"]["reward"] == "density" and "2.20" in meta["result"]
+    assert policy_data("aws_digits") == meta["data"] and meta["data"]["fill"] == 0

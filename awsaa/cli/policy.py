@@ -1,6 +1,7 @@
 """``awsaa-policy``: look at policy files and at the ops.
 
     awsaa-policy show FILE [--top 10]        top sub-policies, their probabilities, entropy
+                                             (FILE: a policy file, or a published policy's name)
     awsaa-policy plot FILE -o heat.png       36 x 36 probability heatmap, op names on the axes
     awsaa-policy gallery -o ops.png          every op applied to real images of a dataset
 """
@@ -20,6 +21,7 @@ from awsaa.plots import plot_op_gallery, plot_policy
 from awsaa.policy import Policy
 from awsaa.search import report
 from awsaa.terminal import shown
+from awsaa.train.pipeline import policy_file
 
 PROG = "awsaa-policy"
 PATH_LIMIT = 1000  # characters of a file name as printed
@@ -32,7 +34,7 @@ def _check_output(path: Path) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    pol = Policy.load(args.file)
+    pol = Policy.load(policy_file(str(args.file)))  # a file, or a published policy by name
     space = pol.space
     h, hmax = pol.entropy(), math.log(space.num_pairs)
     print(f"{shown(args.file, PATH_LIMIT)}: {space.num_ops} ops, {space.num_pairs} sub-policies")
@@ -50,7 +52,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    pol = Policy.load(args.file)
+    pol = Policy.load(policy_file(str(args.file)))
     _check_output(args.output)
     plot_policy(pol, args.output, title=args.title or Path(args.file).name)
     print(shown(args.output, PATH_LIMIT))
