@@ -460,6 +460,12 @@ CASES += [
     ("npz-pickled-object", "train", lambda d: own(d, npz(d, y=np.array([0, 1, 0, 1, 0, None], dtype=object))),
      "without unpickling"),
     ("npz-no-x", "train", lambda d: own(d, _npz_only_y(d)), "must hold arrays named x and y"),
+    ("own-val-size-too-large", "train", lambda d: [*own(d, image_folder(d)), "--set", "val_size=10"],
+     "val_size 10 leaves no training images (of 4)"),
+    ("search-val-size-too-large", "search", lambda d: ["-c", str(ROOT / "configs/search/digits.yaml"), "--set",
+                                                       "val_size=10000"], "val_size 10000 leaves no training images"),
+    ("train-size-too-large", "train", lambda d: ["-c", str(DIGITS_TRAIN), "--set", "train_size=500"],
+     "train_size 500 exceeds the 200 training images of digits"),
 ]
 
 

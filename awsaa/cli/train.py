@@ -48,7 +48,7 @@ from awsaa.errors import AWSAAError
 from awsaa.fileio import check_tree, claim_dir, ensure_writable_dir
 from awsaa.terminal import shown
 from awsaa.train import Trainer
-from awsaa.train.trainer import data_options
+from awsaa.train.trainer import check_split, data_options
 
 PROG = "awsaa-train"
 
@@ -95,14 +95,17 @@ def _check_data(configs, local: bool, download: bool = False):
         return configs
 
     roots: dict[tuple, str | None] = {}
+    datasets: dict[tuple, Any] = {}
     out = []
     for path, cfg in configs:
         if is_own(cfg.dataset):  # trials run elsewhere: the data by its absolute path
             cfg = dataclasses.replace(cfg, dataset=str(Path(cfg.dataset).expanduser().resolve()))
         key = (cfg.dataset, cfg.dataroot, cfg.image_size, str(cfg.data))
         if key not in roots:
-            roots[key] = ensure_dataset(cfg.dataset, cfg.dataroot, download, data_options(cfg),
-                                        log=lambda line: print(f"{PROG}: {shown(line, 1000)}", flush=True))[0]
+            roots[key], datasets[key] = ensure_dataset(
+                cfg.dataset, cfg.dataroot, download, data_options(cfg),
+                log=lambda line: print(f"{PROG}: {shown(line, 1000)}", flush=True))
+        check_split(cfg, datasets[key])
         out.append((path, dataclasses.replace(cfg, dataroot=roots[key])))
     return out
 

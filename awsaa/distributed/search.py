@@ -43,7 +43,7 @@ from awsaa.search.stages import FineTuner, finetune_reward, pretrain, stage1_has
 from awsaa.search.state import SearchState, policy_hash
 from awsaa.signals import Interrupted, as_interrupted
 from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
-from awsaa.train.trainer import data_options
+from awsaa.train.trainer import check_split, data_options
 
 NAMESPACE = "awsaa"
 HEAD_RESOURCE = "awsaa_head"
@@ -546,10 +546,12 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
     _check_handed_in(cfg, data)
     recorded = None
     if data is not None:
+        check_split(cfg, data)
         recorded = facts(data, cfg.fill)
     elif check_data:  # a missing dataset (or bad own data) fails here, before any work
         root, ds = ensure_dataset(cfg.dataset, cfg.dataroot, download, data_options(cfg), log=log)
         cfg = dataclasses.replace(cfg, dataroot=root)
+        check_split(cfg, ds)
         recorded = facts(ds, cfg.fill)
     # data handed in from Python is known by its content, not its name
     suffix = f"-{content_hash(data)}" if data is not None else ""

@@ -127,6 +127,18 @@ def _numbers(values: Any, n: int) -> bool:
             and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values))
 
 
+def check_split(cfg: Any, ds: Dataset) -> None:
+    """Refuse, before any work, a ``train_size`` or ``val_size`` the dataset cannot give (the
+    trainer would refuse it later, inside a Ray task)."""
+    n = len(ds.train)
+    if cfg.train_size is not None and cfg.train_size > n:
+        raise AWSAAError(f"train_size {cfg.train_size} exceeds the {n} training images of {cfg.dataset}")
+    n = cfg.train_size or n
+    if ds.val is None and cfg.val_size and isinstance(cfg.val_size, int) and cfg.val_size >= n:
+        raise AWSAAError(f"val_size {cfg.val_size} leaves no training images (of {n}); set val_size to a count "
+                         f"below {n} or a fraction such as 0.2")
+
+
 def data_options(cfg: Any) -> DataOptions:
     """How a config reads its own data (a folder or an .npz file): ``image_size`` and ``data``."""
     return DataOptions(image_size=cfg.image_size, **to_dict(cfg.data))
@@ -227,7 +239,8 @@ class Trainer:
         if cfg.val_size:
             n_val = cfg.val_size if isinstance(cfg.val_size, int) else max(1, round(cfg.val_size * len(index)))
             if n_val >= len(index):
-                raise AWSAAError(f"val_size {cfg.val_size} leaves no training images (of {len(index)})")
+                raise AWSAAError(f"val_size {cfg.val_size} leaves no training images (of {len(index)}); set val_size "
+                                 f"to a count below {len(index)} or a fraction such as 0.2")
             tr, va = stratified_split(labels[index], n_val, seed=0)
             index, val = index[tr], index[va]
         if isinstance(train, ImageTensors):
