@@ -206,3 +206,20 @@ def ray_nodes():
     nodes = RayNodes({**os.environ, "RAY_AUTH_MODE": "disabled"})
     yield nodes
     nodes.stop_all()
+
+
+def plant(kind: str, where, victim) -> None:
+    """Put at path ``where`` what an attacker with write access to a run would: a ``symlink``
+    or a ``hardlink`` to ``victim``, a ``fifo``, or a link to ``/dev/null`` (``devnull``)."""
+    import os
+
+    if kind == "symlink":
+        where.symlink_to(victim)
+    elif kind == "hardlink":
+        os.link(victim, where)
+    elif kind == "fifo":
+        os.mkfifo(where)
+    elif kind == "devnull":
+        where.symlink_to("/dev/null")
+    else:
+        raise ValueError(kind)

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import tiny_search
+from conftest import plant, tiny_search
 from PIL import Image
 
 from awsaa import Policy
@@ -309,14 +309,7 @@ def planted(d: Path, where: Path, kind: str) -> None:
     where.parent.mkdir(parents=True, exist_ok=True)
     if where.exists() or where.is_symlink():
         where.unlink()
-    if kind == "symlink":
-        where.symlink_to(victim)
-    elif kind == "hardlink":
-        os.link(victim, where)
-    elif kind == "fifo":
-        os.mkfifo(where)
-    else:  # devnull
-        where.symlink_to("/dev/null")
+    plant(kind, where, victim)
 
 
 def search_run_with(d: Path, name: str, kind: str) -> list[str]:

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from conftest import plant
 
 from awsaa.errors import AWSAAError
 from awsaa.fileio import LOCK_NAME, claim_dir, release_dirs
@@ -87,8 +88,6 @@ def test_the_reaper_kills_by_token_what_it_never_saw_and_spares_the_rest(tmp_pat
 
 @pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "devnull", "directory-link"])
 def test_an_atomic_write_refuses_a_link_or_special_file_and_leaves_the_target(tmp_path, kind):
-    import os
-
     from awsaa.fileio import atomic_write_text
 
     victim = tmp_path / "victim.txt"
@@ -96,14 +95,8 @@ def test_an_atomic_write_refuses_a_link_or_special_file_and_leaves_the_target(tm
     run = tmp_path / "run"
     run.mkdir()
     out = run / "policy.json"
-    if kind == "symlink":
-        out.symlink_to(victim)
-    elif kind == "hardlink":
-        os.link(victim, out)
-    elif kind == "fifo":
-        os.mkfifo(out)
-    elif kind == "devnull":
-        out.symlink_to("/dev/null")
+    if kind != "directory-link":
+        plant(kind, out, victim)
     else:  # the file's directory is a link out of the run
         (run / "policies").symlink_to(tmp_path, target_is_directory=True)
         out = run / "policies" / "victim.txt"
@@ -135,15 +128,11 @@ def test_a_temp_name_already_taken_by_a_link_is_never_opened(tmp_path, monkeypat
 
 @pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "devnull"])
 def test_the_lock_is_never_followed_written_or_truncated(tmp_path, kind):
-    import os
-
     victim = tmp_path / "victim.txt"
     victim.write_text("another user's file\n")
     run = tmp_path / "run"
     run.mkdir()
-    lock = run / LOCK_NAME
-    {"symlink": lambda: lock.symlink_to(victim), "hardlink": lambda: os.link(victim, lock),
-     "fifo": lambda: os.mkfifo(lock), "devnull": lambda: lock.symlink_to("/dev/null")}[kind]()
+    plant(kind, run / LOCK_NAME, victim)
     try:
         with pytest.raises(AWSAAError, match="refusing to lock"):
             claim_dir(run, "run directory", new=False)
