@@ -276,7 +276,7 @@ def test_a_search_takes_data_handed_in_from_python_and_asks_for_it_again_on_resu
     init_ray()
     run = new_run(cfg, tmp_path, "py", data=data)
     assert run.cache.name.count("-") == 1  # the stage-1 cache is keyed by the data's content too
-    cfg1 = load(SearchConfig, Path("configs/search/digits.yaml"), {"dataset": "python:x", "loops": 1})
+    cfg1 = load(SearchConfig, Path("configs/search/digits.yaml"), {"dataset": "python:x", "loops": 1, "val_size": 0.5})
     assert run.cache != new_run(cfg1, tmp_path, "other", data=from_arrays(nhwc[:100], digits.train.labels[:100]
                                                                            .numpy())).cache
     summary = run_search(run, log=lambda line: None)
