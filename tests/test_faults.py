@@ -362,7 +362,7 @@ def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
             call = {"what": "eval", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": 0, "node": "fake"}
             return {"acc": weights["reward"], "call": call}
 
-    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
+    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name, data_ref=None: Fake.remote())
 
 
 def test_a_non_finite_loss_runs_again_once_then_counts_as_failed(tmp_path, monkeypatch, ray_local):
@@ -459,7 +459,7 @@ def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatc
                     "node": "fake"}
             return {"acc": 50.0 + weights, "call": call}
 
-    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
+    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name, data_ref=None: Fake.remote())
     cfg = from_dict(SearchConfig, {**TINY, "loops": 1, "trajectories": 4, "workers": {"count": 2, "num_cpus": 1}})
     run = tmp_path / "run"
     SearchState.create(run, cfg, {"name": "v", "pretrained": "-"})
@@ -517,7 +517,7 @@ def test_a_validation_pass_whose_weights_were_lost_trains_again(tmp_path, monkey
                     "node": "fake"}
             return {"acc": 50.0 + weights, "call": call}
 
-    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name: Fake.remote())
+    monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name, data_ref=None: Fake.remote())
     cfg = from_dict(SearchConfig, {**TINY, "loops": 1})
     run = tmp_path / "run"
     SearchState.create(run, cfg, {"name": "w", "pretrained": "-"})
