@@ -18,7 +18,7 @@ from typing import IO, Any
 from awsaa.errors import AWSAAError
 
 
-def refuse_link(path: str | os.PathLike, what: str = "file") -> None:
+def refuse_link(path: str | os.PathLike) -> None:
     """Refuse (one line) to write ``path`` unless it is missing or a plain file of its own: a
     symbolic link, a hard link (a second name of some other file), a FIFO, a device or a socket
     in its place could make a write land outside the run, block, or destroy another file. Its
@@ -31,17 +31,23 @@ def refuse_link(path: str | os.PathLike, what: str = "file") -> None:
     if stat.S_ISLNK(parent.st_mode):
         raise AWSAAError(f"refusing to write {path}: its directory {path.parent} is a symbolic link")
     try:
-        st = os.lstat(path)
+        why = _unsafe(os.lstat(path), path)
     except FileNotFoundError:
         return
+    if why:
+        raise AWSAAError(f"refusing to write {path}: it is {why}")
+
+
+def _unsafe(st: os.stat_result, path: Path) -> str | None:
+    """What makes the file at ``path`` (``st`` from ``lstat``) unsafe to write or lock inside a
+    run, or None: a symbolic link, anything but a regular file, a second name of another file."""
     if stat.S_ISLNK(st.st_mode):
-        raise AWSAAError(f"refusing to write {path}: it is a symbolic link (to {_target(path)}), "
-                         f"not the {what} this run wrote")
+        return f"a symbolic link (to {_target(path)})"
     if not stat.S_ISREG(st.st_mode):
-        raise AWSAAError(f"refusing to write {path}: it is a {_kind(st.st_mode)}, not a regular file")
+        return f"a {_kind(st.st_mode)}, not a regular file"
     if st.st_nlink != 1:
-        raise AWSAAError(f"refusing to write {path}: it has {st.st_nlink} hard links (it is also another "
-                         f"file's name), not the {what} this run wrote")
+        return f"a file with {st.st_nlink} hard links (it is also another file's name)"
+    return None
 
 
 def _target(path: Path) -> str:
@@ -53,7 +59,7 @@ def _target(path: Path) -> str:
 
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISLNK, "symbolic link")):
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
         if test(mode):
             return name
     return "special file"
@@ -209,17 +215,12 @@ def check_tree(path: str | os.PathLike, what: str, max_entries: int = 200_000) -
                 raise AWSAAError(f"the {what} {root} holds more than {max_entries:,} files; is it the right one?")
             p = Path(entry.path)
             st = entry.stat(follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
-                raise AWSAAError(f"refusing to use the {what} {root}: {p} is a symbolic link (to {_target(p)}); "
-                                 f"a run holds only its own files")
             if stat.S_ISDIR(st.st_mode):
                 stack.append(p)
-            elif not stat.S_ISREG(st.st_mode):
-                raise AWSAAError(f"refusing to use the {what} {root}: {p} is a {_kind(st.st_mode)}, "
-                                 f"not a regular file")
-            elif st.st_nlink != 1:
-                raise AWSAAError(f"refusing to use the {what} {root}: {p} has {st.st_nlink} hard links "
-                                 f"(it is also another file's name)")
+                continue
+            why = _unsafe(st, p)
+            if why:
+                raise AWSAAError(f"refusing to use the {what} {root}: {p} is {why}; a run holds only its own files")
 
 
 def _holder(path: Path) -> str:
@@ -273,11 +274,10 @@ def claim_dir(path: str | os.PathLike, what: str, new: bool) -> Path:
         if e.errno == errno.ELOOP:
             raise AWSAAError(f"refusing to lock the {what} {path}: {lock} is a symbolic link") from None
         raise AWSAAError(f"cannot lock the {what} {path}: {e.strerror or e}") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+    why = _unsafe(os.fstat(fd), lock)  # never a symbolic link: O_NOFOLLOW refused that above
+    if why:
         os.close(fd)
-        kind = _kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else f"file with {st.st_nlink} hard links"
-        raise AWSAAError(f"refusing to lock the {what} {path}: {lock} is a {kind}, not a lock file of its own")
+        raise AWSAAError(f"refusing to lock the {what} {path}: {lock} is {why}, not a lock file of its own")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
