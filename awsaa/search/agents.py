@@ -195,9 +195,7 @@ class _Agent:
             try:
                 stats = self._update(r, n, None if which is None else list(which))
                 bad = self._non_finite(stats)
-            except AWSAAError as e:  # e.g. a policy built from parameters that overflowed
-                if isinstance(e, UpdateRefused):
-                    raise
+            except AWSAAError:  # a policy built from parameters that overflowed
                 bad = "the policy's parameters"
             if bad:
                 raise UpdateRefused(f"the update from rewards {[round(x, 4) for x in r.tolist()]} makes {bad} "
