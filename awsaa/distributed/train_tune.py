@@ -50,6 +50,11 @@ def _set_threads(n: int | None) -> None:
 # ----------------------------------------------------------------------------- trainables
 
 
+def _checkpoint_due(trainer: Trainer, cfg: TrainConfig) -> bool:
+    """A checkpoint after every ``checkpoint_every`` epochs, and after the last."""
+    return trainer.epoch % cfg.checkpoint_every == 0 or trainer.epoch == cfg.epochs
+
+
 def train_trial(config: dict[str, Any]) -> None:
     """Tune trainable: train one (config, seed), an epoch per report, a checkpoint every
     ``checkpoint_every`` epochs and after the last."""
@@ -71,8 +76,8 @@ def train_trial(config: dict[str, Any]) -> None:
 
         stats = trainer.run_epoch(on_batch=mid_epoch)
         metrics = {**stats.as_dict(), "epochs": cfg.epochs, "pid": os.getpid()}
-        if trainer.epoch % cfg.checkpoint_every and trainer.epoch < cfg.epochs:
-            tune.report(metrics)  # a checkpoint every checkpoint_every epochs (and the last)
+        if not _checkpoint_due(trainer, cfg):
+            tune.report(metrics)
             continue
         with tempfile.TemporaryDirectory() as d:
             trainer.save(Path(d) / TRAINER_FILE)
@@ -100,7 +105,7 @@ def _ddp_worker(config: dict[str, Any]) -> None:
     while trainer.epoch < cfg.epochs:
         stats = trainer.run_epoch()
         metrics = {**stats.as_dict(), "epochs": cfg.epochs, "world_size": world}
-        if rank == 0 and not (trainer.epoch % cfg.checkpoint_every and trainer.epoch < cfg.epochs):
+        if rank == 0 and _checkpoint_due(trainer, cfg):
             with tempfile.TemporaryDirectory() as d:
                 trainer.save(Path(d) / TRAINER_FILE)
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
