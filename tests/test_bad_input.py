@@ -424,6 +424,17 @@ def _mixed_sizes(d: Path) -> Path:
     return root
 
 
+def _turned_by_exif(d: Path) -> Path:
+    """Images of one stored size, one of them turned a quarter by its EXIF orientation: upright,
+    they are of two sizes (it used to get past the size check and fail while stacking)."""
+    root = image_folder(d, size=(8, 6))
+    img = Image.new("L", (8, 6))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(root / "train" / "a" / "turned.jpg", exif=exif)
+    return root
+
+
 def _loop(d: Path) -> Path:
     root = image_folder(d)
     (root / "train" / "a" / "again").symlink_to(root / "train", target_is_directory=True)
@@ -440,6 +451,7 @@ CASES += [
     ("own-truncated-image", "train", lambda d: own(d, _broken_image(d, truncated=True)), "0.png cannot be read"),
     ("own-mixed-sizes", "train", lambda d: own(d, _mixed_sizes(d)), "set image_size"),
     ("own-symlink-loop", "train", lambda d: own(d, _loop(d)), "symbolic link loop"),
+    ("own-sizes-after-exif", "train", lambda d: own(d, _turned_by_exif(d)), "2 sizes (6x8, 8x6)"),
     ("own-not-a-dataset", "train", lambda d: own(d, _write(d / "data.csv", b"1,2")), "dataset"),
     ("own-missing", "train", lambda d: own(d, d / "nowhere" / "data"), "does not exist"),
     ("npz-label-out-of-range", "train", lambda d: own(d, npz(d, classes=np.array(["a"]))), "out of range"),

@@ -258,6 +258,28 @@ def _open(path: Path) -> Image.Image:
             return out if out is not img else img.copy()
 
 
+def _upright_size(header: Image.Image) -> tuple[int, int]:
+    """An image's (width, height) as :func:`_open` will return it: turned by its EXIF
+    orientation (tags 5-8 swap the sides), read from the header alone."""
+    w, h = header.size
+    return (h, w) if header.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
+
+
+def _fit(img: Image.Image, opts: DataOptions) -> Image.Image:
+    """``img`` resized to ``image_size`` square (shorter side, then a centre crop), when set."""
+    side = opts.image_size
+    if side and img.size != (side, side):
+        return ImageOps.fit(img, (side, side), method=Image.Resampling.BILINEAR)
+    return img
+
+
+def _unreadable(f: Path, e: BaseException, opts: DataOptions, skipped: list[str]) -> None:
+    """An image Pillow cannot read: one line naming it, or skipped and counted when asked."""
+    if not opts.skip_bad_images:
+        raise AWSAAError(f"image {f} cannot be read: {_why(e)} (data.skip_bad_images: true skips such files)") from None
+    skipped.append(str(f))
+
+
 def _to_array(img: Image.Image) -> np.ndarray:
     """An image as uint8 HWC with 1 or 3 channels: 16- and 32-bit grey scaled to 8 bits,
     palette / RGBA / CMYK / bilevel converted as Pillow converts them."""
@@ -290,12 +312,9 @@ def _load_folder(folder: Path, opts: DataOptions, log: Callable[[str], None] | N
         for f, _ in items:
             try:
                 with Image.open(f) as header:
-                    sizes[f] = header.size
+                    sizes[f] = _upright_size(header)
             except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-                if not opts.skip_bad_images:
-                    raise AWSAAError(f"image {f} cannot be read: {_why(e)} (data.skip_bad_images: true skips "
-                                     f"such files)") from None
-                skipped.append(str(f))
+                _unreadable(f, e, opts, skipped)
     distinct = sorted(set(sizes.values()))
     if opts.image_size is None and len(distinct) > 1:
         raise AWSAAError(f"dataset folder {folder} holds images of {len(distinct)} sizes ({_sizes(distinct)}); "
@@ -312,16 +331,10 @@ def _load_folder(folder: Path, opts: DataOptions, log: Callable[[str], None] | N
             if f not in sizes:
                 continue
             try:
-                img = _open(f)
-                if opts.image_size and img.size != size:
-                    img = ImageOps.fit(img, size, method=Image.Resampling.BILINEAR)
-                a = _to_array(img)
+                a = _to_array(_fit(_open(f), opts))
             except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
                     Image.DecompressionBombWarning) as e:
-                if not opts.skip_bad_images:
-                    raise AWSAAError(f"image {f} cannot be read: {_why(e)} (data.skip_bad_images: true skips "
-                                     f"such files)") from None
-                skipped.append(str(f))
+                _unreadable(f, e, opts, skipped)
                 continue
             if a.shape[2] == 3 and not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2])):
                 grey = False
@@ -504,9 +517,7 @@ def from_torchvision(dataset: Any, test: Any = None, classes: list[str] | None =
         for i in range(len(ds)):
             img, label = ds[i]
             if isinstance(img, Image.Image):
-                if opts.image_size and img.size != (opts.image_size, opts.image_size):
-                    img = ImageOps.fit(img, (opts.image_size, opts.image_size), method=Image.Resampling.BILINEAR)
-                a = _to_array(img).transpose(2, 0, 1)
+                a = _to_array(_fit(img, opts)).transpose(2, 0, 1)
             elif isinstance(img, Tensor) and img.dtype == torch.uint8 and img.dim() == 3:
                 a = img.numpy()
             else:
