@@ -9,8 +9,12 @@ side on the same fixed policies (the 10 op families of ``proxy_fidelity.py``).
                 --storage runs/fidelity --name train
     # 2. score every policy with every reward, --repeats times each (cost and noise)
     .venv/bin/python experiments/reward_fidelity.py score --out runs/fidelity --storage runs/controls
-    # 3. Kendall tau of each score against the 3-seed mean test accuracy
+    # 3. Kendall tau of each score against the mean test accuracy over the seeds
     .venv/bin/python experiments/reward_fidelity.py table --out runs/fidelity
+
+On digits (RESULTS.md 6.4): train with ``configs/train/digits.yaml`` and seeds 0-4, and score with
+``-c configs/search/digits.yaml --rewards finetune "finetune, neg. loss" "density, shared"
+"density, shared, neg. loss"``.
 
 Each reward is computed exactly as a search computes it (``FineTuner.run``) from the quick
 search config's stage 1 (read from ``<storage>/pretrained/<stage-1 hash>.pt`` and trained
@@ -43,10 +47,13 @@ from awsaa.fileio import atomic_write_json
 from awsaa.search.stages import FineTuner
 
 REWARDS = {  # name: overrides of the search config
-    "finetune": {"reward": "finetune"},
-    "density, shared": {"reward": "density", "density.source": "shared"},
-    "density, clean": {"reward": "density", "density.source": "clean"},
+    "finetune": {"reward": "finetune", "finetune.metric": "accuracy"},
+    "finetune, neg. loss": {"reward": "finetune", "finetune.metric": "neg_loss"},
+    "density, shared": {"reward": "density", "density.source": "shared", "density.metric": "accuracy"},
+    "density, shared, neg. loss": {"reward": "density", "density.source": "shared", "density.metric": "neg_loss"},
+    "density, clean": {"reward": "density", "density.source": "clean", "density.metric": "accuracy"},
 }
+DEFAULT_REWARDS = ["finetune", "density, shared", "density, clean"]  # section 5.1's three
 
 
 def slug(name: str) -> str:
@@ -64,14 +71,14 @@ def cmd_policies(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     rows: dict[str, dict[str, Any]] = {name: {} for name in POLICIES}
-    for reward, overrides in REWARDS.items():
-        cfg = load(SearchConfig, args.config, overrides)
+    for reward in args.rewards:
+        cfg = load(SearchConfig, args.config, REWARDS[reward])
         tuner = FineTuner(cfg, shared_state(cfg, Path(args.storage)))
-        if reward == "finetune":
+        if reward == args.rewards[0]:
             images = tuner.trainer.val_set.images.cpu()
             for name, policy in POLICIES.items():
                 rows[name]["pixel change"] = {"scores": [-pixel_change(policy, images, tuner.fill)], "seconds": 0.0}
-        if reward != "finetune":
+        if cfg.reward == "density":
             print(f"{reward}: clean validation accuracy {tuner.density(None, 0).reward:.2f}%", flush=True)
         for name, policy in POLICIES.items():
             scores, secs = [], []
@@ -82,7 +89,8 @@ def cmd_score(args: argparse.Namespace) -> None:
             rows[name][reward] = {"scores": scores, "seconds": st.mean(secs)}
             print(f"{reward:16s} {name:48s} {st.mean(scores):7.3f} +- {st.stdev(scores) if len(scores) > 1 else 0:.3f}"
                   f"  ({st.mean(secs):.1f} s each)", flush=True)
-    atomic_write_json(Path(args.out) / "scores.json", {"config": args.config, "repeats": args.repeats, "rows": rows})
+    atomic_write_json(Path(args.out) / "scores.json", {"config": args.config, "repeats": args.repeats,
+                                                       "rewards": args.rewards, "rows": rows})
 
 
 def test_accuracy(train_dir: Path) -> dict[str, list[float]]:
@@ -105,10 +113,10 @@ def cmd_table(args: argparse.Namespace) -> None:
     names = [n for n in POLICIES if n in acc]
     if len(names) < len(POLICIES):
         print(f"note: no training results for {sorted(set(POLICIES) - set(names))}")
-    print("| policy | test acc (3 seeds) | " + " | ".join(["fine-tune", "density, shared", "density, clean",
-                                                          "-pixel change"]) + " |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    keys = [*REWARDS, "pixel change"]
+    keys = [*data.get("rewards", DEFAULT_REWARDS), "pixel change"]
+    seeds = max(len(a) for a in acc.values())
+    print(f"| policy | test acc ({seeds} seeds) | " + " | ".join(keys) + " |")
+    print("| --- " * (len(keys) + 2) + "|")
     for n in sorted(names, key=lambda n: -st.mean(acc[n])):
         row = data["rows"][n]
         cells = [f"{st.mean(row[k]['scores']):.2f}" for k in keys]
@@ -135,6 +143,7 @@ def main() -> None:
     b.add_argument("--storage", default="runs/search", help="where stage 1 is cached (<storage>/pretrained)")
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--rewards", nargs="+", default=DEFAULT_REWARDS, choices=list(REWARDS))
     c = sub.add_parser("table")
     c.add_argument("--out", default="runs/fidelity")
     c.add_argument("--train-name", default="train")

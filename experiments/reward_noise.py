@@ -71,8 +71,8 @@ def shared_state(cfg: SearchConfig, storage: Path) -> dict[str, Any]:
     path = storage / "pretrained" / f"{stage1_hash(cfg)}.pt"
     if path.exists():
         return load_checkpoint(path, kind="shared")
-    print(f"  stage 1 for this split ({cfg.train_size - cfg.val_size} training images, {cfg.val_size} "
-          f"validation): training it once, cached as {path}", flush=True)
+    print(f"  stage 1 for this split (train_size {cfg.train_size}, val_size {cfg.val_size}): training it once, "
+          f"cached as {path}", flush=True)
     torch.set_num_threads(2)
     shared = pretrain(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
