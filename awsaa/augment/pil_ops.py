@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random as _random
+from collections.abc import Sequence
 
 from PIL import Image, ImageEnhance, ImageOps
 
@@ -25,15 +26,24 @@ _ENHANCE = {
 }
 
 
-def _fillcolor(img: Image.Image, fill: int) -> int | tuple[int, ...]:
-    return fill if len(img.getbands()) == 1 else (fill,) * len(img.getbands())
+def _fillcolor(img: Image.Image, fill: int | Sequence[int]) -> int | tuple[int, ...]:
+    """PIL's colour for ``fill``: one value for every band, or one value per band."""
+    bands = len(img.getbands())
+    if not isinstance(fill, (int, float)):
+        values = tuple(int(v) for v in fill)
+        if len(values) not in (1, bands):
+            raise ValueError(f"fill has {len(values)} values for an image of {bands} bands (give 1 or {bands})")
+        if len(values) == bands and bands > 1:
+            return values
+        fill = values[0]
+    return int(fill) if bands == 1 else (int(fill),) * bands
 
 
 def apply_op(
     img: Image.Image,
     op: OpSpec | str,
     sign: int | None = None,
-    fill: int = 128,
+    fill: int | Sequence[int] = 128,
     rng: _random.Random | None = None,
 ) -> Image.Image:
     """Apply one op to one PIL image (mode ``L`` or ``RGB``).
@@ -82,7 +92,7 @@ def apply_pair(
     img: Image.Image,
     ops: tuple[OpSpec | str, OpSpec | str],
     signs: tuple[int | None, int | None] = (None, None),
-    fill: int = 128,
+    fill: int | Sequence[int] = 128,
     rng: _random.Random | None = None,
 ) -> Image.Image:
     """Apply a sub-policy: both ops, in order (AWS sub-policies have no per-op probability)."""
@@ -109,7 +119,7 @@ def hflip(img: Image.Image) -> Image.Image:
 
 
 def cutout(img: Image.Image, length: int = 16, center: tuple[int, int] | None = None,
-           fill: int = 0, rng: _random.Random | None = None) -> Image.Image:
+           fill: int | Sequence[int] = 0, rng: _random.Random | None = None) -> Image.Image:
     """Cutout (DeVries & Taylor): one ``length`` x ``length`` square centred at
     ``center = (y, x)`` (uniform over the image when ``None``), clipped at the border."""
     w, h = img.size

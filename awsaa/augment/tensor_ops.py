@@ -44,6 +44,9 @@ KERNEL_OF_TYPE = {
 
 # A run of samples that share an op type: (type, start, stop) within a batch slice.
 Segment = tuple[str, int, int]
+# The colour geometric ops give the area they uncover: one value for every channel, or one
+# value per channel. Kernels receive it from :func:`_fill` as an int or a tuple of ints.
+Fill = float | Sequence[float]
 
 
 def _check(images: Tensor) -> None:
@@ -51,6 +54,18 @@ def _check(images: Tensor) -> None:
         raise ValueError(
             f"expected a uint8 batch of shape (N, 1|3, H, W), got {tuple(images.shape)} {images.dtype}"
         )
+
+
+def _fill(fill: Fill, channels: int) -> int | tuple[int, ...]:
+    """``fill`` as an int (one value for every channel) or a tuple of ``channels`` ints."""
+    if isinstance(fill, (int, float)):
+        return int(fill)
+    values = tuple(int(v) for v in fill)
+    if len(values) == 1 or len(set(values)) == 1:
+        return values[0]
+    if len(values) != channels:
+        raise ValueError(f"fill has {len(values)} values for images of {channels} channels (give 1 or {channels})")
+    return values
 
 
 def _rows(x: Tensor, index: Tensor) -> Tensor:
@@ -177,7 +192,7 @@ _LUT = {"AutoContrast": _autocontrast, "Equalize": _equalize, "Invert": _invert,
         "Solarize": _solarize}
 
 
-def _lut_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:
+def _lut_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: int | tuple[int, ...]) -> list[Tensor]:
     return [_LUT[t](x[a:b], values[a:b]) for t, a, b in segments]
 
 
@@ -241,7 +256,7 @@ _DEGENERATE = {"Brightness": _degenerate_brightness, "Color": _degenerate_color,
                "Contrast": _degenerate_contrast, "Sharpness": _degenerate_sharpness}
 
 
-def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:
+def _blend_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: int | tuple[int, ...]) -> list[Tensor]:
     # The factor 1 + sign * m is formed in float64 and rounded to float32 once, as PIL's is;
     # forming it in float32 gives results that differ by one in places.
     factor = (1.0 + values).float().to(x.device).view(-1, 1, 1, 1)
@@ -272,10 +287,15 @@ def _source_index(sx: Tensor, sy: Tensor, h: int, w: int) -> Tensor:
     return flat.view(-1, h * w).long()
 
 
-def _gather_nearest(x: Tensor, index: Tensor, fill: float) -> Tensor:
+def _gather_nearest(x: Tensor, index: Tensor, fill: int | tuple[int, ...]) -> Tensor:
     """``out[n, :, y, x]`` read from the fill-bordered source at ``index`` (n, H*W) (:func:`_source_index`)."""
     n, c, h, w = x.shape
-    source = F.pad(x, (1, 1, 1, 1), value=int(fill)).view(n, c, (h + 2) * (w + 2))
+    if isinstance(fill, int):
+        source = F.pad(x, (1, 1, 1, 1), value=fill)
+    else:  # one value per channel
+        source = torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, c, 1, 1).repeat(n, 1, h + 2, w + 2)
+        source[:, :, 1:-1, 1:-1] = x
+    source = source.view(n, c, (h + 2) * (w + 2))
     return source.gather(2, index.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
 
 
@@ -348,7 +368,7 @@ def _affine_index(t: str, values: Tensor, h: int, w: int, device: torch.device) 
 _BUILDERS["affine"] = lambda t, values, h, w, device: (_affine_index(t, values, h, w, device),)
 
 
-def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:
+def _affine_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: int | tuple[int, ...]) -> list[Tensor]:
     """PIL ``Image.transform(AFFINE, coeffs, NEAREST)`` per sample (``Image.rotate`` included),
     source pixel for source pixel: Pillow maps a rotation or shear in 16.16 fixed point and a
     pure translation or scaling by a float accumulated along the row and down the column
@@ -390,7 +410,7 @@ def _shear_taps(shear: Tensor, h: int, w: int, device: torch.device) -> tuple[Te
 _BUILDERS["shear"] = lambda t, values, h, w, device: _shear_taps(values, h, w, device)
 
 
-def _shear_rows(x: Tensor, shear: Tensor, fill: float) -> Tensor:
+def _shear_rows(x: Tensor, shear: Tensor, fill: int | tuple[int, ...]) -> Tensor:
     """PIL ``transform(AFFINE, (1, s, 0, 0, 1, 0), BICUBIC)`` (ShearX about the top-left
     corner), from the taps of :func:`_shear_taps`, built once per distinct shear."""
     n, c, h, w = x.shape
@@ -403,10 +423,12 @@ def _shear_rows(x: Tensor, shear: Tensor, fill: float) -> Tensor:
     for k in range(1, 4):  # one pass a tap (it rounds a little differently from a product then a sum)
         out.addcmul_(window[..., k:w + k], wt[:, :, k])
     inside = inside.unsqueeze(1)
-    return _to_uint8(out.mul_(inside).add_((1 - inside) * float(int(fill))))  # (masked_fill_ is slower)
+    colour = float(fill) if isinstance(fill, int) else torch.tensor(fill, dtype=out.dtype, device=out.device)
+    colour = colour if isinstance(colour, float) else colour.view(1, c, 1, 1)
+    return _to_uint8(out.mul_(inside).add_((1 - inside) * colour))  # (masked_fill_ is slower)
 
 
-def _shear_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: float) -> list[Tensor]:
+def _shear_kernel(x: Tensor, segments: list[Segment], values: Tensor, fill: int | tuple[int, ...]) -> list[Tensor]:
     parts = []
     for t, a, b in segments:
         if t == "ShearX":
@@ -424,7 +446,7 @@ _KERNELS = {"lut": _lut_kernel, "blend": _blend_kernel, "affine": _affine_kernel
 # ----------------------------------------------------------------------------- dispatch
 
 
-def apply_type(images: Tensor, op_type: str, values: Tensor, fill: float = 128) -> Tensor:
+def apply_type(images: Tensor, op_type: str, values: Tensor, fill: Fill = 128) -> Tensor:
     """Apply op type ``op_type`` with a per-sample parameter ``values`` (N,): the signed
     magnitude (enhance offset, shear, translate fraction, degrees), the bits (Posterize),
     the threshold (Solarize); ignored by AutoContrast, Equalize and Invert."""
@@ -435,7 +457,7 @@ def apply_type(images: Tensor, op_type: str, values: Tensor, fill: float = 128) 
     if n == 0:
         return images.clone()
     values = values.to("cpu", torch.float64).reshape(n)
-    return torch.cat(_KERNELS[KERNEL_OF_TYPE[op_type]](images, [(op_type, 0, n)], values, fill))
+    return torch.cat(_KERNELS[KERNEL_OF_TYPE[op_type]](images, [(op_type, 0, n)], values, _fill(fill, images.shape[1])))
 
 
 @functools.lru_cache(maxsize=32)
@@ -454,7 +476,7 @@ def _values(ops: tuple[OpSpec, ...], index: Tensor, signs: Tensor) -> Tensor:
     return mags[index] * torch.where(signed[index], signs.to(torch.float64), 1.0)
 
 
-def apply_op(images: Tensor, op: OpSpec, signs: Tensor | None = None, fill: float = 128) -> Tensor:
+def apply_op(images: Tensor, op: OpSpec, signs: Tensor | None = None, fill: Fill = 128) -> Tensor:
     """Apply ``op`` to every image in the batch; ``signs`` (N,) of ±1 for the signed ops."""
     n = images.shape[0]
     signs = torch.ones(n) if signs is None else signs.reshape(n).cpu()
@@ -471,14 +493,14 @@ def apply_pairs(
     pairs: Tensor,
     space: SearchSpace | Sequence[OpSpec],
     signs: Tensor | None = None,
-    fill: float = 128,
+    fill: Fill = 128,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Apply sub-policy ``pairs[i] = (op1, op2)`` (indices into ``space``) to image ``i``.
 
     ``signs`` (N, 2) holds the direction of each signed op; drawn with ``generator``
-    when ``None``. Each position sorts the batch by kernel and runs each kernel once on
-    its share: four kernel calls at most, whatever the batch size.
+    when ``None``. ``fill``: one value, or one per channel. Each position sorts the batch
+    by kernel and runs each kernel once on its share: four kernel calls at most, whatever the batch size.
     """
     _check(images)
     ops = tuple(space.ops) if isinstance(space, SearchSpace) else tuple(space)
@@ -493,6 +515,7 @@ def apply_pairs(
         return images.clone()
     if pairs.min() < 0 or pairs.max() >= len(ops):
         raise ValueError(f"op indices must lie in [0, {len(ops)})")
+    fill = _fill(fill, images.shape[1])
     _, _, types, type_of_op = _tables(ops)
     everyone = torch.arange(n)
     # Each position sorts the batch by kernel; the second position's sort is taken straight
@@ -538,7 +561,7 @@ class _Plan:
         inverse[self.order] = torch.arange(len(self.order))
         return inverse
 
-    def run(self, selected: Tensor, values: Tensor, fill: float) -> Tensor:
+    def run(self, selected: Tensor, values: Tensor, fill: int | tuple[int, ...]) -> Tensor:
         """Each kernel once on its share of ``selected`` (the planned samples, in sorted
         order), ``values`` per sample in the original order; the results in sorted order."""
         vals = values.to("cpu", torch.float64)[self.index]
@@ -550,7 +573,7 @@ class _Plan:
         return torch.cat(parts)
 
 
-def apply_per_sample(images: Tensor, type_ids: Tensor, types: Sequence[str], values: Tensor, fill: float = 128,
+def apply_per_sample(images: Tensor, type_ids: Tensor, types: Sequence[str], values: Tensor, fill: Fill = 128,
                      active: Tensor | None = None) -> Tensor:
     """Apply op type ``types[type_ids[i]]`` with parameter ``values[i]`` to image ``i`` (only
     where ``active[i]`` when given; the others pass through unchanged).
@@ -563,7 +586,7 @@ def apply_per_sample(images: Tensor, type_ids: Tensor, types: Sequence[str], val
         return images
     plan = _Plan(type_ids, types, index)
     dev_index = plan.index.to(images.device)
-    result = plan.run(_rows(images, dev_index), values, fill)
+    result = plan.run(_rows(images, dev_index), values, _fill(fill, images.shape[1]))
     if active is None:  # every sample changed: undo the sort with one gather (index_copy_ is slower on CPU)
         return _rows(result, plan.inverse().to(images.device))
     return images.index_copy(0, dev_index, result)
@@ -596,6 +619,17 @@ def hflip(images: Tensor, mask: Tensor | None = None, generator: torch.Generator
     return torch.where(mask, images.flip(3), images)
 
 
+def cutout_mask(n: int, h: int, w: int, length: int, centers: Tensor) -> Tensor:
+    """(n, H, W) bool: the holes of Cutout, ``length // 2`` pixels either side of each
+    centre ``centers`` (n, 2) = (y, x) (on ``centers``' device), clipped at the border."""
+    half = length // 2
+    centers = centers.long()
+    ys = torch.arange(h, device=centers.device).view(1, h, 1)
+    xs = torch.arange(w, device=centers.device).view(1, 1, w)
+    cy, cx = centers[:, 0].view(n, 1, 1), centers[:, 1].view(n, 1, 1)
+    return (ys >= cy - half) & (ys < cy + half) & (xs >= cx - half) & (xs < cx + half)
+
+
 def cutout(images: Tensor, length: int = 16, centers: Tensor | None = None, fill: int | Sequence[int] = 0,
            generator: torch.Generator | None = None) -> Tensor:
     """One ``length`` square per sample, centred at ``centers`` (N, 2) = (y, x), clipped at the border.
@@ -608,12 +642,7 @@ def cutout(images: Tensor, length: int = 16, centers: Tensor | None = None, fill
     if centers is None:
         centers = torch.stack([torch.randint(0, h, (n,), generator=generator),
                                torch.randint(0, w, (n,), generator=generator)], dim=1)
-    centers = centers.to(images.device, torch.long)
-    half = length // 2
-    ys = torch.arange(h, device=images.device).view(1, h, 1)
-    xs = torch.arange(w, device=images.device).view(1, 1, w)
-    cy, cx = centers[:, 0].view(n, 1, 1), centers[:, 1].view(n, 1, 1)
-    hole = (ys >= cy - half) & (ys < cy + half) & (xs >= cx - half) & (xs < cx + half)
+    hole = cutout_mask(n, h, w, length, centers.to(images.device))
     fill_t = torch.as_tensor(fill, dtype=torch.uint8, device=images.device).reshape(-1)
     fill_t = fill_t.view(1, -1, 1, 1).expand(n, c, h, w) if fill_t.numel() > 1 else fill_t.view(1, 1, 1, 1)
     return torch.where(hole.unsqueeze(1), fill_t, images)
