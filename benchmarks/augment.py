@@ -4,6 +4,8 @@
       all 36 ops, batches of 1024;
   (b) torchvision's ``v2.AutoAugment`` (CIFAR-10 policy) applied image by image to tensors;
   (c) awsaa's PIL reference, a sub-policy drawn per image, image by image;
+  (d) the public transform users call, ``AWSAugment(policy)``, on the same uint8 batch as (a);
+  (e) the same on a batch of random pixels (no flat areas, every value different);
 
 on 32x32 RGB images (real Fashion-MNIST test images padded to 32x32, three different images
 as the three planes). Rounds alternate between the three; each ratio is taken within a
@@ -29,7 +31,7 @@ import torchvision
 from PIL import Image
 from torchvision.transforms import v2
 
-from awsaa import Policy, SearchSpace
+from awsaa import AWSAugment, Policy, SearchSpace
 from awsaa.augment import pil_ops, tensor_ops
 from awsaa.data import load_dataset
 
@@ -75,6 +77,8 @@ def main() -> None:
     singles = list(batch[:64])
     pils = [Image.fromarray(x.permute(1, 2, 0).numpy()) for x in singles]
     autoaug = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    public = AWSAugment(policy, fill=128, generator=0)
+    noise = torch.randint(0, 256, tuple(batch.shape), dtype=torch.uint8, generator=g).to(args.device)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     def batched():
@@ -91,9 +95,19 @@ def main() -> None:
         for im, (i, j) in zip(pils, pairs, strict=True):
             pil_ops.apply_pair(im, (space.ops[i], space.ops[j]), fill=128)
 
+    def public_real():
+        public(dev_batch)
+        sync()
+
+    def public_random():
+        public(noise)
+        sync()
+
     cases = {"(a) awsaa batched tensor path": (batched, args.batch),
              "(b) torchvision v2.AutoAugment, per image": (tv_autoaugment, len(singles)),
-             "(c) awsaa PIL reference, per image": (pil_reference, len(pils))}
+             "(c) awsaa PIL reference, per image": (pil_reference, len(pils)),
+             "(d) AWSAugment (public), real images": (public_real, args.batch),
+             "(e) AWSAugment (public), random pixels": (public_random, args.batch)}
     for fn, _ in cases.values():  # warm-up
         fn()
     results = {name: [] for name in cases}
@@ -107,8 +121,11 @@ def main() -> None:
     print(f"32x32 RGB images, batch {args.batch}, {args.rounds} rounds of {args.seconds:g} s a case, median:")
     for name, v in med.items():
         print(f"  {name:45s} {v:10.0f} img/s")
-    a, b, c = results.values()
+    a, b, c, d, e = results.values()
     for label, num, den, fmt, goal in (("(a)/(b)", a, b, ".1f", "   (target: at least 10x)"),
+                                       ("(d)/(b)", d, b, ".1f", "   (target: at least 10x)"),
+                                       ("(e)/(b)", e, b, ".1f", "   (target: at least 10x)"),
+                                       ("(d)/(a)", d, a, ".2f", "   (the transform's own cost)"),
                                        ("(a)/(c)", a, c, ".1f", ""), ("(c)/(b)", c, b, ".2f", "")):
         ratios = [x / y for x, y in zip(num, den, strict=True)]
         print(f"ratio {label} = {statistics.median(ratios):{fmt}}x, rounds {min(ratios):{fmt}}-{max(ratios):{fmt}}x"

@@ -9,8 +9,9 @@ differ at all), measured on Fashion-MNIST and on RGB images made of three of its
 * Translate and Rotate (nearest): exact (Pillow's 16.16 fixed-point and row-accumulated
   source coordinates reproduced; flooring the float coordinates instead put Rotate one source
   pixel off for 16 of 121 angles in [-30, 30] on photographs);
-* Shear (bicubic): at most 1 on at most 1% of pixels (PIL filters in float64, the batched path
-  in float32; seen: 0.14% of pixels on 256 photo crops).
+* Shear (bicubic): exact on flat areas; elsewhere at most 1 on at most 0.2% of pixels (PIL's
+  cubic convolution in its own form, in float32 where PIL computes in float64; seen: 0.01%
+  of pixels on photo crops, 0.03% on random images, 0.10% for the worst op and sign there).
 
 Three image sets: Fashion-MNIST (gray), RGB images made of three Fashion-MNIST planes, and
 crops of a real colour photograph (``photo_crops``), on which rounding differences show.
@@ -32,7 +33,7 @@ BLEND = {"Brightness", "Color", "Contrast", "Sharpness"}
 NEAREST = {"TranslateX", "TranslateY", "Rotate"}
 SHEAR = {"ShearX", "ShearY"}
 TOL = {**dict.fromkeys(EXACT, (0, 0.0)), **dict.fromkeys(BLEND, (1, 0.001)),
-       **dict.fromkeys(NEAREST, (0, 0.0)), **dict.fromkeys(SHEAR, (1, 0.01))}
+       **dict.fromkeys(NEAREST, (0, 0.0)), **dict.fromkeys(SHEAR, (1, 0.002))}
 
 
 def to_pil(img: torch.Tensor) -> Image.Image:
@@ -67,6 +68,28 @@ def test_tensor_op_matches_pil_reference(op, kind, gray_images, rgb_images, phot
         ref = torch.stack([from_pil(pil_ops.apply_op(to_pil(im), op, sign, fill)) for im in images])
         assert out.shape == ref.shape and out.dtype == torch.uint8
         compare(out, ref, TOL[op.type], f"{op.name} sign {sign} ({kind})")
+
+
+@pytest.mark.parametrize("op", [op for op in SPACE.ops if op.type in SHEAR], ids=lambda op: op.name)
+def test_shear_keeps_flat_areas_exactly_flat(op):
+    """Every grey level, flat: the batched bicubic shear gives PIL's pixels exactly. (A
+    weighted sum of the taps in float32 gave 254 for 255 on 38% of a flat image, always
+    lower: a bias, not noise.)"""
+    flat = torch.arange(256, dtype=torch.uint8).view(256, 1, 1, 1).expand(256, 3, 16, 16).contiguous()
+    for sign in (1, -1):
+        out = tensor_ops.apply_op(flat, op, torch.full((256,), sign), 7)
+        ref = torch.stack([from_pil(pil_ops.apply_op(to_pil(im), op, sign, 7)) for im in flat])
+        assert torch.equal(out, ref), f"{op.name} sign {sign}"
+
+
+def test_shear_bound_on_random_images():
+    """Random pixels, the hardest case for rounding: at most 1, on at most 0.2% of pixels."""
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for op in (op for op in SPACE.ops if op.type in SHEAR):
+        for sign in (1, -1):
+            out = tensor_ops.apply_op(x, op, torch.full((64,), sign), 128)
+            ref = torch.stack([from_pil(pil_ops.apply_op(to_pil(im), op, sign, 128)) for im in x])
+            compare(out, ref, TOL[op.type], f"{op.name} sign {sign} (random)")
 
 
 def test_rotate_is_exact_at_every_angle_on_photographs(photo_crops):
