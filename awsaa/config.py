@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -244,6 +245,13 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# PyYAML follows YAML 1.1, where yes/no/on/off/y/n are booleans: "hflip: no" would pass for
+# false and a run name "on" become True. As in YAML 1.2 only true/false are (in any case).
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 # PyYAML follows YAML 1.1, where a float needs a dot: "5e-4" would stay a string.
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float",
                               re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
@@ -335,8 +343,8 @@ class OptimConfig:
         _require(self.warmup_from is None or self.warmup_from <= self.lr,
                  f"warmup_from must be in [0, lr], got {self.warmup_from}")
         _require(self.final_lr <= self.lr, f"final_lr must be in [0, lr], got {self.final_lr}")
-        _require(self.milestones == sorted(self.milestones),
-                 f"milestones must be increasing positive epochs, got {self.milestones}")
+        _require(all(a < b for a, b in itertools.pairwise(self.milestones)),
+                 f"milestones must be strictly increasing positive epochs, got {self.milestones}")
 
 
 @dataclass(config=SECTION)

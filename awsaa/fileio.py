@@ -131,13 +131,29 @@ def read_text(path: str | os.PathLike, what: str, error: type[Exception] | None 
     return text
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:  # json.loads would keep the last silently; the YAML configs refuse it too
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def parse_json(text: str, what: str, error: type[Exception] | None = None, **kwargs: Any) -> Any:
-    """``json.loads`` with every failure (syntax, a too-deeply nested document) as one line."""
+    """``json.loads`` with every failure (syntax, a too-deeply nested document, a key given
+    twice in one object) as one line."""
     error = error or AWSAAError
     try:
-        return json.loads(text, **kwargs)
+        return json.loads(text, object_pairs_hook=_unique_keys, **kwargs)
     except RecursionError:
         raise error(f"{what} is nested too deeply to be read") from None
+    except _DuplicateKey as e:
+        raise error(f"{what} gives a {e}: which one is meant?") from None
     except ValueError as e:  # JSONDecodeError is one
         raise error(f"{what} is not valid JSON: {e}") from None
 

@@ -178,7 +178,7 @@ class Policy:
         if d.get("format") != FORMAT:
             raise AWSAAError(f"not an awsaa policy: expected \"format\": \"{FORMAT}\", got {d.get('format')!r}")
         version = d.get("version")
-        if version != VERSION:
+        if type(version) is not int or version != VERSION:  # true == 1 in Python, not in a file format
             raise AWSAAError(f"policy version {version!r} is not supported (this awsaa reads version {VERSION})")
         unknown = sorted(set(d) - {"format", "version", "ops", "probs", "params", "meta"})
         if unknown:

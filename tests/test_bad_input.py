@@ -474,6 +474,28 @@ CASES += [
 ]
 
 
+# Lenient inputs: what a reader took without a word although it cannot be what was meant.
+CASES += [
+    ("policy-duplicate-key", "policy", lambda d: ["show", str(policy_file(
+        d, text='{"version": 1, ' + json.dumps(Policy.uniform().to_dict())[1:]))], "duplicate key 'version'"),
+    ("run-record-duplicate-key", "search", lambda d: ["--resume", str(_twice_in_run_json(open_run(d)))],
+     "duplicate key 'name'"),
+    ("policy-version-true", "policy", lambda d: ["show", str(policy_file(d, lambda o: o.update(version=True)))],
+     "version True"),
+    ("yaml-1.1-boolean", "train", lambda d: ["-c", str(yaml_file(d, QUICK_TRAIN.read_text() + "hflip: off\n"))],
+     "hflip"),
+    ("set-yaml-1.1-boolean", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "hflip=yes"], "hflip"),
+    ("milestones-repeated", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "optim.schedule=multistep",
+                                                "optim.milestones=[5,5]"], "milestones"),
+]
+
+
+def _twice_in_run_json(run: Path) -> Path:
+    f = run / "run.json"
+    f.write_text('{"name": "other", ' + f.read_text().lstrip()[1:])
+    return run
+
+
 def _with(root: Path, rel: str) -> Path:
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
     (root / rel).write_text("x")

@@ -144,9 +144,10 @@ class SearchState:
         if not run_dir.is_dir():
             raise AWSAAError(f"run directory {run_dir} does not exist")
         try:
-            info = parse_json(read_text(run_dir / "run.json", "run record"), "run.json")
+            text = read_text(run_dir / "run.json", "run record")
         except AWSAAError:
             raise AWSAAError(f"{run_dir} is not an awsaa search run (no readable run.json)") from None
+        info = parse_json(text, f"{run_dir / 'run.json'}")
         if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
             raise AWSAAError(f"{run_dir} is not an awsaa search run (run.json has no \"format\": \"{RUN_FORMAT}\")")
         if info.get("version") != RUN_VERSION:
