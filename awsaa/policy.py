@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
-from awsaa.errors import AWSAAError
+from awsaa.errors import SEED_END, AWSAAError, check_int
 from awsaa.fileio import atomic_write_text, parse_json, read_text
 
 FORMAT = "awsaa.policy"
@@ -63,7 +63,7 @@ def _generator(seed: int | torch.Generator | None) -> torch.Generator | None:
     if seed is None or isinstance(seed, torch.Generator):
         return seed
     g = torch.Generator()
-    g.manual_seed(int(seed))
+    g.manual_seed(check_int(seed, "generator seed", 0, SEED_END))
     return g
 
 
@@ -125,12 +125,13 @@ class Policy:
     def top(self, k: int = 10) -> list[tuple[int, int, float]]:
         """The ``k`` most likely pairs as ``(op1, op2, probability)``, most likely first."""
         flat = self._probs.flatten()
-        vals, idx = flat.topk(min(k, flat.numel()))
+        vals, idx = flat.topk(min(check_int(k, "k"), flat.numel()))
         return [(*self.space.pair(i), float(v)) for v, i in zip(vals.tolist(), idx.tolist(), strict=True)]
 
     def sample(self, n: int, generator: int | torch.Generator | None = None,
                replacement: bool = True) -> Tensor:
         """Draw ``n`` pairs; (n, 2) long tensor of op indices. ``generator`` may be a seed."""
+        check_int(n, "n")
         flat = self._probs.flatten().float()
         if n == 0:
             return torch.zeros(0, 2, dtype=torch.long)
@@ -140,6 +141,11 @@ class Policy:
 
     def kl_from(self, other: Policy) -> float:
         """KL(other || self) in nats."""
+        if not isinstance(other, Policy):
+            raise TypeError(f"other must be a Policy, got {type(other).__name__}")
+        if other.space != self.space:
+            raise ValueError(f"other is a policy over another op space ({other.space.num_ops} ops: "
+                             f"{', '.join(other.space.names[:3])}, ...) than this one's ({self.space.num_ops} ops)")
         p, q = other._probs, self._probs
         mask = p > 0
         return float((p[mask] * (p[mask].log() - q[mask].clamp_min(1e-300).log())).sum())

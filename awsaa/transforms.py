@@ -210,6 +210,9 @@ class _PerSampleTransform(Transform):
             raise TypeError(f"{type(self).__name__} expects one image, batch or video per call, got {len(images)}")
         inpt = images[0]
         n = _count(inpt, type(self).__name__, self._uint8_only)
+        h, w = (inpt.height, inpt.width) if isinstance(inpt, PIL.Image.Image) else inpt.shape[-2:]
+        if h == 0 or w == 0:
+            raise ValueError(f"{type(self).__name__} got an empty image ({h}x{w} pixels)")
         self.check(inpt)
         return self.draw(n, inpt)
 

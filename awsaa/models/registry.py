@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from awsaa.errors import AWSAAError
+from awsaa.errors import AWSAAError, check_int
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
@@ -50,6 +50,8 @@ def create(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs: Any
         fn = _REGISTRY[name]
     except KeyError:
         raise AWSAAError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+    check_int(num_classes, "num_classes", 1)
+    check_int(in_channels, "in_channels", 1)
     accepted = _options(fn)
     if "drop_path" in kwargs and "drop_path" not in accepted and not kwargs["drop_path"]:
         kwargs.pop("drop_path")  # no stochastic depth asked for: nothing to refuse

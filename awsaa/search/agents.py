@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
 from awsaa.config import AGENT_NAMES, AgentConfig
-from awsaa.errors import AWSAAError
+from awsaa.errors import SEED_END, AWSAAError, check_int
 from awsaa.policy import Policy, pair_probs
 
 
@@ -474,12 +474,18 @@ if tuple(AGENTS) != AGENT_NAMES:  # the config checks names against AGENT_NAMES
     raise ImportError(f"AGENTS {tuple(AGENTS)} and awsaa.config.AGENT_NAMES {AGENT_NAMES} disagree")
 
 
-def make_agent(name: str, space: SearchSpace | None = None, config: AgentConfig | None = None,
+def make_agent(name: str, space: SearchSpace | None = None, config: AgentConfig | Mapping[str, Any] | None = None,
                seed: int = 0) -> _Agent:
     """The agent registered as ``name`` (:data:`AGENTS`) over ``space`` with ``config``;
     ``seed`` feeds the agents that draw random numbers of their own (ES)."""
     if name not in AGENTS:
         raise AWSAAError(f"unknown agent {name!r}; choose from {', '.join(AGENTS)}")
-    return AGENTS[name](space, config, seed)
+    if isinstance(config, Mapping):  # the config's agent_config section as a dict
+        config = AgentConfig(**config)
+    elif config is not None and not isinstance(config, AgentConfig):
+        raise TypeError(f"config must be an AgentConfig or a dict of its keys, got {type(config).__name__}")
+    if space is not None and not isinstance(space, SearchSpace):
+        raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}")
+    return AGENTS[name](space, config, check_int(seed, "seed", 0, SEED_END))
 
 
