@@ -58,6 +58,12 @@ Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
 Positive = Annotated[Int, Field(ge=1)]
+# Seeds: run seeds are mixed with loop and trajectory numbers (seed * 1_000_003 + ...) into
+# torch generator seeds, which end at 2**64; below 2**32 (numpy's range) every mix fits.
+SEED_END = 2**32
+Seed = Annotated[Int, Field(ge=0, lt=SEED_END)]
+# Ray schedules resources in steps of 0.0001: a smaller positive amount is no amount.
+RESOURCE_STEP = 0.0001
 NonNegative = Annotated[Int, Field(ge=0)]
 Fraction = Annotated[Float, Field(ge=0, lt=1)]  # in [0, 1)
 FillValue = Annotated[Int, Field(ge=0, le=255)]
@@ -393,7 +399,7 @@ class TrainConfig:
     eval_batch_size: Positive = 1024
     compile: Bool = False  # torch.compile the model (CUDA)
     dataroot: Str | None = None
-    seed: Int = 0
+    seed: Seed = 0
 
     def __post_init__(self) -> None:
         _check_names(self.model, self.dataset)
@@ -476,7 +482,7 @@ class WorkersConfig:
 
     count: Positive | None = None  # null = one per trajectory
     num_gpus: Annotated[Float, Field(ge=0, le=1024)] = 0.0  # per worker; 0.5: two workers per GPU
-    num_cpus: Annotated[Float, Field(gt=0, le=1024)] = 1.0  # per worker; the worker's torch threads on CPU
+    num_cpus: Annotated[Float, Field(ge=RESOURCE_STEP, le=1024)] = 1.0  # per worker; the worker's torch threads on CPU
     # trajectories a worker runs per call; null = 1 with the fine-tune reward, and with the
     # density reward a loop's trajectories split evenly across the workers (one call each)
     per_call: Positive | None = None
@@ -486,6 +492,8 @@ class WorkersConfig:
     spread_eval: Bool = True
 
     def __post_init__(self) -> None:
+        _require(self.num_gpus == 0 or self.num_gpus >= RESOURCE_STEP,
+                 f"num_gpus must be 0 or at least {RESOURCE_STEP} (Ray's step), got {self.num_gpus}")
         _require(self.num_gpus <= 1 or self.num_gpus == int(self.num_gpus),
                  f"num_gpus above 1 must be a whole number, got {self.num_gpus}")
 
@@ -574,7 +582,7 @@ class SearchConfig:
     workers: WorkersConfig = field(default_factory=WorkersConfig)
     eval_batch_size: Positive = 1024
     dataroot: Str | None = None
-    seed: Int = 0
+    seed: Seed = 0
 
     def __post_init__(self) -> None:
         _check_names(self.model, self.dataset)

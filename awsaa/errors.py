@@ -32,4 +32,4 @@ def check_int(value: object, name: str, low: int = 0, high: int | None = None) -
     return value
 
 
-SEED_END = 2**64  # torch.Generator.manual_seed takes seeds below this
+GENERATOR_SEED_END = 2**64  # torch.Generator.manual_seed takes seeds below this

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
-from awsaa.errors import SEED_END, AWSAAError, check_int
+from awsaa.errors import GENERATOR_SEED_END, AWSAAError, check_int
 from awsaa.fileio import atomic_write_text, parse_json, read_text
 
 FORMAT = "awsaa.policy"
@@ -63,7 +63,7 @@ def _generator(seed: int | torch.Generator | None) -> torch.Generator | None:
     if seed is None or isinstance(seed, torch.Generator):
         return seed
     g = torch.Generator()
-    g.manual_seed(check_int(seed, "generator seed", 0, SEED_END))
+    g.manual_seed(check_int(seed, "generator seed", 0, GENERATOR_SEED_END))
     return g
 
 

@@ -490,6 +490,22 @@ CASES += [
 ]
 
 
+# Numbers the libraries underneath cannot hold: refused at load, not after stage 1.
+CASES += [
+    ("set-seed-beyond-32-bits", "search", lambda d: ["-c", str(search_yaml(d)), "--set", f"seed={2**64}"], "seed"),
+    ("set-seed-negative", "train", lambda d: ["-c", str(QUICK_TRAIN), "--set", "seed=-1"], "seed"),
+    ("seeds-beyond-32-bits", "train", lambda d: ["-c", str(QUICK_TRAIN), "--seeds", str(2**32)], "--seeds"),
+    ("gallery-seed-beyond-32-bits", "policy", lambda d: ["gallery", "-o", str(d / "g.png"), "--seed", str(2**70)],
+     "--seed"),
+    ("num-cpus-below-ray-step", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "workers.num_cpus=1e-300"],
+     "num_cpus"),
+    ("num-gpus-below-ray-step", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "workers.num_gpus=1e-300"],
+     "num_gpus"),
+    ("gpus-per-trial-below-ray-step", "train", lambda d: ["-c", str(QUICK_TRAIN), "--gpus-per-trial", "1e-300"],
+     "--gpus-per-trial"),
+    ("pretrain-lr-inf", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "pretrain.optim.lr=.inf"], "lr"),
+]
+
 def _twice_in_run_json(run: Path) -> Path:
     f = run / "run.json"
     f.write_text('{"name": "other", ' + f.read_text().lstrip()[1:])

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from awsaa.config import json_schema, to_dict
+from awsaa.config import RESOURCE_STEP, json_schema, to_dict
 from awsaa.distributed.jobs import is_job_address, submit
 from awsaa.errors import AWSAAError
 from awsaa.fileio import release_dirs
@@ -99,7 +99,7 @@ def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def float_range(low: float) -> Callable[[str], float]:
-    """An argparse ``type``: a finite number >= low."""
+    """An argparse ``type``: a finite number >= low, and 0 or at least Ray's resource step."""
 
     def parse(text: str) -> float:
         try:
@@ -108,6 +108,8 @@ def float_range(low: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"expected a number, got {text[:50]!r}") from None
         if not value >= low or value == float("inf"):
             raise argparse.ArgumentTypeError(f"must be a finite number >= {low}, got {text[:50]}")
+        if 0 < value < RESOURCE_STEP:
+            raise argparse.ArgumentTypeError(f"must be 0 or at least {RESOURCE_STEP} (Ray's step), got {text[:50]}")
         return value
 
     return parse

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from awsaa.augment.space import SearchSpace
 from awsaa.cli.common import Parser, int_range, parse_args, run_main
+from awsaa.config import SEED_END
 from awsaa.errors import AWSAAError
 from awsaa.fileio import check_output_file
 from awsaa.plots import plot_op_gallery, plot_policy
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataroot", default=None)
     s.add_argument("--download", action="store_true", help="download the dataset if it is missing")
     s.add_argument("--images", type=int_range(1, 64), default=4, help="test images per op (default 4)")
-    s.add_argument("--seed", type=int_range(0), default=0)
+    s.add_argument("--seed", type=int_range(0, SEED_END - 1), default=0)
     s.set_defaults(fn=cmd_gallery)
     return p
 

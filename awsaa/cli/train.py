@@ -33,7 +33,7 @@ from awsaa.cli.common import (
     run_name,
     tool_main,
 )
-from awsaa.config import TrainConfig, parse_yaml
+from awsaa.config import SEED_END, TrainConfig, parse_yaml
 from awsaa.data import is_own
 from awsaa.data.datasets import ensure_dataset
 from awsaa.distributed.raycluster import (
@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true",
                    help="fetch a missing dataset (into --dataroot, or $AWSAA_DATA or ./data) before training")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.lr=0.05")
-    p.add_argument("--seeds", type=int_range(0), nargs="+", default=[0], help="one trial per seed (default: 0)")
+    p.add_argument("--seeds", type=int_range(0, SEED_END - 1), nargs="+", default=[0],
+                   help="one trial per seed (default: 0)")
     p.add_argument("--name", type=run_name, help="experiment name (default: from the configs, dataset and aug)")
     p.add_argument("--storage", help="where experiments live (default: runs/train; $AWSAA_STORAGE/train when set)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of this name")

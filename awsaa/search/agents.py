@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
-from awsaa.config import AGENT_NAMES, AgentConfig
-from awsaa.errors import SEED_END, AWSAAError, check_int
+from awsaa.config import AGENT_NAMES, SEED_END, AgentConfig
+from awsaa.errors import AWSAAError, check_int
 from awsaa.policy import Policy, pair_probs
 
 
