@@ -506,6 +506,20 @@ CASES += [
     ("pretrain-lr-inf", "search", lambda d: ["-c", str(search_yaml(d)), "--set", "pretrain.optim.lr=.inf"], "lr"),
 ]
 
+# Flags silently ignored: with --resume a run continues as it was started.
+CASES += [
+    ("resume-with-loops", "search", lambda d: ["--resume", str(open_run(d)), "--loops", "9"],
+     "--loops cannot be used with --resume"),
+    ("resume-print-config-with-loops", "search", lambda d: ["--print-config", "--resume", str(open_run(d)),
+                                                            "--loops", "9"], "--loops cannot be used with --resume"),
+    ("resume-with-set-and-name", "search", lambda d: ["--resume", str(open_run(d)), "--set", "seed=3", "--name",
+                                                      "other"], "--name, --set cannot be used with --resume"),
+    ("resume-with-pretrained", "search", lambda d: ["--resume", str(open_run(d)), "--pretrained",
+                                                    str(d / "x.pt")], "--pretrained cannot be used with --resume"),
+    ("resume-with-other-storage", "search", lambda d: ["--resume", str(open_run(d)), "--storage",
+                                                       str(_mkdir(d / "elsewhere"))], "is not where the run lies"),
+]
+
 def _twice_in_run_json(run: Path) -> Path:
     f = run / "run.json"
     f.write_text('{"name": "other", ' + f.read_text().lstrip()[1:])

@@ -113,3 +113,13 @@ def test_corrupt_state_mismatched_pretrained_and_unreachable_address(tmp_path, t
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "cannot reach the Ray cluster at 127.0.0.1:1" in r.stderr and not (tmp_path / "s2").exists()
 
+
+
+def test_set_given_twice_keeps_both(capsys):
+    """--set a=1 --set b=2 kept only b=2 (argparse's default for a repeated option)."""
+    from awsaa.cli.search import main
+
+    assert main(["-c", "configs/search/quick_fmnist.yaml", "--print-config", "--set", "seed=3",
+                 "--set", "loops=7"]) == 0
+    out = capsys.readouterr().out
+    assert "\nseed: 3\n" in out and "\nloops: 7\n" in out

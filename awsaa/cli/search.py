@@ -127,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
         return print_schema(SearchConfig)
     if args.print_config:
         if args.resume:
-            return print_configs([_run_config(Path(args.resume))])
+            _refuse_with_resume(args)
+            config = _run_config(Path(args.resume))
+            _check_storage(args, Path(args.resume).expanduser().resolve())
+            return print_configs([config])
         _need_config(args)
         return print_configs([load_search_config(args)])
 
@@ -142,11 +145,13 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(note, flush=True)
     if args.resume:
+        _refuse_with_resume(args)
         given = load_search_config(args) if args.config else None
         run_dir = Path(args.resume).expanduser().resolve()
         if run_dir.is_dir():  # a link or special file planted in the run is named before anything reads it
             check_tree(run_dir, "run directory")
         run_ = driver.resume_run(run_dir, given, str(args.config), log=say)
+        _check_storage(args, run_dir)
         ensure_writable_dir(run_dir, "run directory")
         claim_dir(run_dir, "run directory", new=False)  # one writer per run
     else:
@@ -166,6 +171,32 @@ def run(args: argparse.Namespace) -> int:
     summary = driver.run_search(run_, log=say)
     print_summary(run_.run_dir, summary["loops_done"], summary["best"], summary["rule"])
     return 0
+
+
+# What --resume cannot honour: a run continues as it was started (its config.yaml, its
+# storage, its name, its stage 1). With -c, --set, --loops and --dataset shape the config that
+# is checked against the run's, so they are taken there.
+_FIXED_BY_THE_RUN = {"pretrained": "--pretrained", "name": "--name", "dataroot": "--dataroot",
+                     "download": "--download"}
+_SHAPE_THE_CONFIG = {"loops": "--loops", "set": "--set", "dataset": "--dataset"}
+
+
+def _refuse_with_resume(args: argparse.Namespace) -> None:
+    given = [flag for key, flag in _FIXED_BY_THE_RUN.items() if getattr(args, key)]
+    if not args.config:
+        given += [flag for key, flag in _SHAPE_THE_CONFIG.items() if getattr(args, key)]
+    if given:
+        raise AWSAAError(f"{', '.join(given)} cannot be used with --resume: a run continues as it was started "
+                         f"(its config.yaml, name, storage and stage 1); start a new run to change "
+                         f"{'them' if len(given) > 1 else 'it'}")
+
+
+
+def _check_storage(args: argparse.Namespace, run_dir: Path) -> None:
+    """--storage with --resume: only the storage the run lies in (checked once the run is known)."""
+    if args.storage and Path(args.storage).expanduser().resolve() != run_dir.parent:
+        raise AWSAAError(f"--storage {shown(args.storage, 200)} is not where the run lies "
+                         f"({shown(run_dir.parent, 200)}): a resumed run stays in its storage; leave --storage out")
 
 
 def _need_config(args: argparse.Namespace) -> None:
@@ -200,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataroot", help="where the dataset lives")
     p.add_argument("--download", action="store_true",
                    help="fetch a missing dataset (into --dataroot, or $AWSAA_DATA or ./data) before the search")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. finetune.epochs=3")
+    p.add_argument("--set", nargs="*", action="extend", metavar="KEY=VALUE",
+                   help="override any config key, e.g. finetune.epochs=3 (may be given more than once)")
     p.add_argument("--address", help="Ray cluster: HOST:PORT to run from here, or the dashboard URL "
                                      "http://HEAD:8265 to submit as a Ray job (default: a local Ray)")
     p.add_argument("--no-wait", action="store_true", help="with a job address: submit and return at once")

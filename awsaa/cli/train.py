@@ -196,7 +196,14 @@ def print_summary(summary: list[dict[str, Any]], exp_path: Path, legend: dict[st
             print(f"{PROG}: error: trial {s['label']} failed: {shown(s['error'], 1000)}", file=sys.stderr)
 
 
+def _default_seeds(args: argparse.Namespace) -> None:
+    # not argparse's default: an "extend" option appends what is given to its default list
+    if args.seeds is None:
+        args.seeds = [0]
+
+
 def run(args: argparse.Namespace) -> int:
+    _default_seeds(args)
     if args.print_schema:
         return print_schema(TrainConfig)
     if args.print_config:
@@ -266,6 +273,7 @@ def _with_seed(cfg, seed: int):
 
 def check_locally(args: argparse.Namespace) -> None:
     """Before submitting a job: the configs and policy files must load (the data lives on the cluster)."""
+    _default_seeds(args)
     _check_save(args)
     load_train_configs(args)
 
@@ -281,16 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", nargs="+", help="training config YAML file(s) (required)")
     p.add_argument("--dataset", help="override the config's dataset: a name, or your own data (a folder with "
                                      "train/<class>/ images, or an .npz file)")
-    p.add_argument("--aug", nargs="+", help="none, cutout, autoaugment, randaugment (randaugment_n2_m9: N and M), "
-                                            "trivialaugment, uniform, "
-                                            "fa_reduced_cifar10, fa_reduced_imagenet, or a policy .json file; "
-                                            "several: one trial per aug")
+    p.add_argument("--aug", nargs="+", action="extend",
+                   help="none, cutout, autoaugment, randaugment (randaugment_n2_m9: N and M), trivialaugment, "
+                        "uniform, fa_reduced_cifar10, fa_reduced_imagenet, a published policy (aws_digits) or a "
+                        "policy .json file; several: one trial per aug")
     p.add_argument("--epochs", type=int_range(1), help="override the config's epochs")
     p.add_argument("--dataroot", help="where the dataset lives")
     p.add_argument("--download", action="store_true",
                    help="fetch a missing dataset (into --dataroot, or $AWSAA_DATA or ./data) before training")
-    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override any config key, e.g. optim.lr=0.05")
-    p.add_argument("--seeds", type=int_range(0, SEED_END - 1), nargs="+", default=[0],
+    p.add_argument("--set", nargs="*", action="extend", metavar="KEY=VALUE",
+                   help="override any config key, e.g. optim.lr=0.05 (may be given more than once)")
+    p.add_argument("--seeds", type=int_range(0, SEED_END - 1), nargs="+", action="extend",
                    help="one trial per seed (default: 0)")
     p.add_argument("--name", type=run_name, help="experiment name (default: from the configs, dataset and aug)")
     p.add_argument("--storage", help="where experiments live (default: runs/train; $AWSAA_STORAGE/train when set)")
