@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import re
 import signal
 import sys
@@ -73,12 +75,14 @@ def add_print_options(parser: argparse.ArgumentParser) -> None:
 def print_configs(configs: list[Any]) -> int:
     """``--print-config``: each effective config as YAML, ``---`` between them."""
     print("\n---\n".join(yaml.safe_dump(to_dict(c), sort_keys=False).rstrip() for c in configs))
+    finish_output()
     return 0
 
 
 def print_schema(cls: Any) -> int:
     """``--print-schema``: the JSON schema of config class ``cls``."""
     print(json.dumps(json_schema(cls), indent=1))
+    finish_output()
     return 0
 
 
@@ -128,14 +132,97 @@ def run_name(text: str) -> str:
     return text
 
 
+class Output:
+    """The tools' standard output. A reader that goes away (``| head``) or a write that fails
+    (a full disk, ``> /dev/full``) stops the output, not the work: the first failure is
+    remembered, the descriptor is pointed at /dev/null (so nothing buffered fails again at
+    exit) and the rest of the lines go nowhere. :func:`finish_output` turns the failure into
+    an error for the commands whose output is their result."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.failed: OSError | None = None
+
+    def write(self, text: str) -> int:
+        if self.failed is None:
+            try:
+                return self.stream.write(text)
+            except OSError as e:
+                self._fail(e)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.failed is None:
+            try:
+                self.stream.flush()
+            except OSError as e:
+                self._fail(e)
+
+    def isatty(self) -> bool:
+        return self.failed is None and self.stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, ...: the stream's own
+        return getattr(self.stream, name)
+
+    def _fail(self, error: OSError) -> None:
+        self.failed = error
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+        except (OSError, ValueError, AttributeError):  # no descriptor (a test's capture): nothing buffered there
+            pass
+
+
+def _open_standard_streams() -> None:
+    """A closed descriptor 0, 1 or 2 (``>&-``) is opened on /dev/null: otherwise the next file
+    opened (a checkpoint, a log) would get its number, and whatever writes to the terminal
+    (Ray's processes inherit it) would write into that file."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def finish_output() -> None:
+    """For a command whose output is its result (``--print-config``, ``awsaa-policy show``):
+    standard output must have taken all of it. A reader that went away (``| head``) is not an
+    error; any other failure is."""
+    out = sys.stdout
+    out.flush()
+    failed = getattr(out, "failed", None)
+    if failed is not None and not isinstance(failed, BrokenPipeError):
+        raise AWSAAError(f"cannot write to standard output: {failed.strerror or failed}")
+
+
 def run_main(fn: Callable[[], int | None], prog: str) -> int:
     """Run ``fn``; turn :class:`AWSAAError` into ``prog: error: <line>`` on stderr and exit 2,
-    a stop signal into its message and 128 + its number. Signal handlers are restored after."""
+    a stop signal into its message and 128 + its number. Signal handlers are restored after.
+    Standard output is an :class:`Output` while ``fn`` runs."""
     main_thread = threading.current_thread() is threading.main_thread()
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    _open_standard_streams()
+    stdout, stderr = sys.stdout, sys.stderr
+    if stderr is None:  # closed when Python started: errors go nowhere, the exit status still tells
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (restored below)
+    if stdout is None:
+        out = sys.stdout = Output(open(os.devnull, "w"))  # noqa: SIM115
+        out.failed = OSError(errno.EBADF, "it was closed when the command started (>&-)")
+    else:
+        out = sys.stdout = stdout if isinstance(stdout, Output) else Output(stdout)
     try:
-        return _run(fn, prog)
+        code = _run(fn, prog)
+        failed = getattr(out, "failed", None)
+        if failed is not None and code == 0 and not isinstance(failed, BrokenPipeError):
+            print(f"{prog}: note: standard output stopped taking lines ({failed.strerror or failed}); "
+                  f"the run's files hold everything", file=sys.stderr)
+        return code
     finally:
+        sys.stdout, sys.stderr = stdout, stderr
         release_dirs()  # the run's lock ends with the command (tests run several in one process)
         for s, h in saved.items():
             if h is not None:  # None: set outside Python, cannot be restored from here

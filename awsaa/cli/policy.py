@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from awsaa.augment.space import SearchSpace
-from awsaa.cli.common import Parser, int_range, parse_args, run_main
+from awsaa.cli.common import Parser, finish_output, int_range, parse_args, run_main
 from awsaa.config import SEED_END
 from awsaa.errors import AWSAAError
 from awsaa.fileio import check_output_file
@@ -50,6 +50,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     print(f"\n{'rank':>4}  {'prob':>8}  {'x uniform':>9}  sub-policy")
     for rank, (i, j, p) in enumerate(pol.top(args.top), 1):
         print(f"{rank:>4}  {p:8.5f}  {p * space.num_pairs:9.2f}  {space.pair_label(i, j)}")
+    finish_output()  # what it shows is its result
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
