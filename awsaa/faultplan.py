@@ -5,7 +5,8 @@ A plan says where a process kills itself (a real ``SIGKILL``, as the kernel's OO
 lost node would) or hangs, so a test gets exactly the faults it asks for on a fast or
 a slow machine instead of racing a killer thread against the work::
 
-    {"worker":     [{"loop": 0, "traj": 1, "at": "start" | "mid", "do": "kill" | "hang"}],
+    {"format":     "awsaa.faultplan",
+     "worker":     [{"loop": 0, "traj": 1, "at": "start" | "mid", "do": "kill" | "hang"}],
      "controller": [{"loop": 2, "do": "kill"}],
      "stage1":     [{"epoch": 2, "do": "hang"}],
      "train":      [{"epoch": 1, "do": "kill"}],
@@ -22,6 +23,10 @@ exclusively and writes its pid and what it held, so the rerun of a killed trajec
 restarted controller) goes through and the test can read which process was hit. ``hang``
 sleeps until the process is killed.
 
+A file that is not such a plan (unreadable, not JSON, without ``"format": "awsaa.faultplan"``:
+the variable left pointing at something else) is no plan: nothing happens. A test hook must
+never break a user's run.
+
 The variable is read by every process of a local Ray cluster because Ray's processes inherit
 the environment of the process that started the cluster (the tests set it before that).
 """
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ENV = "AWSAA_FAULT_PLAN"
+FORMAT = "awsaa.faultplan"
 
 
 def _fired_dir() -> Path | None:
@@ -48,10 +54,13 @@ def _entries(kind: str) -> list[dict[str, Any]]:
     if not p:
         return []
     try:
-        text = Path(p).read_text()
-    except FileNotFoundError:
+        plan = json.loads(Path(p).read_text())
+    except (OSError, ValueError, RecursionError):  # missing, unreadable, not text, not JSON: no plan
         return []
-    return list(json.loads(text).get(kind, []))
+    if not isinstance(plan, dict) or plan.get("format") != FORMAT:
+        return []
+    entries = plan.get(kind, [])
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def name(kind: str, **where: Any) -> str:

@@ -27,7 +27,7 @@ def fault_plan():
 
     def write(plan: dict) -> Path:
         tmp = FAULT_PLAN.with_suffix(".tmp")
-        tmp.write_text(json.dumps(plan))
+        tmp.write_text(json.dumps({"format": "awsaa.faultplan", **plan}))
         tmp.replace(FAULT_PLAN)
         return FAULT_PLAN
 

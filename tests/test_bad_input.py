@@ -551,6 +551,8 @@ ADDRESS_CASES = [
      "cannot reach the Ray Jobs server"),
     ("address-not-an-address", "search", lambda d: ["-c", str(search_yaml(d)), "--address", "nohost"],
      "nohost"),
+    ("address-unknown-scheme", "train", lambda d: ["-c", str(QUICK_TRAIN), "--address", "ftp://127.0.0.1:21"],
+     "unknown scheme 'ftp'"),
 ]
 
 
@@ -637,6 +639,17 @@ def test_an_unreachable_ray_address_creates_nothing(tmp_path):
                            env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot reach" in r.stderr, r.stderr
         assert not store.exists()
+
+
+def test_ray_address_set_to_a_dashboard_url_is_taken_as_the_job_address(tmp_path):
+    """$RAY_ADDRESS=http://... (as Ray's job CLI uses it) is the job address, like --address
+    http://...: here an unreachable one, so one line naming the Jobs server, nothing created."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": "http://127.0.0.1:1"}
+    store = tmp_path / "store"
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.train", "-c", str(QUICK_TRAIN), "--storage", str(store)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot reach the Ray Jobs server" in r.stderr, r.stderr
+    assert not store.exists()
 
 
 def test_a_head_that_refuses_the_token(tmp_path, ray_nodes):

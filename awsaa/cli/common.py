@@ -55,6 +55,9 @@ def tool_main(prog: str, parser: argparse.ArgumentParser, argv: list[str] | None
     args = parse_args(parser, argv)
     if isinstance(args, int):
         return args
+    if args.address is None and is_job_address(os.environ.get("RAY_ADDRESS")):
+        # Ray's job CLI reads a dashboard URL from $RAY_ADDRESS; so do the tools, as --address
+        args.address = os.environ["RAY_ADDRESS"]
 
     def dispatch() -> int | None:
         if is_job_address(args.address) and not (args.print_config or args.print_schema):

@@ -22,8 +22,12 @@ from awsaa.errors import AWSAAError
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail fast, in one line, when ``host:port`` accepts no connection (``ray.init`` would
     keep retrying for minutes). ``auto`` and ``ray://`` addresses are left to Ray."""
-    if address in ("auto", "local") or "://" in address:
+    if address in ("auto", "local") or address.startswith("ray://"):
         return
+    if "://" in address:
+        scheme = address.split("://", 1)[0]
+        raise AWSAAError(f"Ray address {address[:100]!r}: unknown scheme {scheme[:20]!r}:// (use HOST:PORT, "
+                         f"ray://HOST:PORT, or http://HEAD:8265 to submit a Ray job)")
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise AWSAAError(f"Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.1:6379)")

@@ -1,0 +1,47 @@
+"""The environment a user's shell may leave behind (issue 25, "the environment")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from awsaa import faultplan
+
+PLAN_LIKE = {"worker": [{"loop": 0, "traj": 1, "at": "start", "do": "kill"}]}
+
+
+@pytest.mark.parametrize("content", [json.dumps(PLAN_LIKE).encode(), b"\x00\xff\xfe binary", b"not json {",
+                                     b"[1, 2]", json.dumps({"format": "other", **PLAN_LIKE}).encode(), None])
+def test_a_fault_plan_variable_left_pointing_elsewhere_does_nothing(tmp_path, monkeypatch, content):
+    """$AWSAA_FAULT_PLAN naming a file that is not a plan (a plan-shaped JSON without the plan's
+    format, a binary file, a directory): no entries, nothing raises."""
+    target = tmp_path / "thing"
+    if content is None:
+        target.mkdir()
+    else:
+        target.write_bytes(content)
+    monkeypatch.setenv(faultplan.ENV, str(target))
+    assert faultplan._entries("worker") == []
+
+
+def test_a_plan_shaped_file_without_the_format_kills_nothing(tmp_path):
+    """In a real process that reaches the very point the plan-shaped file names."""
+    target = tmp_path / "thing.json"
+    target.write_text(json.dumps(PLAN_LIKE))
+    env = {**os.environ, "AWSAA_FAULT_PLAN": str(target)}
+    r = subprocess.run([sys.executable, "-c", "from awsaa import faultplan; "
+                        "faultplan.point('worker', loop=0, traj=1, at='start'); print('alive')"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "alive", r.stderr
+    assert not (tmp_path / "thing.fired").exists()
+
+
+def test_a_plan_with_its_format_still_fires(tmp_path, monkeypatch):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"format": faultplan.FORMAT, **PLAN_LIKE}))
+    monkeypatch.setenv(faultplan.ENV, str(plan))
+    assert faultplan._entries("worker") == PLAN_LIKE["worker"]
