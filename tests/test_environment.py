@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,14 @@ def test_a_plan_with_its_format_still_fires(tmp_path, monkeypatch):
     plan.write_text(json.dumps({"format": faultplan.FORMAT, **PLAN_LIKE}))
     monkeypatch.setenv(faultplan.ENV, str(plan))
     assert faultplan._entries("worker") == PLAN_LIKE["worker"]
+
+
+def test_a_deleted_working_directory_is_one_line_not_a_fatal_error_from_mkl(tmp_path):
+    """torch's MKL died with "Intel oneMKL FATAL ERROR" and exit 2, awsaa's usage-error code."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    tool = Path(sys.executable).parent / "awsaa-policy"  # as a user runs it (python -m adds the cwd to sys.path)
+    r = subprocess.run([str(tool), "show", "aws_digits"], cwd=gone, preexec_fn=lambda: os.rmdir(os.getcwd()),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "the working directory no longer exists" in r.stderr and "FATAL" not in r.stderr

@@ -390,3 +390,16 @@ def test_a_refused_update_is_a_failed_loop_the_agent_kept_and_resume_goes_on(tmp
     loaded.ask(2)
     loaded.record(2, [traj(0, 81.0), traj(1, 79.0)], [], 1.0)
     assert SearchState.load(run).loops_done == 3
+
+
+def test_an_interrupted_run_that_had_finished_is_not_told_to_continue(tmp_path):
+    """Stopped after its last loop (before the tool's end): the message names its result
+    instead of "continue with --resume", which would only answer that every loop is done."""
+    from awsaa.distributed.search import _where_it_stands
+
+    cfg = tiny_cfg(loops=1)
+    state = SearchState.create(tmp_path / "run", cfg, {"name": "run", "pretrained": "x"})
+    assert "saved after loop 0 of 1; continue with" in _where_it_stands(tmp_path / "run", cfg)
+    state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
+    said = _where_it_stands(tmp_path / "run", cfg)
+    assert "finished all 1 loops" in said and "policy.json" in said and "continue with" not in said

@@ -650,4 +650,7 @@ def _where_it_stands(run_dir: Path, cfg: SearchConfig) -> str:
         done = SearchState.load(run_dir).loops_done  # state.pt is the source of truth
     except AWSAAError:
         return f"the run's state could not be read back; check {run_dir / 'state.pt'}"
+    if done >= cfg.loops:  # stopped after its last loop: nothing to continue
+        return (f"the run had finished all {cfg.loops} loops; its result is {run_dir / 'policy.json'} "
+                f"(awsaa-search --resume {run_dir} rebuilds an export that is missing)")
     return f"the run is saved after loop {done} of {cfg.loops}; continue with: awsaa-search --resume {run_dir}"
