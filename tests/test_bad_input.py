@@ -520,6 +520,18 @@ CASES += [
                                                        str(_mkdir(d / "elsewhere"))], "is not where the run lies"),
 ]
 
+# Resources a local Ray cannot provide (it would wait for them forever): one line before it starts.
+CASES += [
+    ("search-workers-need-more-gpus", "search", lambda d: ["-c", str(search_yaml(d)), "--set",
+                                                           "workers.num_gpus=1000"], "more GPUs than this machine"),
+    ("search-workers-need-more-cpus", "search", lambda d: ["-c", str(search_yaml(d)), "--set",
+                                                           "workers.num_cpus=1000"], "more CPUs than this machine"),
+    ("train-trial-needs-more-gpus", "train", lambda d: ["-c", str(QUICK_TRAIN), "--gpus-per-trial", "1000"],
+     "--gpus-per-trial 1000 asks for more GPUs"),
+    ("train-trial-needs-more-cpus", "train", lambda d: ["-c", str(QUICK_TRAIN), "--cpus-per-trial", "100000"],
+     "--cpus-per-trial 100000 asks for more CPUs"),
+]
+
 def _twice_in_run_json(run: Path) -> Path:
     f = run / "run.json"
     f.write_text('{"name": "other", ' + f.read_text().lstrip()[1:])

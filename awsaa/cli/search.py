@@ -34,6 +34,7 @@ from awsaa.cli.train import _parse_set
 from awsaa.config import SearchConfig
 from awsaa.distributed import search as driver
 from awsaa.distributed.raycluster import (
+    check_local_resources,
     default_storage,
     init_ray,
     joining_a_cluster,
@@ -163,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
                               log=say)
     if not args.resume:
         ensure_writable_dir(storage, "storage")
+    check_local_resources(args.address, {"workers.num_gpus": run_.cfg.workers.num_gpus,
+                                         "workers.num_cpus": run_.cfg.workers.num_cpus})
     init_ray(args.address)  # an unreachable cluster fails here, before anything is created
     leave_job_working_dir(storage)
     if not args.resume:

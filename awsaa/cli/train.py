@@ -37,6 +37,7 @@ from awsaa.config import SEED_END, TrainConfig, parse_yaml
 from awsaa.data import is_own
 from awsaa.data.datasets import ensure_dataset
 from awsaa.distributed.raycluster import (
+    check_local_resources,
     default_storage,
     init_ray,
     joining_a_cluster,
@@ -238,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
         check_tree(exp.path, "experiment")
     check_experiment(exp, args.resume)
     ensure_writable_dir(exp.storage, "storage")
+    check_local_resources(args.address, {"--gpus-per-trial": args.gpus_per_trial,
+                                         "--cpus-per-trial": args.cpus_per_trial or 0}, args.num_gpus)
     init_ray(args.address, num_gpus=args.num_gpus)  # an unreachable cluster fails here, before anything is created
     leave_job_working_dir(exp.storage)
     claim_dir(exp.path, "experiment", new=not args.resume)  # one writer per experiment

@@ -44,6 +44,27 @@ def joining_a_cluster(address: str | None) -> bool:
     return bool(address or os.environ.get("RAY_ADDRESS"))
 
 
+def check_local_resources(address: str | None, asks: dict[str, float], num_gpus: int | None = None) -> None:
+    """Before a local Ray starts: refuse, in one line, what this machine cannot provide (a
+    local Ray would wait for it forever). ``asks`` maps the option that asks to its amount:
+    ``{"workers.num_gpus": 1, ...}``, CPU and GPU options told apart by their names. A cluster
+    is left alone: its autoscaler may add the nodes."""
+    if joining_a_cluster(address):
+        return
+    cpus = os.cpu_count() or 1
+    if num_gpus is None:
+        import torch
+
+        num_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for option, amount in asks.items():
+        gpu = "gpu" in option.lower()
+        have = num_gpus if gpu else cpus
+        if amount and amount > have:
+            kind = "GPU" if gpu else "CPU"
+            raise AWSAAError(f"{option} {amount:g} asks for more {kind}s than this machine has ({have}): a local Ray "
+                             f"would wait for them forever; ask for at most {have}, or run on a cluster (--address)")
+
+
 def default_storage(kind: str):
     """Where runs live when ``--storage`` is not given: ``$AWSAA_STORAGE/<kind>`` (the cluster
     sets it to its shared file system), else ``~/awsaa-runs/<kind>`` inside a Ray job (whose
