@@ -106,3 +106,23 @@ def test_a_usage_error_quoting_an_argument_is_escaped(capsys):
     assert main(["show", "p.json", "--top", "3", "\x1b]0;pwned\x07"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\\x1b]0;pwned\\x07" in err and not CONTROLS.search(err.rstrip("\n"))
+
+
+def test_an_error_raised_on_a_ray_worker_is_its_own_one_line(capsys):
+    """A user error raised in a Ray task reaches the driver wrapped by Ray (a subclass of it),
+    whose text is the remote traceback with colour codes; the tools print the error itself."""
+    from ray.exceptions import RayTaskError
+
+    from awsaa.cli.common import run_main
+    from awsaa.errors import AWSAAError
+
+    remote = ("Traceback (most recent call last):\n  File \"worker.py\", line 1, in f\n"
+              "\x1b[36mawsaa.errors.AWSAAError\x1b[39m: train_size 100000 exceeds the 60000 training images")
+
+    def fail():
+        raise RayTaskError("f", remote, AWSAAError("train_size 100000 exceeds the 60000 training images"),
+                           proctitle="x", pid=1, ip="127.0.0.1").as_instanceof_cause()
+
+    assert run_main(fail, "awsaa-search") == 2
+    err = capsys.readouterr().err
+    assert err == "awsaa-search: error: train_size 100000 exceeds the 60000 training images\n"

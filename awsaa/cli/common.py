@@ -232,11 +232,20 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
                 signal.signal(s, h)
 
 
+def _raised(e: AWSAAError) -> AWSAAError:
+    """The error as raised: an error raised in a Ray task or actor reaches the driver as Ray's
+    wrapper (a subclass of both), whose text is the remote traceback with colour codes; its
+    ``cause`` is the error itself."""
+    while isinstance(getattr(e, "cause", None), AWSAAError) and e.cause is not e:  # type: ignore[attr-defined]
+        e = e.cause  # type: ignore[attr-defined]
+    return e
+
+
 def _run(fn: Callable[[], int | None], prog: str) -> int:
     try:
         return int(fn() or 0)
     except AWSAAError as e:
-        print(f"{prog}: error: {shown(e, ERROR_LIMIT)}", file=sys.stderr)
+        print(f"{prog}: error: {shown(_raised(e), ERROR_LIMIT)}", file=sys.stderr)
         return EXIT_USAGE
     except Interrupted as e:
         print(f"{prog}: interrupted ({e.name})" + (f"; {shown(e.detail, ERROR_LIMIT)}" if e.detail else ""),
