@@ -57,3 +57,48 @@ def test_a_deleted_working_directory_is_one_line_not_a_fatal_error_from_mkl(tmp_
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert "the working directory no longer exists" in r.stderr and "FATAL" not in r.stderr
+
+
+def test_a_stage1_cache_the_storage_refuses_costs_the_cache_not_the_search(tmp_path, monkeypatch):
+    """A full disk (torch reports it as a RuntimeError), or a pretrained/ that cannot be made:
+    the search goes on with stage 1 in memory, and says so."""
+    from awsaa.distributed import search as driver
+
+    shared = {"model": {}, "val_acc": 90.0, "lr": 0.01}
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    said = driver._cache_stage1(blocked / "pretrained" / "h.pt", shared)
+    assert said.startswith("NOT cached (") and "goes on with the weights in memory" in said
+
+    def full(path, state):
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    monkeypatch.setattr(driver, "save_checkpoint", full)
+    said = driver._cache_stage1(tmp_path / "pretrained" / "h.pt", shared)
+    assert "NOT cached ([enforce fail" in said and "\n" not in said
+    monkeypatch.undo()
+    assert driver._cache_stage1(tmp_path / "ok" / "h.pt", shared) == f"saved {tmp_path / 'ok' / 'h.pt'}"
+
+
+def test_a_finished_run_on_a_read_only_mount_says_its_export_cannot_be_rebuilt(tmp_path, monkeypatch, capsys):
+    """--resume of a finished run whose policy.json was removed rebuilds it from state.pt; on a
+    read-only mount that write fails: one line, not an EROFS traceback."""
+    import errno
+
+    from test_bad_input import finished_run
+
+    from awsaa.cli.search import main
+    from awsaa.search.state import SearchState
+
+    run = finished_run(tmp_path)
+    (run / "policy.json").unlink()
+
+    def read_only(self, only=None):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(SearchState, "export", read_only)
+    assert main(["--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already finished all 1 loops, but policy.json could not be rebuilt" in err
+    assert "Read-only file system" in err

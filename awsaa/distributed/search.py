@@ -580,8 +580,12 @@ def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str
     if state.loops_done >= cfg.loops:
         rebuilt = state.missing_exports()
         if rebuilt:  # rebuilt from state.pt, as this run's one writer
-            claim_dir(run_dir, "run directory", new=False)
-            state.export(only=rebuilt)
+            try:
+                claim_dir(run_dir, "run directory", new=False)
+                state.export(only=rebuilt)
+            except OSError as e:  # a read-only mount, a full disk: the run is done, only its copies are not
+                raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops, but {', '.join(rebuilt)} "
+                                 f"could not be rebuilt from state.pt there: {e.strerror or e}") from None
         raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops; its result is "
                          f"{run_dir / 'policy.json'}"
                          + (f" (rebuilt {', '.join(rebuilt)} from state.pt)" if rebuilt else ""))
@@ -623,10 +627,8 @@ def run_search(run: SearchRun, log: Callable[[str], None] = print) -> dict[str, 
             log(f"stage 1: training the shared weights {how} "
                 f"({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} of {cfg.pretrain.epochs} epochs)")
             shared = run_stage1(cfg, log=log, data_ref=data_ref)
-            run.cache.parent.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(run.cache, shared)
             log(f"stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "
-                f"saved {run.cache}")
+                + _cache_stage1(run.cache, shared))
         return run_loops(cfg, run.run_dir, run.name, _ray().put(shared), log=log, data_ref=data_ref)
     except BaseException as e:
         stop = as_interrupted(e)
@@ -634,6 +636,20 @@ def run_search(run: SearchRun, log: Callable[[str], None] = print) -> dict[str, 
             raise
         stop_controller(run.name)
         raise Interrupted(stop.signum, _where_it_stands(run.run_dir, cfg)) from None
+
+
+def _cache_stage1(cache: Path, shared: dict[str, Any]) -> str:
+    """Save stage 1 to its cache; when the storage refuses (full, read-only, no permission:
+    torch reports a full disk as a RuntimeError), the search goes on with the weights in
+    memory instead of losing stage 1's work to a traceback. Says which happened."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(cache, shared)
+    except (OSError, RuntimeError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:200]
+        return (f"NOT cached ({why}): the search goes on with the weights in memory; "
+                f"a --resume of it trains stage 1 again")
+    return f"saved {cache}"
 
 
 def stop_controller(name: str) -> None:
