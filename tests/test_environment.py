@@ -102,3 +102,22 @@ def test_a_finished_run_on_a_read_only_mount_says_its_export_cannot_be_rebuilt(t
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already finished all 1 loops, but policy.json could not be rebuilt" in err
     assert "Read-only file system" in err
+
+
+@pytest.mark.faults  # a real search under Ray: the fault suite's kind of time
+def test_a_search_runs_with_home_unusable_c_locale_and_a_non_ascii_storage(tmp_path):
+    """HOME=/dev/null and LC_ALL=C, with the run stored under a non-ASCII path: the search runs
+    to its end and its result is where it says."""
+    import yaml
+    from conftest import tiny_search
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_search(loops=1, pretrain={"epochs": 2, "stop_epoch": 1},
+                                                 finetune={"epochs": 1, "reward_top_k": 1})))
+    storage = tmp_path / "dätä ünï"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HOME": "/dev/null", "LC_ALL": "C"}
+    env.pop("LANG", None)
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "-c", str(config), "--storage", str(storage),
+                        "--name", "run"], env=env, capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    assert (storage / "run" / "policy.json").is_file()
