@@ -1,15 +1,9 @@
 """awsaa: augmentation-policy search with Augmentation-Wise Weight Sharing (AWS AutoAugment)."""
 
 import importlib
-import os
 from typing import Any
 
-try:  # before torch loads: in a deleted working directory its MKL dies with a fatal error and exit 2
-    os.getcwd()
-except FileNotFoundError:
-    raise SystemExit("awsaa: error: the working directory no longer exists (it was deleted while in use); "
-                     "cd to one that does") from None
-
+import awsaa._start  # noqa: F401  (first: the working directory, and the tools' stop signals while they start)
 from awsaa.augment.space import SearchSpace
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy

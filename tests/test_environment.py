@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,21 @@ def test_a_search_runs_with_home_unusable_c_locale_and_a_non_ascii_storage(tmp_p
                         "--name", "run"], env=env, capture_output=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
     assert (storage / "run" / "policy.json").is_file()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_while_a_tool_starts_is_one_line(tmp_path, signum):
+    """Ctrl-C in the first second (while torch imports) was a KeyboardInterrupt traceback from
+    inside an import. Now, whenever it lands, one line and 128 + the signal's number."""
+    tool = Path(sys.executable).parent / "awsaa-search"
+    for delay in (0.1, 0.4):  # torch alone takes longer than both to import
+        proc = subprocess.Popen([str(tool), "-c", "configs/search/digits.yaml", "--print-config"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signum)
+        err = proc.communicate(timeout=60)[1]
+        if proc.returncode == 0:  # it had finished already: nothing to interrupt
+            continue
+        name = signal.Signals(signum).name
+        assert proc.returncode == 128 + signum and err.count("\n") == 1, err
+        assert f"interrupted ({name})" in err and "Traceback" not in err

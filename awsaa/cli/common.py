@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from awsaa._start import stopped_while_starting
 from awsaa.config import RESOURCE_STEP, json_schema, to_dict
 from awsaa.distributed.jobs import is_job_address, submit
 from awsaa.errors import AWSAAError
@@ -208,6 +209,12 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
     Standard output is an :class:`Output` while ``fn`` runs."""
     main_thread = threading.current_thread() is threading.main_thread()
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    if main_thread:  # the handlers of the tools' start (awsaa/__init__.py) end here
+        defaults: dict[signal.Signals, Any] = {signal.SIGINT: signal.default_int_handler,
+                                               signal.SIGTERM: signal.SIG_DFL}
+        for s, h in saved.items():
+            if h is stopped_while_starting:
+                signal.signal(s, defaults[s])
     _open_standard_streams()
     stdout, stderr = sys.stdout, sys.stderr
     if stderr is None:  # closed when Python started: errors go nowhere, the exit status still tells
