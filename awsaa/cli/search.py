@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         ensure_writable_dir(storage, "storage")
     check_local_resources(args.address, {"workers.num_gpus": run_.cfg.workers.num_gpus,
                                          "workers.num_cpus": run_.cfg.workers.num_cpus})
-    init_ray(args.address)  # an unreachable cluster fails here, before anything is created
+    init_ray(args.address, stop_signals=True)  # an unreachable cluster fails here, before anything is created
     leave_job_working_dir(storage)
     if not args.resume:
         claim_dir(run_.run_dir, "run directory", new=True)

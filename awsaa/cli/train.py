@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
     ensure_writable_dir(exp.storage, "storage")
     check_local_resources(args.address, {"--gpus-per-trial": args.gpus_per_trial,
                                          "--cpus-per-trial": args.cpus_per_trial or 0}, args.num_gpus)
-    init_ray(args.address, num_gpus=args.num_gpus)  # an unreachable cluster fails here, before anything is created
+    init_ray(args.address, num_gpus=args.num_gpus, stop_signals=True)  # fails here when unreachable, before any work
     leave_job_working_dir(exp.storage)
     claim_dir(exp.path, "experiment", new=not args.resume)  # one writer per experiment
     install_stop_signals()

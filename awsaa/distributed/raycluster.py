@@ -13,6 +13,7 @@ from typing import Any
 
 from awsaa.distributed import reaper
 from awsaa.errors import AWSAAError
+from awsaa.signals import Interrupted, install_stop_signals
 
 # Ray is imported inside the functions that use it (and only there): the command-line tools
 # import this module to check their arguments, and `--help` or a bad argument should not
@@ -99,9 +100,13 @@ def leave_job_working_dir(storage) -> None:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
-             dashboard: bool = False) -> None:
+             dashboard: bool = False, stop_signals: bool = False) -> None:
     """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one (no-op if
-    Ray is already up)."""
+    Ray is already up). ``stop_signals`` (the tools): SIGINT and SIGTERM are held while a
+    local Ray starts, and :func:`~awsaa.signals.install_stop_signals` handles them once Ray is
+    up (and the reaper watches it), so a stop signal in that window ends the command in one
+    line and leaves no Ray process behind, instead of landing in Ray's own handler or half-way
+    through its start."""
     import ray
 
     if ray.is_initialized():
@@ -112,19 +117,30 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI colour codes in the workers' lines in a file
     if address:
         check_reachable(address)
+    main = threading.current_thread() is threading.main_thread()
+    # a local start is held whole (nothing half-started is left behind); joining a cluster
+    # leaves no process here and may wait on the network, so Ctrl-C stays live there
+    held = {signal.SIGTERM, signal.SIGINT} if stop_signals else {signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main and not address else None
     try:
         if address:
             ray.init(address=address, **kwargs)
         else:
             _start_local(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=dashboard,
                          object_store_memory=256 * 1024**2, **kwargs)
+        if stop_signals and main:
+            install_stop_signals()  # a signal held meanwhile is delivered to these, once unblocked
     except ConnectionError as e:
         raise AWSAAError(f"cannot reach the Ray cluster at {address}: {' '.join(str(e).split())[:200]}") from None
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _start_local(**kwargs) -> None:
-    """A local Ray owned by this command. Its processes start with SIGTERM blocked (a signal
-    mask is inherited across fork and exec), as Ray already blocks SIGINT in them: a SIGTERM to
+    """A local Ray owned by this command. Its processes start with SIGTERM blocked (init_ray
+    holds it; a signal mask is inherited across fork and exec), as Ray already blocks SIGINT in
+    them: a SIGTERM to
     the command's whole process group (``timeout``, a service manager) then reaches the driver,
     which stops at a clean point, instead of killing the GCS under it. Ray's own shutdown still
     ends them (SIGKILL after a second). A reaper kills whatever survives the driver
@@ -135,16 +151,16 @@ def _start_local(**kwargs) -> None:
     # every laptop run (the README says what the token is and how it works on a cluster).
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     reaper.mark()  # before ray.init: every process of this Ray inherits the reaper's token
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}) if main else None
+    reaper.watch()  # before ray.init too: a start cut short (a signal, an error) leaves nothing behind
     try:
-        ray.init(address="local", **kwargs)
-    finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    if main:
+        ray.init(address="local", **kwargs)  # SIGTERM held by init_ray (the mask is inherited)
+    except SystemExit as e:
+        # Ray's own SIGTERM handler, live from inside its init, exits with the signal's number
+        if e.code == signal.SIGTERM:
+            raise Interrupted(signal.SIGTERM, "while Ray was starting") from None
+        raise
+    if threading.current_thread() is threading.main_thread():
         _no_graceful_kill()
-    reaper.watch()
 
 
 def _no_graceful_kill() -> None:

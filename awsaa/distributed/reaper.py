@@ -118,7 +118,7 @@ _token: list[str] = []  # this process's own token, made once
 def mark() -> None:
     """Give every process this one starts from now on the reaper's token: a fresh one, never
     an inherited one (a command started by another awsaa process, a test for instance, must
-    not reap its parent's processes). Call before the local Ray starts; :func:`watch` after."""
+    not reap its parent's processes). Call before the local Ray starts, then :func:`watch`."""
     if sys.platform.startswith("linux") and not _token:
         _token.append(uuid.uuid4().hex)
         os.environ[TOKEN_VAR] = _token[0]
