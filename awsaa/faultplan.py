@@ -10,13 +10,16 @@ a slow machine instead of racing a killer thread against the work::
      "controller": [{"loop": 2, "do": "kill"}],
      "stage1":     [{"epoch": 2, "do": "hang"}],
      "train":      [{"epoch": 1, "do": "kill"}],
-     "train_step": [{"epoch": 2, "do": "hang"}]}
+     "train_step": [{"epoch": 2, "do": "hang"}],
+     "ray_start":  [{"do": "sigterm" | "sigint"}]}
 
 ``loop`` counts from 0 (the driver's loop index); a worker's ``mid`` is right after the first
 training step of the trajectory; ``stage1`` and ``train`` fire after epoch ``epoch`` (from 1)
 is done (for ``train``: reported with its checkpoint), ``train_step`` right after the first
 training step of epoch ``epoch`` (the middle of that epoch); ``controller`` fires when the driver
-asks for loop ``loop``'s policies.
+asks for loop ``loop``'s policies; ``ray_start`` fires in a tool's driver once its local Ray is up
+but before the stop signals held during its start are let through. ``sigterm`` and ``sigint``
+send that signal to the process itself and go on (held, it arrives when the window ends).
 
 Each entry fires **once**: before acting, the process creates ``<plan>.fired/<name>``
 exclusively and writes its pid and what it held, so the rerun of a killed trajectory (or a
@@ -79,6 +82,7 @@ def fired(marker: str) -> dict[str, Any] | None:
 
 
 def _claim(marker: str, detail: Any) -> bool:
+    detail = detail() if callable(detail) else detail  # computed only when the point fires
     d = _fired_dir()
     assert d is not None
     d.mkdir(exist_ok=True)
@@ -94,15 +98,19 @@ def _claim(marker: str, detail: Any) -> bool:
 
 
 def point(kind: str, detail: Any = None, **where: Any) -> None:
-    """A named point in ``kind``'s code: act if the plan names it and it has not fired yet."""
+    """A named point in ``kind``'s code: act if the plan names it and it has not fired yet.
+    ``detail`` (what the fired marker records) may be a function, called only then."""
     for e in _entries(kind):
         if all(e.get(k, "start" if k == "at" else None) == v for k, v in where.items()):
             marker = name(kind, **where)
             if not _claim(marker, detail):
                 continue
             do = e.get("do", "kill")
-            if do not in ("kill", "hang"):
+            if do not in ("kill", "hang", "sigterm", "sigint"):
                 raise ValueError(f"fault plan: unknown action {do!r}")
+            if do in ("sigterm", "sigint"):
+                os.kill(os.getpid(), signal.SIGTERM if do == "sigterm" else signal.SIGINT)
+                return
             if do == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             while True:  # hang until killed

@@ -601,3 +601,30 @@ def test_sigterm_during_stage_1_stops_promptly(tmp_path, fault_plan):
     assert not any("stage 1: epoch 40/40" in x for x in lines)  # stopped in stage 1, not after it
     assert any("interrupted (SIGTERM); the run is saved after loop 0 of 10" in x for x in lines)
     count("awsaa-search SIGTERM during stage 1")
+
+
+@pytest.mark.parametrize("signame", ["sigterm", "sigint"])
+def test_a_stop_signal_while_the_local_ray_starts(tmp_path, fault_plan, signame):
+    """A signal that lands while the local Ray starts is held until Ray is up and the tools'
+    handlers are in place: one line, 128 + its number, and nothing of that Ray left behind.
+    (Before: SIGTERM there aborted with Ray's C++ stack and no awsaa line, and SIGINT or SIGTERM
+    left ray::DashboardAgent and ray::RuntimeEnvAgent alive.) The fault plan sends the signal
+    from inside the window, so the test does not race Ray's start."""
+    fault_plan({"ray_start": [{"do": signame}]})
+    proc = subprocess.Popen(_tool(tmp_path, "search"), env=ENV, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    signum = signal.SIGTERM if signame == "sigterm" else signal.SIGINT
+    fired = faultplan.fired("ray_start")
+    assert fired is not None and fired["pid"] == proc.pid, err[-2000:]
+    assert proc.returncode == 128 + signum, out[-2000:] + err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(f"awsaa-search: interrupted ({signal.Signals(signum).name})")
+    assert "Traceback" not in err and "logging.cc" not in err
+    tree = {int(pid): start for pid, start in fired["detail"].items()}
+    assert _survivors(tree) == []
+    count(f"awsaa-search {signal.Signals(signum).name} while its local Ray starts")

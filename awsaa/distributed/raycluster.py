@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from awsaa import faultplan
 from awsaa.distributed import reaper
 from awsaa.errors import AWSAAError
 from awsaa.signals import Interrupted, install_stop_signals
@@ -130,11 +131,17 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
                          object_store_memory=256 * 1024**2, **kwargs)
         if stop_signals and main:
             install_stop_signals()  # a signal held meanwhile is delivered to these, once unblocked
+            faultplan.point("ray_start", detail=_ray_tree)  # the fault suite's signal in this window
     except ConnectionError as e:
         raise AWSAAError(f"cannot reach the Ray cluster at {address}: {' '.join(str(e).split())[:200]}") from None
     finally:
         if old is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _ray_tree() -> dict[int, int]:
+    """{pid: start time} of this process's descendants: its local Ray and its reaper."""
+    return reaper.descendants(os.getpid(), reaper._processes())
 
 
 def _start_local(**kwargs) -> None:
