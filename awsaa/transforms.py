@@ -57,6 +57,8 @@ from torchvision.transforms.v2 import Transform
 from torchvision.transforms.v2._utils import _setup_fill_arg, is_pure_tensor
 
 from awsaa.augment import pil_ops, tensor_ops
+from awsaa.augment.space import channel_fill
+from awsaa.errors import GENERATOR_SEED_END, check_int
 from awsaa.policy import Policy, as_policy
 
 _ANNOTATIONS = (tv_tensors.BoundingBoxes, tv_tensors.Mask, tv_tensors.KeyPoints)
@@ -109,9 +111,7 @@ def _channels(inpt: Any) -> int:
 
 
 def _check_fill(values: tuple[float, ...], inpt: Any) -> None:
-    c = _channels(inpt)
-    if len(values) not in (1, c):
-        raise ValueError(f"fill has {len(values)} values for images of {c} channels: give one value, or {c}")
+    channel_fill(values, _channels(inpt))  # one value, or one per channel
 
 
 def _count(inpt: Any, name: str, uint8_only: bool) -> int:
@@ -158,15 +158,12 @@ class _PerSampleTransform(Transform):
 
     def __init__(self, generator: torch.Generator | int | None = None) -> None:
         super().__init__()
-        if isinstance(generator, bool) or not isinstance(generator, (torch.Generator, int, type(None))):
-            raise TypeError(f"generator must be a torch.Generator, an int seed or None, got {type(generator).__name__}")
-        if isinstance(generator, int):
-            if not 0 <= generator < 2**64:
-                raise ValueError(f"generator seed must lie in [0, 2**64), got {generator}")
-            self._seed: int | None = generator
-            generator = torch.Generator().manual_seed(generator)
-        else:
-            self._seed = None if generator is None else generator.initial_seed()
+        if generator is None or isinstance(generator, torch.Generator):
+            self._seed: int | None = None if generator is None else generator.initial_seed()
+        else:  # an int seed
+            self._seed = check_int(generator, "generator (a torch.Generator, an int seed or None)", 0,
+                                   GENERATOR_SEED_END)
+            generator = torch.Generator().manual_seed(self._seed)
         self.generator = generator
         self._stream: tuple[int, int] | None = None  # (pid, worker id) whose stream `generator` is
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageEnhance, ImageOps
 
-from awsaa.augment.space import ALL_OPS, OpSpec
+from awsaa.augment.space import ALL_OPS, OpSpec, channel_fill
 
 _ENHANCE = {
     "Brightness": ImageEnhance.Brightness,
@@ -29,14 +29,8 @@ _ENHANCE = {
 def _fillcolor(img: Image.Image, fill: int | Sequence[int]) -> int | tuple[int, ...]:
     """PIL's colour for ``fill``: one value for every band, or one value per band."""
     bands = len(img.getbands())
-    if not isinstance(fill, (int, float)):
-        values = tuple(int(v) for v in fill)
-        if len(values) not in (1, bands):
-            raise ValueError(f"fill has {len(values)} values for an image of {bands} bands (give 1 or {bands})")
-        if len(values) == bands and bands > 1:
-            return values
-        fill = values[0]
-    return int(fill) if bands == 1 else (int(fill),) * bands
+    colour = channel_fill(fill, bands)
+    return colour if bands == 1 or isinstance(colour, tuple) else (colour,) * bands
 
 
 def apply_op(

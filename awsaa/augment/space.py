@@ -173,3 +173,15 @@ def family_of(op: str) -> str:
     if base in ("AutoContrast", "Equalize"):
         return "histogram"
     return "strong colour" if level == "9" else "mild colour"  # Brightness, Color, Contrast, Sharpness, Posterize
+
+
+def channel_fill(fill: float | Sequence[float], channels: int) -> int | tuple[int, ...]:
+    """The colour the geometric ops give the area they uncover, as both backends take it (the
+    PIL reference ops and the batched tensor ops): an int when every channel gets the same
+    value, else a tuple of one int per channel. ``fill`` is one value, or one per channel."""
+    if isinstance(fill, (int, float)):
+        return int(fill)
+    values = tuple(int(v) for v in fill)
+    if len(values) not in (1, channels):
+        raise ValueError(f"fill has {len(values)} values for images of {channels} channels (give 1 or {channels})")
+    return values[0] if len(set(values)) == 1 else values

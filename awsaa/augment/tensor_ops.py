@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from awsaa.augment.space import OpSpec, SearchSpace
+from awsaa.augment.space import OpSpec, SearchSpace, channel_fill
 
 KERNEL_OF_TYPE = {
     **dict.fromkeys(("AutoContrast", "Equalize", "Invert", "Posterize", "Solarize"), "lut"),
@@ -45,7 +45,8 @@ KERNEL_OF_TYPE = {
 # A run of samples that share an op type: (type, start, stop) within a batch slice.
 Segment = tuple[str, int, int]
 # The colour geometric ops give the area they uncover: one value for every channel, or one
-# value per channel. Kernels receive it from :func:`_fill` as an int or a tuple of ints.
+# value per channel. Kernels receive it from :func:`~awsaa.augment.space.channel_fill` as an
+# int or a tuple of ints.
 Fill = float | Sequence[float]
 
 
@@ -54,18 +55,6 @@ def _check(images: Tensor) -> None:
         raise ValueError(
             f"expected a uint8 batch of shape (N, 1|3, H, W), got {tuple(images.shape)} {images.dtype}"
         )
-
-
-def _fill(fill: Fill, channels: int) -> int | tuple[int, ...]:
-    """``fill`` as an int (one value for every channel) or a tuple of ``channels`` ints."""
-    if isinstance(fill, (int, float)):
-        return int(fill)
-    values = tuple(int(v) for v in fill)
-    if len(values) == 1 or len(set(values)) == 1:
-        return values[0]
-    if len(values) != channels:
-        raise ValueError(f"fill has {len(values)} values for images of {channels} channels (give 1 or {channels})")
-    return values
 
 
 def _rows(x: Tensor, index: Tensor) -> Tensor:
@@ -457,7 +446,8 @@ def apply_type(images: Tensor, op_type: str, values: Tensor, fill: Fill = 128) -
     if n == 0:
         return images.clone()
     values = values.to("cpu", torch.float64).reshape(n)
-    return torch.cat(_KERNELS[KERNEL_OF_TYPE[op_type]](images, [(op_type, 0, n)], values, _fill(fill, images.shape[1])))
+    fill = channel_fill(fill, images.shape[1])
+    return torch.cat(_KERNELS[KERNEL_OF_TYPE[op_type]](images, [(op_type, 0, n)], values, fill))
 
 
 @functools.lru_cache(maxsize=32)
@@ -515,7 +505,7 @@ def apply_pairs(
         return images.clone()
     if pairs.min() < 0 or pairs.max() >= len(ops):
         raise ValueError(f"op indices must lie in [0, {len(ops)})")
-    fill = _fill(fill, images.shape[1])
+    fill = channel_fill(fill, images.shape[1])
     _, _, types, type_of_op = _tables(ops)
     everyone = torch.arange(n)
     # Each position sorts the batch by kernel; the second position's sort is taken straight
@@ -586,7 +576,7 @@ def apply_per_sample(images: Tensor, type_ids: Tensor, types: Sequence[str], val
         return images
     plan = _Plan(type_ids, types, index)
     dev_index = plan.index.to(images.device)
-    result = plan.run(_rows(images, dev_index), values, _fill(fill, images.shape[1]))
+    result = plan.run(_rows(images, dev_index), values, channel_fill(fill, images.shape[1]))
     if active is None:  # every sample changed: undo the sort with one gather (index_copy_ is slower on CPU)
         return _rows(result, plan.inverse().to(images.device))
     return images.index_copy(0, dev_index, result)
