@@ -23,7 +23,6 @@ from awsaa import config as C
 from awsaa.cli.common import (
     Parser,
     add_print_options,
-    install_stop_signals,
     int_range,
     print_configs,
     print_schema,
@@ -170,7 +169,6 @@ def run(args: argparse.Namespace) -> int:
     leave_job_working_dir(storage)
     if not args.resume:
         claim_dir(run_.run_dir, "run directory", new=True)
-    install_stop_signals()
     summary = driver.run_search(run_, log=say)
     print_summary(run_.run_dir, summary["loops_done"], summary["best"], summary["rule"])
     return 0
@@ -192,7 +190,6 @@ def _refuse_with_resume(args: argparse.Namespace) -> None:
         raise AWSAAError(f"{', '.join(given)} cannot be used with --resume: a run continues as it was started "
                          f"(its config.yaml, name, storage and stage 1); start a new run to change "
                          f"{'them' if len(given) > 1 else 'it'}")
-
 
 
 def _check_storage(args: argparse.Namespace, run_dir: Path) -> None:

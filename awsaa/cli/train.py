@@ -26,7 +26,6 @@ from awsaa.cli.common import (
     Parser,
     add_print_options,
     float_range,
-    install_stop_signals,
     int_range,
     print_configs,
     print_schema,
@@ -244,7 +243,6 @@ def run(args: argparse.Namespace) -> int:
     init_ray(args.address, num_gpus=args.num_gpus, stop_signals=True)  # fails here when unreachable, before any work
     leave_job_working_dir(exp.storage)
     claim_dir(exp.path, "experiment", new=not args.resume)  # one writer per experiment
-    install_stop_signals()
     print(f"{PROG}: experiment {shown(exp.path, 1000)}: {len(trials)} trial(s), {len(configs)} config(s)/aug(s) "
           f"x seeds {args.seeds}"
           + (" (resuming)" if args.resume else ""), flush=True)

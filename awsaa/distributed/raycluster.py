@@ -107,10 +107,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     local Ray starts, and :func:`~awsaa.signals.install_stop_signals` handles them once Ray is
     up (and the reaper watches it), so a stop signal in that window ends the command in one
     line and leaves no Ray process behind, instead of landing in Ray's own handler or half-way
-    through its start."""
+    through its start. Either way, with ``stop_signals`` the handlers are in place when this
+    returns."""
     import ray
 
+    main = threading.current_thread() is threading.main_thread()
     if ray.is_initialized():
+        if stop_signals and main:
+            install_stop_signals()
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
@@ -118,7 +122,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI colour codes in the workers' lines in a file
     if address:
         check_reachable(address)
-    main = threading.current_thread() is threading.main_thread()
     # a local start is held whole (nothing half-started is left behind); joining a cluster
     # leaves no process here and may wait on the network, so Ctrl-C stays live there
     held = {signal.SIGTERM, signal.SIGINT} if stop_signals else {signal.SIGTERM}
@@ -147,11 +150,10 @@ def _ray_tree() -> dict[int, int]:
 def _start_local(**kwargs) -> None:
     """A local Ray owned by this command. Its processes start with SIGTERM blocked (init_ray
     holds it; a signal mask is inherited across fork and exec), as Ray already blocks SIGINT in
-    them: a SIGTERM to
-    the command's whole process group (``timeout``, a service manager) then reaches the driver,
-    which stops at a clean point, instead of killing the GCS under it. Ray's own shutdown still
-    ends them (SIGKILL after a second). A reaper kills whatever survives the driver
-    (:mod:`awsaa.distributed.reaper`)."""
+    them: a SIGTERM to the command's whole process group (``timeout``, a service manager) then
+    reaches the driver, which stops at a clean point, instead of killing the GCS under it.
+    Ray's own shutdown still ends them (SIGKILL after a second). A reaper kills whatever
+    survives the driver (:mod:`awsaa.distributed.reaper`)."""
     import ray
 
     # A new local cluster keeps Ray's token authentication on; the warning that says so opened
