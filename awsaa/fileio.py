@@ -131,6 +131,12 @@ def read_text(path: str | os.PathLike, what: str, error: type[Exception] | None 
     return text
 
 
+def same_version(value: Any, expected: int) -> bool:
+    """Whether a file's format version is ``expected`` as written: an int, so ``true`` (equal
+    to 1 in Python) is no version."""
+    return type(value) is int and value == expected
+
+
 class _DuplicateKey(ValueError):
     pass
 

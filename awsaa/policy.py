@@ -36,7 +36,7 @@ from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
 from awsaa.errors import GENERATOR_SEED_END, AWSAAError, check_int
-from awsaa.fileio import atomic_write_text, parse_json, read_text
+from awsaa.fileio import atomic_write_text, parse_json, read_text, same_version
 
 FORMAT = "awsaa.policy"
 VERSION = 1
@@ -184,7 +184,7 @@ class Policy:
         if d.get("format") != FORMAT:
             raise AWSAAError(f"not an awsaa policy: expected \"format\": \"{FORMAT}\", got {d.get('format')!r}")
         version = d.get("version")
-        if type(version) is not int or version != VERSION:  # true == 1 in Python, not in a file format
+        if not same_version(version, VERSION):
             raise AWSAAError(f"policy version {version!r} is not supported (this awsaa reads version {VERSION})")
         unknown = sorted(set(d) - {"format", "version", "ops", "probs", "params", "meta"})
         if unknown:

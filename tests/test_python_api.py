@@ -44,3 +44,33 @@ def test_a_config_dict_is_taken_as_the_agent_config():
     assert agent.config.es_lr == 0.5 and agent.config.sigma == 0.2 and agent.seed == 3
     with pytest.raises(Exception, match="es_lr"):
         make_agent("es", config={"es_lr": -1})
+
+
+def test_a_format_version_of_true_is_no_version(tmp_path):
+    """true == 1 in Python: a checkpoint or run record whose version is a boolean is refused,
+    as a policy's is (battery case policy-version-true)."""
+    import json
+
+    import torch
+
+    from awsaa import AWSAAError
+    from awsaa.fileio import same_version
+    from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
+
+    assert same_version(1, 1) and not same_version(True, 1) and not same_version(1.0, 1)
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"kind": "train", "x": torch.zeros(1)})
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "version": True}, path)
+    with pytest.raises(AWSAAError, match="has version True"):
+        load_checkpoint(path)
+    from conftest import tiny_search
+
+    from awsaa.config import SearchConfig, from_dict
+    from awsaa.search.state import SearchState
+
+    SearchState.create(tmp_path / "run", from_dict(SearchConfig, tiny_search()), {"name": "run", "pretrained": "x"})
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**record, "version": True}))
+    with pytest.raises(AWSAAError, match="has version True"):
+        SearchState.read_run(tmp_path / "run")

@@ -34,7 +34,7 @@ import yaml
 from awsaa.augment.space import SearchSpace
 from awsaa.config import SearchConfig, config_hash, from_dict, parse_yaml, to_dict
 from awsaa.errors import AWSAAError
-from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_text
+from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_text, same_version
 from awsaa.plots import plot_policy, plot_rewards
 from awsaa.policy import Policy
 from awsaa.search.agents import UpdateRefused, make_agent
@@ -150,7 +150,7 @@ class SearchState:
         info = parse_json(text, f"{run_dir / 'run.json'}")
         if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
             raise AWSAAError(f"{run_dir} is not an awsaa search run (run.json has no \"format\": \"{RUN_FORMAT}\")")
-        if info.get("version") != RUN_VERSION:
+        if not same_version(info.get("version"), RUN_VERSION):
             raise AWSAAError(f"search run {run_dir} has version {info.get('version')!r}; "
                              f"this awsaa reads {RUN_VERSION}")
         try:

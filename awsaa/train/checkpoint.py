@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from awsaa.errors import AWSAAError
-from awsaa.fileio import atomic_save
+from awsaa.fileio import atomic_save, same_version
 
 FORMAT = "awsaa.checkpoint"
 VERSION = 1
@@ -47,7 +47,7 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[st
                          f"(unpickling failed: {type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise AWSAAError(f"checkpoint {path} is not an awsaa checkpoint")
-    if state.get("version") != VERSION:
+    if not same_version(state.get("version"), VERSION):
         raise AWSAAError(f"checkpoint {path} has version {state.get('version')!r}; this awsaa reads {VERSION}")
     if kind is not None and state.get("kind") != kind:
         raise AWSAAError(f"checkpoint {path} is a {state.get('kind')!r} checkpoint, expected {kind!r}")
