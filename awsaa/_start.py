@@ -4,7 +4,8 @@
   usage-error code; this says so in one line and exits 1 first.
 * A tool's stop signal before its main runs (torch and Ray take seconds to import): one line
   and 128 + the signal's number, instead of a KeyboardInterrupt traceback from inside an
-  import. The tools' main puts the usual handling back (:func:`awsaa.cli.common.run_main`).
+  import. The tools' main installs their own handling at its start, and these again at its end
+  (:func:`awsaa.cli.common.run_main`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,20 @@ except FileNotFoundError:
                      "cd to one that does") from None
 
 
+_when = ["while starting"]
+
+
 def stopped_while_starting(signum: int, frame: Any) -> None:
+    """Before the tool's main and after it (its handlers are put back at its end, for the
+    interpreter's exit: Ray's shutdown takes a second): one line, then exit at once."""
     tool = os.path.basename(sys.argv[0])
-    os.write(2, f"{tool}: interrupted ({signal.Signals(signum).name}) while starting\n".encode())
+    os.write(2, f"{tool}: interrupted ({signal.Signals(signum).name}) {_when[0]}\n".encode())
     os._exit(128 + signum)
+
+
+def finishing() -> None:
+    """The tool's main has ended: a stop signal from now on comes while it exits."""
+    _when[0] = "while exiting"
 
 
 def _a_tool() -> bool:

@@ -11,15 +11,18 @@ a slow machine instead of racing a killer thread against the work::
      "stage1":     [{"epoch": 2, "do": "hang"}],
      "train":      [{"epoch": 1, "do": "kill"}],
      "train_step": [{"epoch": 2, "do": "hang"}],
-     "ray_start":  [{"do": "sigterm" | "sigint"}]}
+     "ray_init":   [{"do": "sigterm" | "sigint"}],
+     "ray_start":  [{"do": "sigterm" | "sigint" | "mark"}]}
 
 ``loop`` counts from 0 (the driver's loop index); a worker's ``mid`` is right after the first
 training step of the trajectory; ``stage1`` and ``train`` fire after epoch ``epoch`` (from 1)
 is done (for ``train``: reported with its checkpoint), ``train_step`` right after the first
 training step of epoch ``epoch`` (the middle of that epoch); ``controller`` fires when the driver
-asks for loop ``loop``'s policies; ``ray_start`` fires in a tool's driver once its local Ray is up
-but before the stop signals held during its start are let through. ``sigterm`` and ``sigint``
-send that signal to the process itself and go on (held, it arrives when the window ends).
+asks for loop ``loop``'s policies; ``ray_init`` fires in a tool's driver inside ``ray.init``, where
+Ray would install its SIGTERM handler (before any of its processes starts); ``ray_start`` once
+its local Ray is up but before the stop signals held during its start are let through.
+``sigterm`` and ``sigint`` send that signal to the process itself and go on; ``mark`` only
+leaves the marker (with what the point records).
 
 Each entry fires **once**: before acting, the process creates ``<plan>.fired/<name>``
 exclusively and writes its pid and what it held, so the rerun of a killed trajectory (or a
@@ -106,8 +109,10 @@ def point(kind: str, detail: Any = None, **where: Any) -> None:
             if not _claim(marker, detail):
                 continue
             do = e.get("do", "kill")
-            if do not in ("kill", "hang", "sigterm", "sigint"):
+            if do not in ("kill", "hang", "sigterm", "sigint", "mark"):
                 raise ValueError(f"fault plan: unknown action {do!r}")
+            if do == "mark":
+                return
             if do in ("sigterm", "sigint"):
                 os.kill(os.getpid(), signal.SIGTERM if do == "sigterm" else signal.SIGINT)
                 return

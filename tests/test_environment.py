@@ -153,3 +153,35 @@ def _catches(pid: int, signum: int) -> bool:
         return False
     caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
     return bool(int(caught, 16) >> (signum - 1) & 1)
+
+
+@pytest.mark.parametrize("signame", ["sigterm", "sigint"])
+def test_a_stop_signal_between_the_tools_start_and_its_ray_is_one_line(tmp_path, fault_plan, signame):
+    """From its main's first line the tool's own handlers are in place: a stop signal while it
+    reads its config (before Ray is up) is one line and 128 + its number. With SIGTERM's
+    default there, the command died silently (-15); seen by hand at 2.4-2.7 s into a search.
+    The fault plan sends the signal from inside that window (``tool_main``)."""
+    fault_plan({"tool_main": [{"do": signame}]})
+    tool = Path(sys.executable).parent / "awsaa-search"
+    proc = subprocess.Popen([str(tool), "-c", "configs/search/digits.yaml", "--storage", str(tmp_path / "s")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = proc.communicate(timeout=120)[1]
+    signum = signal.SIGTERM if signame == "sigterm" else signal.SIGINT
+    sent = faultplan.fired("tool_main")
+    assert sent is not None and sent["pid"] == proc.pid, err
+    assert proc.returncode == 128 + signum, err
+    assert err == f"awsaa-search: interrupted ({signal.Signals(signum).name})\n"
+    assert not (tmp_path / "s").exists()  # stopped before it made anything
+
+
+def test_the_start_handler_says_when_a_signal_came_after_the_tools_main():
+    """The start handlers are put back for the interpreter's exit (Ray's shutdown takes a
+    second); a signal then says so, not "while starting"."""
+    code = ("import os, signal, sys; sys.argv[0] = 'awsaa-policy'\n"
+            "from awsaa.cli.common import run_main\n"
+            "assert run_main(lambda: 0, 'awsaa-policy') == 0\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "import time; time.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr == "awsaa-policy: interrupted (SIGTERM) while exiting\n"

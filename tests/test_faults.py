@@ -603,14 +603,17 @@ def test_sigterm_during_stage_1_stops_promptly(tmp_path, fault_plan):
     count("awsaa-search SIGTERM during stage 1")
 
 
-@pytest.mark.parametrize("signame", ["sigterm", "sigint"])
-def test_a_stop_signal_while_the_local_ray_starts(tmp_path, fault_plan, signame):
+@pytest.mark.parametrize("where,signame", [("ray_start", "sigterm"), ("ray_start", "sigint"), ("ray_init", "sigterm")])
+def test_a_stop_signal_while_the_local_ray_starts(tmp_path, fault_plan, where, signame):
     """A signal that lands while the local Ray starts is held until Ray is up and the tools'
     handlers are in place: one line, 128 + its number, and nothing of that Ray left behind.
     (Before: SIGTERM there aborted with Ray's C++ stack and no awsaa line, and SIGINT or SIGTERM
-    left ray::DashboardAgent and ray::RuntimeEnvAgent alive.) The fault plan sends the signal
-    from inside the window, so the test does not race Ray's start."""
-    fault_plan({"ray_start": [{"do": signame}]})
+    left ray::DashboardAgent and ray::RuntimeEnvAgent alive; then, with SIGTERM inside
+    ``ray.init`` itself, Ray's own handler still ran there and its core aborted at exit, 134.)
+    The fault plan sends the signal from inside the window (``ray_start``: once Ray is up;
+    ``ray_init``: inside ``ray.init``, before its first process), so the test does not race
+    Ray's start."""
+    fault_plan({where: [{"do": signame}], **({"ray_start": [{"do": "mark"}]} if where == "ray_init" else {})})
     proc = subprocess.Popen(_tool(tmp_path, "search"), env=ENV, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -620,11 +623,13 @@ def test_a_stop_signal_while_the_local_ray_starts(tmp_path, fault_plan, signame)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     signum = signal.SIGTERM if signame == "sigterm" else signal.SIGINT
-    fired = faultplan.fired("ray_start")
+    sent = faultplan.fired(where)
+    assert sent is not None and sent["pid"] == proc.pid, err[-2000:]
+    fired = faultplan.fired("ray_start")  # the tree, recorded once Ray is up
     assert fired is not None and fired["pid"] == proc.pid, err[-2000:]
     assert proc.returncode == 128 + signum, out[-2000:] + err[-2000:]
     assert err.strip().splitlines()[-1].startswith(f"awsaa-search: interrupted ({signal.Signals(signum).name})")
     assert "Traceback" not in err and "logging.cc" not in err
     tree = {int(pid): start for pid, start in fired["detail"].items()}
     assert _survivors(tree) == []
-    count(f"awsaa-search {signal.Signals(signum).name} while its local Ray starts")
+    count(f"awsaa-search {signal.Signals(signum).name} while its local Ray starts ({where})")

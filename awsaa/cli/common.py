@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from awsaa._start import stopped_while_starting
+from awsaa import faultplan
+from awsaa._start import finishing, stopped_while_starting
 from awsaa.config import RESOURCE_STEP, json_schema, to_dict
 from awsaa.distributed.jobs import is_job_address, submit
 from awsaa.errors import AWSAAError
@@ -209,12 +210,6 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
     Standard output is an :class:`Output` while ``fn`` runs."""
     main_thread = threading.current_thread() is threading.main_thread()
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
-    if main_thread:  # the handlers of the tools' start (awsaa/__init__.py) end here
-        defaults: dict[signal.Signals, Any] = {signal.SIGINT: signal.default_int_handler,
-                                               signal.SIGTERM: signal.SIG_DFL}
-        for s, h in saved.items():
-            if h is stopped_while_starting:
-                signal.signal(s, defaults[s])
     _open_standard_streams()
     stdout, stderr = sys.stdout, sys.stderr
     if stderr is None:  # closed when Python started: errors go nowhere, the exit status still tells
@@ -225,7 +220,7 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
     else:
         out = sys.stdout = stdout if isinstance(stdout, Output) else Output(stdout)
     try:
-        code = _run(fn, prog)
+        code = _run(fn, prog, starting=any(h is stopped_while_starting for h in saved.values()))
         failed = getattr(out, "failed", None)
         if failed is not None and code == 0 and not isinstance(failed, BrokenPipeError):
             print(f"{prog}: note: standard output stopped taking lines ({failed.strerror or failed}); "
@@ -235,6 +230,8 @@ def run_main(fn: Callable[[], int | None], prog: str) -> int:
         sys.stdout, sys.stderr = stdout, stderr
         release_dirs()  # the run's lock ends with the command (tests run several in one process)
         for s, h in saved.items():
+            if h is stopped_while_starting:
+                finishing()  # one line again, for a signal while the interpreter exits
             if h is not None:  # None: set outside Python, cannot be restored from here
                 signal.signal(s, h)
 
@@ -248,8 +245,14 @@ def _raised(e: AWSAAError) -> AWSAAError:
     return e
 
 
-def _run(fn: Callable[[], int | None], prog: str) -> int:
+def _run(fn: Callable[[], int | None], prog: str, starting: bool = False) -> int:
     try:
+        if starting:
+            # the handlers of the tools' start (awsaa/_start.py) end here and the tools' own take
+            # over at once: a stop signal before Ray is up is one line too (with SIGTERM's default
+            # the command died silently, -15, while it read its config)
+            install_stop_signals()
+            faultplan.point("tool_main")  # the fault suite's signal in this window
         return int(fn() or 0)
     except AWSAAError as e:
         print(f"{prog}: error: {shown(_raised(e), ERROR_LIMIT)}", file=sys.stderr)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,14 +129,17 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     held = {signal.SIGTERM, signal.SIGINT} if stop_signals else {signal.SIGTERM}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main and not address else None
     try:
+        came: list[int] | None = [] if stop_signals and main else None
         if address:
             ray.init(address=address, **kwargs)
         else:
-            _start_local(num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=dashboard,
+            _start_local(came, num_cpus=num_cpus or os.cpu_count(), num_gpus=num_gpus, include_dashboard=dashboard,
                          object_store_memory=256 * 1024**2, **kwargs)
-        if stop_signals and main:
+        if came is not None:
             install_stop_signals()  # a signal held meanwhile is delivered to these, once unblocked
             faultplan.point("ray_start", detail=_ray_tree)  # the fault suite's signal in this window
+            if came:  # one noted while Ray started: raised now, held by this thread's mask like the rest
+                signal.raise_signal(came[0])
     except ConnectionError as e:
         raise AWSAAError(f"cannot reach the Ray cluster at {address}: {' '.join(str(e).split())[:200]}") from None
     finally:
@@ -147,13 +152,22 @@ def _ray_tree() -> dict[int, int]:
     return reaper.descendants(os.getpid(), reaper._processes())
 
 
-def _start_local(**kwargs) -> None:
+def _start_local(came: list[int] | None = None, **kwargs) -> None:
     """A local Ray owned by this command. Its processes start with SIGTERM blocked (init_ray
     holds it; a signal mask is inherited across fork and exec), as Ray already blocks SIGINT in
     them: a SIGTERM to the command's whole process group (``timeout``, a service manager) then
     reaches the driver, which stops at a clean point, instead of killing the GCS under it.
     Ray's own shutdown still ends them (SIGKILL after a second). A reaper kills whatever
-    survives the driver (:mod:`awsaa.distributed.reaper`)."""
+    survives the driver (:mod:`awsaa.distributed.reaper`).
+
+    ``came`` (the tools, in the main thread): a SIGINT or SIGTERM that comes while ``ray.init``
+    runs is appended to it, not acted on, until the caller installs its handlers. The mask alone
+    does not keep it out: it holds the signal in this thread only, and a thread the imports
+    started does not block it, so Python still ran a handler in the middle of ``ray.init``:
+    Ray's own SIGTERM handler (``sys.exit``) there left its core half-built, and it aborted at
+    exit (134, its C++ stack) after the tool's line (1 of 14 tries by hand). Ray installs that
+    handler first thing in ``ray.init``; with ``came`` it is not installed (the tools' handlers
+    replace it right after anyway)."""
     import ray
 
     # A new local cluster keeps Ray's token authentication on; the warning that says so opened
@@ -161,15 +175,46 @@ def _start_local(**kwargs) -> None:
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     reaper.mark()  # before ray.init: every process of this Ray inherits the reaper's token
     reaper.watch()  # before ray.init too: a start cut short (a signal, an error) leaves nothing behind
-    try:
-        ray.init(address="local", **kwargs)  # SIGTERM held by init_ray (the mask is inherited)
-    except SystemExit as e:
-        # Ray's own SIGTERM handler, live from inside its init, exits with the signal's number
-        if e.code == signal.SIGTERM:
-            raise Interrupted(signal.SIGTERM, "while Ray was starting") from None
-        raise
+    with _signals_noted(came) if came is not None else contextlib.nullcontext():
+        try:
+            ray.init(address="local", **kwargs)  # SIGTERM held by init_ray (the mask is inherited)
+        except SystemExit as e:
+            # Ray's own SIGTERM handler, live from inside its init, exits with the signal's number
+            if e.code == signal.SIGTERM:
+                raise Interrupted(signal.SIGTERM, "while Ray was starting") from None
+            raise
     if threading.current_thread() is threading.main_thread():
         _no_graceful_kill()
+
+
+@contextlib.contextmanager
+def _signals_noted(came: list[int]) -> Iterator[None]:
+    """SIGINT and SIGTERM appended to ``came`` instead of acted on, and Ray's SIGTERM handler
+    kept out (its private setter, pinned with Ray, is swapped for one that does nothing; the
+    fault suite's ``ray_init`` point fires there, inside ``ray.init``). On success the noting
+    handlers stay, so nothing slips through before the caller installs its own; on an error
+    the handlers before are put back."""
+    from ray._private import utils
+
+    def note(signum: int, frame: Any) -> None:
+        came.append(signum)
+
+    def ray_sets_its_handler(handler: Any) -> None:
+        faultplan.point("ray_init")
+
+    before = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    setter = getattr(utils, "set_sigterm_handler", None)
+    if setter is not None:
+        utils.set_sigterm_handler = ray_sets_its_handler
+    try:
+        yield
+    except BaseException:
+        for s, h in before.items():
+            signal.signal(s, h)
+        raise
+    finally:
+        if setter is not None:
+            utils.set_sigterm_handler = setter
 
 
 def _no_graceful_kill() -> None:
