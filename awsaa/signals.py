@@ -64,10 +64,18 @@ def install_stop_signals() -> None:
                   f"(signal again to stop at once)", file=sys.stderr, flush=True)
             stop()
             return
+        abandoning()
         raise Interrupted(_graceful.signum or signum)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def abandoning() -> None:
+    """The command stops without waiting for the work in flight: the errors that work ends
+    with (a stage-1 task whose progress queue is gone, ...) are not news, and Ray would print
+    each, with its remote traceback, after the tool's line."""
+    os.environ["RAY_IGNORE_UNHANDLED_ERRORS"] = "1"  # read by Ray each time, in this process only
 
 
 class graceful_section:

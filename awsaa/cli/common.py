@@ -21,7 +21,7 @@ from awsaa.config import RESOURCE_STEP, json_schema, to_dict
 from awsaa.distributed.jobs import is_job_address, submit
 from awsaa.errors import AWSAAError
 from awsaa.fileio import release_dirs
-from awsaa.signals import Interrupted, as_interrupted, install_stop_signals
+from awsaa.signals import Interrupted, abandoning, as_interrupted, install_stop_signals
 from awsaa.terminal import shown
 
 __all__ = ["EXIT_USAGE", "Interrupted", "Parser", "as_interrupted", "float_range", "install_stop_signals",
@@ -258,10 +258,12 @@ def _run(fn: Callable[[], int | None], prog: str, starting: bool = False) -> int
         print(f"{prog}: error: {shown(_raised(e), ERROR_LIMIT)}", file=sys.stderr)
         return EXIT_USAGE
     except Interrupted as e:
+        abandoning()
         print(f"{prog}: interrupted ({e.name})" + (f"; {shown(e.detail, ERROR_LIMIT)}" if e.detail else ""),
               file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:
+        abandoning()
         print(f"{prog}: interrupted (SIGINT)", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `awsaa-policy show p.json | head`
@@ -270,6 +272,7 @@ def _run(fn: Callable[[], int | None], prog: str, starting: bool = False) -> int
         stop = as_interrupted(e)
         if stop is None:
             raise
+        abandoning()
         print(f"{prog}: interrupted ({stop.name})" + (f"; {shown(stop.detail, ERROR_LIMIT)}" if stop.detail else ""),
               file=sys.stderr)
         return 128 + stop.signum
