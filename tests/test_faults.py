@@ -600,6 +600,7 @@ def test_sigterm_during_stage_1_stops_promptly(tmp_path, fault_plan):
     assert proc.returncode == 143, "".join(lines)[-2000:]
     assert not any("stage 1: epoch 40/40" in x for x in lines)  # stopped in stage 1, not after it
     assert any("interrupted (SIGTERM); the run is saved after loop 0 of 10" in x for x in lines)
+    assert not any("Unhandled error" in x for x in lines), "".join(lines)[-2000:]  # the abandoned task's, from Ray
     count("awsaa-search SIGTERM during stage 1")
 
 

@@ -123,3 +123,16 @@ def test_set_given_twice_keeps_both(capsys):
                  "--set", "loops=7"]) == 0
     out = capsys.readouterr().out
     assert "\nseed: 3\n" in out and "\nloops: 7\n" in out
+
+
+def test_aug_and_seeds_given_twice_add_up():
+    """awsaa-train's --aug, --seeds and --set, each given twice, add up (argparse kept only
+    the last), and its defaults are replaced, not extended."""
+    from awsaa.cli.train import build_parser
+
+    args = build_parser().parse_args(["-c", "x.yaml", "--aug", "none", "--aug", "uniform", "--seeds", "0",
+                                      "--seeds", "1", "2", "--set", "epochs=2", "--set", "seed=3"])
+    assert args.aug == ["none", "uniform"] and args.seeds == [0, 1, 2]
+    assert args.set == ["epochs=2", "seed=3"]
+    defaults = build_parser().parse_args(["-c", "x.yaml", "--aug", "uniform"])
+    assert defaults.aug == ["uniform"]
