@@ -498,11 +498,10 @@ class WorkersConfig:
                  f"num_gpus above 1 must be a whole number, got {self.num_gpus}")
 
 
-# The names the config accepts; the registries they name (awsaa.search.agents.AGENTS, the
-# rules of awsaa.search.result) are built from these, so the config needs no import of them.
-AgentName = Literal["ppo", "reinforce", "es"]
+# The result rules the config accepts (awsaa.search.result is built from these). The agent's
+# name is checked against the registry of agents where one is built (awsaa.search.check_agent:
+# the tools check it on load; a registered agent of a user's own lives in the driver only).
 ResultRule = Literal["auto", "best_loop", "average", "final"]
-AGENT_NAMES: tuple[str, ...] = typing.get_args(AgentName)
 RESULT_RULES: tuple[str, ...] = typing.get_args(ResultRule)
 
 
@@ -562,7 +561,7 @@ class SearchConfig:
     data: DataConfig = field(default_factory=DataConfig)  # own data: how it is read
     loops: Positive = 350
     trajectories: Positive = 8  # M per loop
-    agent: AgentName = "ppo"  # awsaa.search.agents.AGENTS
+    agent: Str = "ppo"  # ppo | reinforce | es, or one registered with awsaa.search.register_agent
     agent_config: AgentConfig = field(default_factory=AgentConfig)
     # The search's result (awsaa.search.result): auto = best_loop (the paper's) for ppo and
     # reinforce, average (of the last `result_loops` updates' parameters) for es.

@@ -223,3 +223,56 @@ def plant(kind: str, where, victim) -> None:
         where.symlink_to("/dev/null")
     else:
         raise ValueError(kind)
+
+
+@pytest.fixture
+def own_agent():
+    """An agent of a user's own, registered as ``still`` for one test (and unregistered after):
+    it never moves from the uniform policy and counts its loops. Defined inside the fixture,
+    as in a notebook, so Ray must send the class itself to the controller actor."""
+    from awsaa.augment.space import SearchSpace
+    from awsaa.policy import Policy
+    from awsaa.search import AGENTS, UpdateStats, register_agent
+
+    class Still:
+        name = "still"
+
+        def __init__(self, space=None, config=None, seed=0):
+            self.space = space or SearchSpace.default()
+            self.theta = torch.zeros(self.space.num_ops * (1 + self.space.num_ops), dtype=torch.float64)
+            self.loops_done, self.baseline, self.told = 0, None, []
+
+        def policy(self, meta=None):
+            k = self.space.num_ops
+            return Policy.from_params(self.space, self.theta[:k], self.theta[k:].view(k, k), "softmax", meta)
+
+        def ask(self, m):
+            return [self.policy()] * m
+
+        def tell(self, rewards, counts, which=None):
+            self.loops_done += 1
+            self.baseline = sum(rewards) / len(rewards)
+            self.told.append(list(rewards))
+            return UpdateStats(self.loops_done, self.baseline, self.baseline, [0.0] * len(rewards), 0, 0.0,
+                               float(self.policy().entropy()), 0.0)
+
+        def skip(self):
+            self.loops_done += 1
+
+        def params(self):
+            return self.theta.clone()
+
+        def set_params(self, flat):
+            self.theta = flat.clone()
+
+        def state_dict(self):
+            return {"agent": self.name, "theta": self.theta.clone(), "loops_done": self.loops_done,
+                    "baseline": self.baseline, "told": self.told}
+
+        def load_state_dict(self, state):
+            self.theta, self.loops_done = state["theta"].clone(), state["loops_done"]
+            self.baseline, self.told = state["baseline"], state["told"]
+
+    register_agent("still")(Still)
+    yield Still
+    AGENTS.pop("still", None)

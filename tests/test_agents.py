@@ -444,3 +444,54 @@ def test_es_running_scale_stays_finite_and_the_agent_keeps_moving_for_huge_diffe
 
     assert _running_rms(None, [1e200, -1e200], 0.9) == pytest.approx(1e200)
     assert _running_rms(1e200, [3e200], 0.5) == pytest.approx(math.sqrt(0.5 + 0.5 * 9) * 1e200)
+
+
+def test_every_built_in_agent_is_an_agent_and_make_agent_returns_one():
+    from awsaa.search import AGENTS, Agent, list_agents
+
+    assert list_agents()[:3] == ["ppo", "reinforce", "es"]
+    for name in ("ppo", "reinforce", "es"):
+        assert isinstance(make_agent(name, SPACE), Agent) and isinstance(AGENTS[name](SPACE), Agent)
+
+
+def test_an_agent_of_your_own_is_registered_named_in_a_config_and_runs_a_search_state(tmp_path, own_agent):
+    """A class with the Agent methods, registered with register_agent: a config may name it,
+    make_agent builds it, and the search state asks, tells, saves and reloads it."""
+    from conftest import tiny_search
+
+    from awsaa.config import SearchConfig, from_dict
+    from awsaa.search import Agent, register_agent
+    from awsaa.search.state import SearchState
+
+    cfg = from_dict(SearchConfig, tiny_search(agent="still"))
+    agent = make_agent("still", SPACE, seed=1)
+    assert isinstance(agent, own_agent) and isinstance(agent, Agent)
+    state = SearchState.create(tmp_path / "run", cfg, {"name": "run", "pretrained": "x"})
+    k = state.space.num_ops
+    counts = torch.ones(k, k)
+    for loop in range(2):
+        state.ask(loop)
+        state.record(loop, [{"traj": t, "reward": 80.0 + t + loop, "counts": counts, "val_accs": [80.0]}
+                            for t in range(2)], [], 1.0)
+    again = SearchState.load(tmp_path / "run")
+    assert again.loops_done == 2 and again.agent.told == [[80.0, 81.0], [81.0, 82.0]]
+    with pytest.raises(ValueError, match="registered twice"):
+        register_agent("still")(own_agent)
+    with pytest.raises(TypeError, match="lacks ask, tell"):
+        register_agent("half")(type("Half", (), {"skip": lambda self: None}))
+    with pytest.raises(ValueError, match="identifier"):
+        register_agent("no good")
+
+
+def test_a_search_names_only_registered_agents(tmp_path):
+    from conftest import tiny_search
+
+    from awsaa.config import SearchConfig, from_dict
+    from awsaa.distributed.search import new_run
+    from awsaa.search import check_agent
+
+    cfg = from_dict(SearchConfig, tiny_search(agent="still"))  # a config alone cannot know (Ray workers rebuild it)
+    for refuse in (lambda: check_agent(cfg), lambda: new_run(cfg, tmp_path, "r")):
+        with pytest.raises(AWSAAError, match=r"agent must be one of ppo, reinforce, es .*got 'still'"):
+            refuse()
+    assert not (tmp_path / "r").exists()

@@ -136,3 +136,17 @@ def test_aug_and_seeds_given_twice_add_up():
     assert args.set == ["epochs=2", "seed=3"]
     defaults = build_parser().parse_args(["-c", "x.yaml", "--aug", "uniform"])
     assert defaults.aug == ["uniform"]
+
+
+def test_an_agent_of_your_own_runs_a_search_on_ray(tmp_path, own_agent, ray_local):
+    """The agent is registered in the driver only (its class defined in a fixture, as in a
+    notebook); the controller actor, another process, gets it from the driver."""
+    from awsaa.config import SearchConfig, from_dict
+    from awsaa.distributed.search import new_run, run_search
+
+    cfg = from_dict(SearchConfig, tiny_search(agent="still", loops=2))
+    summary = run_search(new_run(cfg, tmp_path, "own", log=lambda line: None), log=lambda line: None)
+    assert summary["loops_done"] == 2
+    h = history(tmp_path / "own")
+    assert [e["loop"] for e in h] == [1, 2] and all(e["entropy"] > 0 for e in h)
+    assert Policy.load(tmp_path / "own" / "policy.json").kl_from(Policy.uniform()) == pytest.approx(0, abs=1e-9)

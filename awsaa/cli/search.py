@@ -42,7 +42,7 @@ from awsaa.distributed.raycluster import (
 )
 from awsaa.errors import AWSAAError
 from awsaa.fileio import check_tree, claim_dir, ensure_writable_dir
-from awsaa.search import report
+from awsaa.search import check_agent, report
 from awsaa.search.state import SearchState
 from awsaa.terminal import shown
 
@@ -54,7 +54,7 @@ def load_search_config(args: argparse.Namespace):
     for key in ("loops", "dataset", "dataroot"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    return C.load(C.SearchConfig, args.config, overrides)
+    return check_agent(C.load(C.SearchConfig, args.config, overrides))
 
 
 def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, rule: str = "best_loop") -> None:

@@ -39,6 +39,7 @@ from awsaa.distributed.raycluster import has_real_gpus
 from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir
 from awsaa.policy import Policy
+from awsaa.search.agents import AGENTS, BUILT_IN_AGENTS, check_agent, register_agent
 from awsaa.search.stages import FineTuner, finetune_reward, pretrain, stage1_hash
 from awsaa.search.state import SearchState, policy_hash
 from awsaa.signals import Interrupted, as_interrupted
@@ -73,7 +74,10 @@ def worker_name(run: str, index: int) -> str:
 class _Controller:
     """The search controller (wrapped as a Ray actor by :func:`controller_actor`)."""
 
-    def __init__(self, run_dir: str) -> None:
+    def __init__(self, run_dir: str, agents: dict[str, Any] | None = None) -> None:
+        for name, cls in (agents or {}).items():  # the driver's own agents (register_agent), by value
+            if name not in AGENTS:
+                register_agent(name)(cls)
         self.state = SearchState.load(Path(run_dir))
         self.run = Path(run_dir).name
         try:
@@ -196,7 +200,8 @@ def controller_actor(run_dir: Path, name: str):
                                "get_if_exists": True, "max_restarts": -1, "max_task_retries": -1, "num_cpus": 0}
     if ray.cluster_resources().get(HEAD_RESOURCE):
         options["resources"] = {HEAD_RESOURCE: 0.001}
-    return ray.remote(_Controller).options(**options).remote(str(run_dir))
+    own = {n: c for n, c in AGENTS.items() if n not in BUILT_IN_AGENTS}  # registered in this process only
+    return ray.remote(_Controller).options(**options).remote(str(run_dir), own)
 
 
 def worker_actor(cfg: SearchConfig, shared_ref: Any, index: int, name: str, data_ref: Any = None):
@@ -538,6 +543,7 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
     ``download``) unless ``check_data`` is off (a cluster's data lives on the cluster); stage 1
     from ``pretrained``, else from the cache ``storage/pretrained/<stage-1 hash>.pt`` when a
     search with the same stage-1 config made it, else to be trained."""
+    check_agent(cfg)
     run_dir = storage / name
     if run_dir.exists():
         raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")

@@ -1,5 +1,18 @@
 """The AWS search: agents (pure torch), the two stages, the search state and its report."""
 
-from awsaa.search.agents import AGENTS, AgentConfig, ESAgent, PPOAgent, REINFORCEAgent, make_agent
+from awsaa.search.agents import (
+    AGENTS,
+    Agent,
+    AgentConfig,
+    ESAgent,
+    PPOAgent,
+    REINFORCEAgent,
+    UpdateStats,
+    check_agent,
+    list_agents,
+    make_agent,
+    register_agent,
+)
 
-__all__ = ["AGENTS", "AgentConfig", "ESAgent", "PPOAgent", "REINFORCEAgent", "make_agent"]
+__all__ = ["AGENTS", "Agent", "AgentConfig", "ESAgent", "PPOAgent", "REINFORCEAgent", "UpdateStats", "check_agent",
+           "list_agents", "make_agent", "register_agent"]
