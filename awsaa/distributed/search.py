@@ -40,7 +40,8 @@ from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir
 from awsaa.policy import Policy
 from awsaa.search.agents import AGENTS, BUILT_IN_AGENTS, check_agent, register_agent
-from awsaa.search.stages import FineTuner, finetune_reward, pretrain, stage1_hash
+from awsaa.search.schedule import Call, LoopSchedule
+from awsaa.search.stages import FineTuner, pretrain, stage1_hash
 from awsaa.search.state import SearchState, policy_hash
 from awsaa.signals import Interrupted, as_interrupted
 from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
@@ -295,24 +296,10 @@ def _fmt_eta(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-@dataclass
-class _Work:
-    """One worker call: ``run`` (whole trajectories, several with ``workers.per_call``),
-    ``train`` (one fine-tune's training) or ``eval`` (one of its validation passes)."""
-
-    kind: str
-    trajs: tuple[int, ...]
-    attempt: int = 1
-    epoch: int = 0
-    weights: Any = None  # the object ref of an eval's weights
-    generation: int = 0  # which training of the trajectory an eval belongs to
-
-
 class _Scheduler:
-    """Which trajectory runs where: the worker actors of a run, the calls of one loop handed
-    to free workers, a dead worker replaced and its call run again, a call that raised
-    rerun one trajectory at a time (each at most ``max_attempts`` times in all), and no
-    trajectory counted twice.
+    """Which trajectory runs where: the worker actors of a run, each loop's calls
+    (:class:`~awsaa.search.schedule.LoopSchedule`, which decides what runs next and what an
+    outcome does) handed to free workers, and a dead worker replaced.
 
     With the fine-tune reward and ``workers.spread_eval`` (the default) a trajectory is a
     ``train`` call and one ``eval`` call per epoch, each taken by whichever worker is free
@@ -332,16 +319,16 @@ class _Scheduler:
         self.per_call = 1 if self.spread else (
             cfg.workers.per_call or (1 if cfg.reward == "finetune" else -(-cfg.trajectories // n)))
 
-    def _call(self, w: int, loop: int, work: _Work, policies: list[dict[str, Any]]) -> Any:
-        """Start ``work`` on worker ``w``; returns its ref (for a training, a list: the record
-        first, the one to wait on, then each epoch's weights)."""
+    def _start(self, w: int, loop: int, call: Call, policies: list[dict[str, Any]]) -> list[Any]:
+        """Start ``call`` on worker ``w``; its refs, the one to wait on first (a training's
+        record; the others are each epoch's weights)."""
         worker, cfg = self.workers[w], self.cfg
-        if work.kind == "eval":
-            return worker.evaluate.remote(loop, work.trajs[0], work.epoch, work.weights)
-        items = [(traj, policies[traj], *trajectory_seeds(cfg, loop, traj)) for traj in work.trajs]
-        if work.kind == "train":
+        if call.kind == "eval":
+            return [worker.evaluate.remote(loop, call.trajs[0], call.epoch, call.weights)]
+        items = [(traj, policies[traj], *trajectory_seeds(cfg, loop, traj)) for traj in call.trajs]
+        if call.kind == "train":
             return worker.train.options(num_returns=1 + cfg.finetune.epochs).remote(loop, *items[0])
-        return worker.run_many.remote(loop, items)
+        return [worker.run_many.remote(loop, items)]
 
     def run_loop(self, loop: int, policies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Run loop ``loop``'s trajectories with their sampling ``policies``; returns (results
@@ -349,40 +336,20 @@ class _Scheduler:
         ray = _ray()
         from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
 
-        cfg, k = self.cfg, self.per_call
-        order = list(range(cfg.trajectories))
-        kind = "train" if self.spread else "run"
-        queue = deque(_Work(kind, tuple(order[i:i + k])) for i in range(0, len(order), k))
+        cfg = self.cfg
+        plan = LoopSchedule(loop, cfg.trajectories, self.per_call, self.spread, cfg.finetune.epochs,
+                            cfg.finetune.reward_top_k, self.max_attempts)
         free = list(range(len(self.workers)))
-        pending: dict[Any, tuple[_Work, int, Any]] = {}  # ref waited on -> (work, worker, all its refs)
-        results: dict[int, dict[str, Any]] = {}
-        failed: list[dict[str, Any]] = []
-        trained: dict[int, dict[str, Any]] = {}  # spread: a trained trajectory's record, accs, eval calls
-        generation = dict.fromkeys(order, 0)
-
-        def what(trajs: tuple[int, ...]) -> str:
-            return f"trajectory {trajs[0]}" if len(trajs) == 1 else f"trajectories {', '.join(map(str, trajs))}"
-
-        def retrain(traj: int, attempt: int) -> None:  # a spread trajectory starts again from its training
-            generation[traj] += 1
-            trained.pop(traj, None)
-            queue.appendleft(_Work("train", (traj,), attempt))
-
-        while queue or pending:
-            while queue and free:
-                work = queue.popleft()
-                if work.kind == "eval" and work.generation != generation[work.trajs[0]]:
-                    continue  # its training is being redone
+        pending: dict[Any, tuple[Call, int, list[Any]]] = {}  # ref waited on -> (call, worker, all its refs)
+        while not plan.finished:
+            while free and (call := plan.next_call()) is not None:
                 w = free.pop(0)
-                refs = self._call(w, loop, work, policies)
-                head = refs[0] if isinstance(refs, list) else refs
-                pending[head] = (work, w, refs)
+                refs = self._start(w, loop, call, policies)
+                pending[refs[0]] = (call, w, refs)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # 1 s steps: signals get through
             for ref in ready:
-                work, w, refs = pending.pop(ref)
+                call, w, refs = pending.pop(ref)
                 free.append(w)
-                trajs = work.trajs
-                stale = work.kind == "eval" and work.generation != generation[trajs[0]]
                 try:
                     out = ray.get(ref)
                 except RayActorError as e:
@@ -391,72 +358,23 @@ class _Scheduler:
                     # the worker process or its node died: not the trajectories' fault
                     self.workers[w] = worker_actor(cfg, self.shared_ref, self.spawned, self.name, self.data_ref)
                     self.spawned += 1
-                    if not stale:
-                        queue.appendleft(work)
-                        part = f"'s validation pass {work.epoch + 1}" if work.kind == "eval" else ""
-                        self.log(f"loop {loop + 1}: a fine-tune worker died; {what(trajs)}{part} "
-                                 f"{'runs' if len(trajs) == 1 else 'run'} again on a new worker")
-                    continue
-                except ObjectLostError:  # an eval's weights died with their node: train again
-                    if not stale:
-                        self.log(f"loop {loop + 1}: {what(trajs)}'s weights were lost with their node; "
-                                 f"it runs again")
-                        retrain(trajs[0], work.attempt)
-                    continue
-                except RayTaskError as e:  # our code raised (e.g. a non-finite loss): rerun once
-                    if stale:
-                        continue
-                    if work.attempt < self.max_attempts:
-                        if work.kind == "run":
-                            queue.extend(_Work("run", (traj,), work.attempt + 1) for traj in trajs)
-                        else:
-                            retrain(trajs[0], work.attempt + 1)
-                        self.log(f"loop {loop + 1}: {what(trajs)} failed ({_last_line(e)}); running "
-                                 f"{'it' if len(trajs) == 1 else 'each on its own'} once more")
-                    else:
-                        if work.kind != "run":  # drop its remaining calls
-                            generation[trajs[0]] += 1
-                            trained.pop(trajs[0], None)
-                        failed += [{"traj": traj, "error": _last_line(e)} for traj in trajs]
-                        self.log(f"loop {loop + 1}: {what(trajs)} failed "
-                                 f"{'twice' if work.attempt == 2 else f'{work.attempt} times'}; "
-                                 f"the loop records {'it' if len(trajs) == 1 else 'them'} as failed")
-                    continue
-                if stale:
-                    continue
-                if work.kind == "run":
-                    for r in out:
-                        results.setdefault(r["traj"], r)  # never count a trajectory twice
-                elif work.kind == "train":
-                    traj = trajs[0]
-                    trained[traj] = {"meta": out, "accs": {}, "calls": [out["call"]]}
-                    queue.extend(_Work("eval", trajs, work.attempt, epoch, weights, generation[traj])
-                                 for epoch, weights in enumerate(refs[1:]))
+                    self._say(plan.worker_died(call))
+                except ObjectLostError:  # an eval's weights died with their node
+                    self._say(plan.weights_lost(call))
+                except RayTaskError as e:  # our code raised (e.g. a non-finite loss)
+                    self._say(plan.failed(call, _last_line(e)))
                 else:
-                    traj = trajs[0]
-                    t = trained[traj]
-                    t["accs"][work.epoch] = out["acc"]
-                    t["calls"].append(out["call"])
-                    if len(t["accs"]) == cfg.finetune.epochs and traj not in results:
-                        results[traj] = _assemble(cfg, trained.pop(traj))
-        return [results[t] for t in sorted(results)], failed
+                    plan.done(call, out, refs[1:])
+        return plan.outcome()
+
+    def _say(self, line: str | None) -> None:
+        if line is not None:
+            self.log(line)
 
     def close(self) -> None:
         for w in self.workers:
             _ray().kill(w)
         self.workers = []
-
-
-def _assemble(cfg: SearchConfig, t: dict[str, Any]) -> dict[str, Any]:
-    """A spread trajectory's result, in the form a whole trajectory's has: its training's
-    record (where and when it trained), the accuracies of its validation passes in epoch
-    order, the reward from them, and every call it took."""
-    accs = [t["accs"][e] for e in range(cfg.finetune.epochs)]
-    train, calls = t["calls"][0], t["calls"]
-    return {**{k: v for k, v in t["meta"].items() if k != "call"},
-            "reward": finetune_reward(accs, cfg.finetune.reward_top_k), "val_accs": accs,
-            "finetune_seconds": sum(c["busy"] for c in calls), "started": train["started"],
-            "ended": max(c["ended"] for c in calls), "pid": train["pid"], "node": train["node"], "calls": calls}
 
 
 def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
