@@ -63,7 +63,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     t0 = time.time()
     if args.pretrained:
-        from awsaa.distributed.search import load_shared
+        from awsaa.search.runs import load_shared
 
         shared = load_shared(Path(args.pretrained), cfg)
     else:

@@ -88,7 +88,7 @@ def main() -> None:
     data = load_dataset(scfg.dataset, scfg.dataroot)
     start = time.time()
     if args.pretrained:
-        from awsaa.distributed.search import load_shared
+        from awsaa.search.runs import load_shared
 
         shared = load_shared(Path(args.pretrained), scfg)  # refused unless made by this stage-1 config
     else:

@@ -55,8 +55,8 @@ def _init(cfg_dict: dict[str, Any], shared: dict[str, Any]) -> None:
 
 
 def _trajectory(loop: int, traj: int, cfg_dict: dict[str, Any]) -> tuple[int, float, float]:
-    from awsaa.distributed.search import trajectory_seeds
     from awsaa.policy import Policy
+    from awsaa.search.runs import trajectory_seeds
 
     seed, pair_seed = trajectory_seeds(from_dict(SearchConfig, cfg_dict), loop, traj)
     t0 = time.perf_counter()

@@ -487,8 +487,8 @@ def test_a_search_names_only_registered_agents(tmp_path):
     from conftest import tiny_search
 
     from awsaa.config import SearchConfig, from_dict
-    from awsaa.distributed.search import new_run
     from awsaa.search import check_agent
+    from awsaa.search.runs import new_run
 
     cfg = from_dict(SearchConfig, tiny_search(agent="still"))  # a config alone cannot know (Ray workers rebuild it)
     for refuse in (lambda: check_agent(cfg), lambda: new_run(cfg, tmp_path, "r")):

@@ -64,12 +64,12 @@ def test_a_deleted_working_directory_is_one_line_not_a_fatal_error_from_mkl(tmp_
 def test_a_stage1_cache_the_storage_refuses_costs_the_cache_not_the_search(tmp_path, monkeypatch):
     """A full disk (torch reports it as a RuntimeError), or a pretrained/ that cannot be made:
     the search goes on with stage 1 in memory, and says so."""
-    from awsaa.distributed import search as driver
+    from awsaa.search import runs as driver
 
     shared = {"model": {}, "val_acc": 90.0, "lr": 0.01}
     blocked = tmp_path / "file"
     blocked.write_text("x")
-    said = driver._cache_stage1(blocked / "pretrained" / "h.pt", shared)
+    said = driver.cache_stage1(blocked / "pretrained" / "h.pt", shared)
     assert said.startswith("NOT cached (") and "goes on with the weights in memory" in said
 
     def full(path, state):
@@ -77,10 +77,10 @@ def test_a_stage1_cache_the_storage_refuses_costs_the_cache_not_the_search(tmp_p
                            "data/0: file write failed")
 
     monkeypatch.setattr(driver, "save_checkpoint", full)
-    said = driver._cache_stage1(tmp_path / "pretrained" / "h.pt", shared)
+    said = driver.cache_stage1(tmp_path / "pretrained" / "h.pt", shared)
     assert "NOT cached ([enforce fail" in said and "\n" not in said
     monkeypatch.undo()
-    assert driver._cache_stage1(tmp_path / "ok" / "h.pt", shared) == f"saved {tmp_path / 'ok' / 'h.pt'}"
+    assert driver.cache_stage1(tmp_path / "ok" / "h.pt", shared) == f"saved {tmp_path / 'ok' / 'h.pt'}"
 
 
 def test_a_finished_run_on_a_read_only_mount_says_its_export_cannot_be_rebuilt(tmp_path, monkeypatch, capsys):

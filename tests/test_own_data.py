@@ -265,7 +265,8 @@ def test_a_search_takes_data_handed_in_from_python_and_asks_for_it_again_on_resu
 
     from awsaa.config import SearchConfig, load
     from awsaa.distributed.raycluster import init_ray
-    from awsaa.distributed.search import new_run, resume_run, run_search
+    from awsaa.distributed.search import run_search
+    from awsaa.search.runs import new_run, resume_run
 
     nhwc = digits.train.images.numpy().transpose(0, 2, 3, 1)  # as a user's array would be
     data = from_arrays(nhwc, digits.train.labels.numpy(), classes=[f"d{i}" for i in range(10)])

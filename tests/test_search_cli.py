@@ -142,7 +142,8 @@ def test_an_agent_of_your_own_runs_a_search_on_ray(tmp_path, own_agent, ray_loca
     """The agent is registered in the driver only (its class defined in a fixture, as in a
     notebook); the controller actor, another process, gets it from the driver."""
     from awsaa.config import SearchConfig, from_dict
-    from awsaa.distributed.search import new_run, run_search
+    from awsaa.distributed.search import run_search
+    from awsaa.search.runs import new_run
 
     cfg = from_dict(SearchConfig, tiny_search(agent="still", loops=2))
     summary = run_search(new_run(cfg, tmp_path, "own", log=lambda line: None), log=lambda line: None)

@@ -395,7 +395,7 @@ def test_a_refused_update_is_a_failed_loop_the_agent_kept_and_resume_goes_on(tmp
 def test_an_interrupted_run_that_had_finished_is_not_told_to_continue(tmp_path):
     """Stopped after its last loop (before the tool's end): the message names its result
     instead of "continue with --resume", which would only answer that every loop is done."""
-    from awsaa.distributed.search import _where_it_stands
+    from awsaa.search.runs import where_it_stands as _where_it_stands
 
     cfg = tiny_cfg(loops=1)
     state = SearchState.create(tmp_path / "run", cfg, {"name": "run", "pretrained": "x"})

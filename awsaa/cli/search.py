@@ -17,7 +17,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from awsaa import config as C
 from awsaa.cli.common import (
@@ -31,7 +30,6 @@ from awsaa.cli.common import (
 )
 from awsaa.cli.train import _parse_set
 from awsaa.config import SearchConfig
-from awsaa.distributed import search as driver
 from awsaa.distributed.raycluster import (
     check_local_resources,
     default_storage,
@@ -40,9 +38,11 @@ from awsaa.distributed.raycluster import (
     leave_job_working_dir,
     storage_line,
 )
+from awsaa.distributed.search import RayExecutor
 from awsaa.errors import AWSAAError
 from awsaa.fileio import check_tree, claim_dir, ensure_writable_dir
 from awsaa.search import check_agent, report
+from awsaa.search.runs import SearchResult, execute, new_run, result_of, resume_run
 from awsaa.search.state import SearchState
 from awsaa.terminal import shown
 
@@ -57,13 +57,11 @@ def load_search_config(args: argparse.Namespace):
     return check_agent(C.load(C.SearchConfig, args.config, overrides))
 
 
-def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, rule: str = "best_loop") -> None:
+def print_summary(result: SearchResult) -> None:
     """What the search found: its rule, how far the result moved from uniform (KL, each op
     family's mass), the top sub-policies, and a verdict against a simulated null run."""
-
-    state = SearchState.load(run_dir) if (run_dir / "policy.json").exists() else None
-    pol = state.result_policy() if state is not None else None
-    if state is None or pol is None:
+    run_dir, pol, rule, best = result.run_dir, result.policy, result.rule, result.best
+    if pol is None:
         print(f"\n{PROG}: no loop produced a reward; no policy.json (see {shown(run_dir / 'history.jsonl', 1000)})")
         return
     space = pol.space
@@ -72,53 +70,18 @@ def print_summary(run_dir: Path, loops_done: int, best: dict[str, Any] | None, r
         how = f"the policy of loop {best['loop']} (best mean reward {best['mean_reward']:.2f}%, before its update)"
     else:
         how = pol.meta.get("note", rule)
-    print(f"\nsearch {shown(run_dir.name)}: {loops_done} loops of {state.cfg.agent}; result ({rule}): {how}")
+    print(f"\nsearch {shown(run_dir.name)}: {len(result.loops)} loops of {result.agent}; result ({rule}): {how}")
     print(f"moved from uniform: KL {kl:.4f} nats (entropy {pol.entropy():.4f} of {math.log(space.num_pairs):.4f})")
     fams = report.family_masses(pol)
     print("op families, mass relative to uniform: " + ", ".join(f"{k} {v:.2f}x" for k, v in fams.items()))
     print("top sub-policies:")
     for rank, (i, j, p) in enumerate(pol.top(10), 1):
         print(f"  {rank:>2}. {p:.5f} ({p * space.num_pairs:5.2f}x uniform)  {space.pair_label(i, j)}")
-    print(verdict(state, kl))
+    print(result.verdict)
     where = shown(run_dir, 1000)  # the storage path is the user's: shown escaped, as every path
     print(f"\npolicy:  {where}/policy.json")
     print(f"history: {where}/history.jsonl   heatmap: {where}/policy_heatmap.png   rewards: {where}/reward_curve.png")
     print(f"train with it: awsaa-train -c configs/train/<recipe>.yaml --aug {where}/policy.json")
-
-
-def verdict(state, kl: float) -> str:
-    """One line: did the search move more than it would on rewards that carry no signal?
-
-    ES: the sign-flip test of its steps (:func:`awsaa.search.report.sign_flip_p`, exact at any
-    noise level). PPO and REINFORCE (whose loops all sample one policy, so there is no pair to
-    flip): did the result move further from uniform than the same agent, budget and rule move
-    on pure-noise rewards of this run's own within-loop spread (simulated)? The within-loop
-    spread includes whatever the policy changes within a loop (ES), so the null is, if
-    anything, generous; the simulation draws at most 8,000 pairs a trajectory and runs 10-40
-    searches (fewer for long searches: about 20,000 simulated trajectories in all)."""
-
-    cfg = state.cfg
-    if cfg.agent == "es":
-        p, n = report.es_sign_flip(state.history, cfg.agent_config, cfg.seed)
-        where = (f"p = {p:.3g} that its {n} steps would line up this well with random signs (sign-flip test, "
-                 f"docs/design.md section 3)")
-        if n < 2 or p >= 0.05:
-            return f"verdict: the policy did NOT move more than a null run would: {where}"
-        return f"verdict: the policy moved further than a null run would, its steps kept pointing one way: {where}"
-    sd = report.within_loop_sd(state.history)
-    if sd is None or sd == 0:
-        return "verdict: no null comparison (fewer than 2 rewards per loop)"
-    images = [d["images"] for h in state.history for d in h["details"] if d.get("images")]
-    runs = max(10, min(40, 20_000 // max(1, state.loops_done * cfg.trajectories)))
-    per_traj = min(8000, round(sum(images) / len(images))) if images else 8000
-    null = report.null_kl(cfg.agent, cfg.agent_config, state.loops_done, cfg.trajectories, sd, state.rule,
-                          cfg.result_loops, images=per_traj, runs=runs)
-    q95 = report.quantile(null, 0.95)
-    where = (f"KL {kl:.4f} vs {q95:.4f}, the 95th percentile of {runs} simulated null runs (same agent, "
-             f"{state.loops_done} loops x {cfg.trajectories}, pure-noise rewards of SD {sd:.2f})")
-    if kl <= q95:
-        return f"verdict: the policy did NOT move more than a null run would: {where}"
-    return f"verdict: the policy moved further than a null run would: {where}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,17 +113,17 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume).expanduser().resolve()
         if run_dir.is_dir():  # a link or special file planted in the run is named before anything reads it
             check_tree(run_dir, "run directory")
-        run_ = driver.resume_run(run_dir, given, str(args.config), log=say)
+        run_ = resume_run(run_dir, given, str(args.config), log=say)
         _check_storage(args, run_dir)
         ensure_writable_dir(run_dir, "run directory")
         claim_dir(run_dir, "run directory", new=False)  # one writer per run
     else:
         _need_config(args)
         name = args.name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_ = driver.new_run(load_search_config(args), storage, name,
-                              Path(args.pretrained) if args.pretrained else None,
-                              check_data=not joining_a_cluster(args.address), download=args.download,
-                              log=say)
+        run_ = new_run(load_search_config(args), storage, name,
+                       Path(args.pretrained) if args.pretrained else None,
+                       check_data=not joining_a_cluster(args.address), download=args.download,
+                       log=say)
     if not args.resume:
         ensure_writable_dir(storage, "storage")
     check_local_resources(args.address, {"workers.num_gpus": run_.cfg.workers.num_gpus,
@@ -169,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
     leave_job_working_dir(storage)
     if not args.resume:
         claim_dir(run_.run_dir, "run directory", new=True)
-    summary = driver.run_search(run_, log=say)
-    print_summary(run_.run_dir, summary["loops_done"], summary["best"], summary["rule"])
+    execute(run_, RayExecutor(), log=say)
+    print_summary(result_of(run_.run_dir))
     return 0
 
 

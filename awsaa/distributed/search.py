@@ -18,13 +18,10 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -32,20 +29,16 @@ from typing import Any
 import torch
 
 from awsaa import faultplan
-from awsaa.config import SearchConfig, config_hash, from_dict, to_dict
-from awsaa.data import Dataset, content_hash, is_handed_in, is_own
-from awsaa.data.datasets import ensure_dataset, facts
+from awsaa.config import SearchConfig, from_dict, to_dict
 from awsaa.distributed.raycluster import has_real_gpus
 from awsaa.errors import AWSAAError
-from awsaa.fileio import claim_dir
 from awsaa.policy import Policy
-from awsaa.search.agents import AGENTS, BUILT_IN_AGENTS, check_agent, register_agent
+from awsaa.search.agents import AGENTS, BUILT_IN_AGENTS, register_agent
+from awsaa.search.runs import SearchRun, execute, stage1_line, trajectory_result, trajectory_seeds
+from awsaa.search.runs import run_loops as _loops
 from awsaa.search.schedule import Call, LoopSchedule
-from awsaa.search.stages import FineTuner, pretrain, stage1_hash
+from awsaa.search.stages import FineTuner, pretrain
 from awsaa.search.state import SearchState, policy_hash
-from awsaa.signals import Interrupted, as_interrupted
-from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
-from awsaa.train.trainer import check_split, data_options
 
 NAMESPACE = "awsaa"
 HEAD_RESOURCE = "awsaa_head"
@@ -159,10 +152,7 @@ class _Worker:
         pol = Policy.from_dict(policy)
         faultplan.point("worker", loop=loop, traj=traj, at="start")
         r = self.tuner.run(pol, seed, pair_seed=pair_seed, on_batch=self._mid(loop, traj))
-        call = self._record("run", started, r.seconds)
-        return {"traj": traj, "loop": loop, "reward": r.reward, "val_accs": r.val_accs, "counts": r.counts,
-                "sampling_hash": policy_hash(pol), "finetune_seconds": r.seconds, "images": r.images,
-                **{k: call[k] for k in ("started", "ended", "pid", "node")}, "calls": [call]}
+        return trajectory_result(loop, traj, pol, r, self._record("run", started, r.seconds))
 
     def run_many(self, loop: int, items: list[tuple[int, dict[str, Any], int, int | None]]) -> list[dict[str, Any]]:
         """Several trajectories of one loop in one call (``workers.per_call``): for a reward as
@@ -230,7 +220,7 @@ def stage1_remote(cfg: SearchConfig, progress: Any = None, data_ref: Any = None)
         c = from_dict(SearchConfig, cfg_dict)
 
         def line(epoch, total, loss, val_acc, seconds):
-            text = f"stage 1: epoch {epoch}/{total}  loss {loss:.4f}  val acc {val_acc:.2f}%  ({seconds:.1f} s)"
+            text = stage1_line(epoch, total, loss, val_acc, seconds)
             if progress is not None:
                 progress.put(text)  # returns once the line is in the queue: before the task's result
             else:
@@ -279,21 +269,6 @@ def wait_get(ref: Any, every: Callable[[], None] | None = None) -> Any:
         if every is not None:
             every()
     return ray.get(ref)
-
-
-def trajectory_seeds(cfg: SearchConfig, loop: int, traj: int) -> tuple[int, int | None]:
-    """(seed of data order, crops, flips, Cutout and signs; seed of the pair draws or None
-    when they come from the first). With common random numbers every trajectory of a loop
-    shares the first and only the pair draws differ."""
-    own = cfg.seed * 1_000_003 + loop * 1009 + traj
-    if cfg.finetune.common_random_numbers:
-        return cfg.seed * 1_000_003 + loop * 1009 + 997, own
-    return own, None
-
-
-def _fmt_eta(seconds: float) -> str:
-    s = round(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 class _Scheduler:
@@ -377,48 +352,6 @@ class _Scheduler:
         self.workers = []
 
 
-def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any,
-              log: Callable[[str], None] = print, max_attempts: int = 2, data_ref: Any = None) -> dict[str, Any]:
-    """Run the remaining loops of the search in ``run_dir``: each loop's sampling policies from
-    the controller, its trajectories through the :class:`_Scheduler`, its results recorded by
-    the controller (which tells the agent and saves); returns the controller's summary."""
-    from ray.exceptions import RayTaskError
-
-    controller = controller_actor(run_dir, name)
-    scheduler = _Scheduler(cfg, name, shared_ref, log, max_attempts, data_ref)
-    start = wait_get(controller.loops_done.remote())
-    loop_seconds: deque[float] = deque(maxlen=5)
-    released = None
-    for loop in range(start, cfg.loops):
-        t0 = time.time()
-        results, failed = scheduler.run_loop(loop, wait_get(controller.ask.remote(loop)))
-        wall = time.time() - t0
-        if loop == cfg.loops - 1:  # the workers' part is done: give their resources back now,
-            scheduler.close()      # not after the controller's last save and plots
-            released = time.time()
-        try:
-            entry = wait_get(controller.record.remote(loop, results, failed, wall))
-        except RayTaskError as e:
-            raise AWSAAError(_last_line(e)) from None
-        loop_seconds.append(wall)
-        eta = (cfg.loops - loop - 1) * sum(loop_seconds) / len(loop_seconds)
-        log(_loop_line(cfg, loop, entry, wall, eta))
-    summary = wait_get(controller.finish.remote())
-    scheduler.close()
-    _ray().kill(controller)
-    return {**summary, "workers_released": released}
-
-
-def _loop_line(cfg: SearchConfig, loop: int, entry: dict[str, Any], wall: float, eta: float) -> str:
-    mean = f"{entry['mean_reward']:.2f}" if entry["mean_reward"] is not None else "  -  "
-    spread = ""
-    if len(entry["rewards"]) > 1:
-        spread = f" ({min(entry['rewards']):.2f}-{max(entry['rewards']):.2f})"
-    return (f"loop {loop + 1:>3}/{cfg.loops}  mean reward {mean}{spread}  baseline {entry['baseline']:.2f}  "
-            f"entropy {entry['entropy']:.3f}  from uniform {entry['kl_uniform']:.3f}  KL {entry['kl']:.4f}  "
-            f"steps {entry['inner_steps']}  {wall:.1f} s  ETA {_fmt_eta(eta)}")
-
-
 def _last_line(err: BaseException) -> str:
     """The error itself, without Ray's traceback or the exception's module-qualified class name."""
     err = getattr(err, "cause", None) or err
@@ -430,152 +363,6 @@ def _last_line(err: BaseException) -> str:
 # ----------------------------------------------------------------------------- the driver
 
 
-def load_shared(path: Path, cfg: SearchConfig) -> dict[str, Any]:
-    """A stage-1 checkpoint, refused (one line) unless it was made by this stage-1 config."""
-    state = load_checkpoint(path, kind="shared")
-    expected = stage1_hash(cfg)
-    if state.get("stage1_hash") != expected:
-        raise AWSAAError(f"pretrained checkpoint {path} was made by a different stage-1 config "
-                         f"(hash {state.get('stage1_hash')}, this config's is {expected})")
-    return state
-
-
-@dataclass
-class SearchRun:
-    """A search ready to run: its config and directory, and where stage 1 comes from."""
-
-    cfg: SearchConfig
-    run_dir: Path
-    name: str
-    cache: Path  # stage 1's checkpoint: read when ``shared`` is set, else written after stage 1
-    shared: dict[str, Any] | None
-    resume: bool
-    data: dict[str, Any] | None = None  # the data's facts (awsaa.data.datasets.facts), recorded with the run
-    dataset: Dataset | None = None  # the data itself, when handed in from Python (``dataset: python:NAME``)
-
-
-def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None = None,
-            check_data: bool = True, download: bool = False,
-            log: Callable[[str], None] = print, data: Dataset | None = None) -> SearchRun:
-    """A new run ``storage/name``: refused when it exists; the dataset checked (or fetched with
-    ``download``) unless ``check_data`` is off (a cluster's data lives on the cluster); stage 1
-    from ``pretrained``, else from the cache ``storage/pretrained/<stage-1 hash>.pt`` when a
-    search with the same stage-1 config made it, else to be trained."""
-    check_agent(cfg)
-    run_dir = storage / name
-    if run_dir.exists():
-        raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")
-    if is_own(cfg.dataset):  # workers run elsewhere: the data by its absolute path
-        cfg = dataclasses.replace(cfg, dataset=str(Path(cfg.dataset).expanduser().resolve()))
-    _check_handed_in(cfg, data)
-    recorded = None
-    if data is not None:
-        check_split(cfg, data)
-        recorded = facts(data, cfg.fill)
-    elif check_data:  # a missing dataset (or bad own data) fails here, before any work
-        root, ds = ensure_dataset(cfg.dataset, cfg.dataroot, download, data_options(cfg), log=log)
-        cfg = dataclasses.replace(cfg, dataroot=root)
-        check_split(cfg, ds)
-        recorded = facts(ds, cfg.fill)
-    # data handed in from Python is known by its content, not its name
-    suffix = f"-{content_hash(data)}" if data is not None else ""
-    cache = storage / "pretrained" / f"{stage1_hash(cfg)}{suffix}.pt"
-    shared = None
-    if pretrained is not None:
-        cache = pretrained
-        shared = load_shared(cache, cfg)
-    elif cache.exists():
-        shared = load_shared(cache, cfg)
-        log(f"reusing the stage-1 weights of {cache} (same stage-1 config)")
-    return SearchRun(cfg, run_dir, name, cache, shared, resume=False, data=recorded, dataset=data)
-
-
-def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str = "the config",
-               log: Callable[[str], None] = print, data: Dataset | None = None) -> SearchRun:
-    """The interrupted run ``run_dir``, at its last finished loop: refused when ``given`` (a
-    config named on the command line) differs from the run's, when its state cannot be read,
-    or when every loop is done (its exports rebuilt from state.pt if they were lost)."""
-    info, cfg = SearchState.read_run(run_dir)
-    _check_handed_in(cfg, data)
-    if given is not None and config_hash(given) != config_hash(cfg):
-        raise AWSAAError(f"config {given_name} differs from the one run {run_dir} was started with; "
-                         f"resume without -c, or start a new run")
-    state = SearchState.load(run_dir)  # refuses a corrupt state before any work
-    if state.loops_done >= cfg.loops:
-        rebuilt = state.missing_exports()
-        if rebuilt:  # rebuilt from state.pt, as this run's one writer
-            try:
-                claim_dir(run_dir, "run directory", new=False)
-                state.export(only=rebuilt)
-            except OSError as e:  # a read-only mount, a full disk: the run is done, only its copies are not
-                raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops, but {', '.join(rebuilt)} "
-                                 f"could not be rebuilt from state.pt there: {e.strerror or e}") from None
-        raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops; its result is "
-                         f"{run_dir / 'policy.json'}"
-                         + (f" (rebuilt {', '.join(rebuilt)} from state.pt)" if rebuilt else ""))
-    cache = Path(info["pretrained"])
-    shared = load_shared(cache, cfg) if cache.exists() else None
-    log(f"resuming {run_dir} at loop {state.loops_done + 1} of {cfg.loops}")
-    return SearchRun(cfg, run_dir, run_dir.name, cache, shared, resume=True, dataset=data)
-
-
-def _check_handed_in(cfg: SearchConfig, data: Dataset | None) -> None:
-    """Data handed in from Python goes with ``dataset: python:NAME``, and that name with it."""
-    if is_handed_in(cfg.dataset) and data is None:
-        raise AWSAAError(f"dataset {cfg.dataset} is data handed in from Python: pass it again as data=...")
-    if data is not None and not is_handed_in(cfg.dataset):
-        raise AWSAAError(f"data was handed in from Python, but the config names dataset {cfg.dataset!r}; "
-                         f"set dataset: python:NAME")
-
-
-def run_search(run: SearchRun, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run ``run`` on the connected Ray cluster to its last loop; returns the controller's
-    summary. Creates the run's state (a new run), trains and caches stage 1 when needed, puts
-    the shared weights in the object store (by the driver: they outlive the node that trained
-    them), runs the loops, and ends the controller. A stop signal stops the controller, so
-    nothing writes the run after it, and raises :class:`~awsaa.signals.Interrupted` saying
-    where the run stands."""
-    cfg = run.cfg
-    try:
-        if not run.resume:
-            SearchState.create(run.run_dir, cfg, {"name": run.name, "stage1_hash": stage1_hash(cfg),
-                                                  "pretrained": str(run.cache.resolve()), "created": time.time(),
-                                                  "data": run.data})
-            log(f"run {run.run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
-                f"{cfg.workers.count or cfg.trajectories} fine-tune workers, {cfg.model} on {cfg.dataset}")
-        shared = run.shared
-        data_ref = _ray().put(run.dataset) if run.dataset is not None else None
-        if shared is None:
-            how = ("under the uniform policy" if cfg.stage1_aug() == "uniform"
-                   else "on crop + flip only (the density reward's clean network)")
-            log(f"stage 1: training the shared weights {how} "
-                f"({cfg.pretrain.stop_epoch or cfg.pretrain.epochs} of {cfg.pretrain.epochs} epochs)")
-            shared = run_stage1(cfg, log=log, data_ref=data_ref)
-            log(f"stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "
-                + _cache_stage1(run.cache, shared))
-        return run_loops(cfg, run.run_dir, run.name, _ray().put(shared), log=log, data_ref=data_ref)
-    except BaseException as e:
-        stop = as_interrupted(e)
-        if stop is None:
-            raise
-        stop_controller(run.name)
-        raise Interrupted(stop.signum, _where_it_stands(run.run_dir, cfg)) from None
-
-
-def _cache_stage1(cache: Path, shared: dict[str, Any]) -> str:
-    """Save stage 1 to its cache; when the storage refuses (full, read-only, no permission:
-    torch reports a full disk as a RuntimeError), the search goes on with the weights in
-    memory instead of losing stage 1's work to a traceback. Says which happened."""
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(cache, shared)
-    except (OSError, RuntimeError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:200]
-        return (f"NOT cached ({why}): the search goes on with the weights in memory; "
-                f"a --resume of it trains stage 1 again")
-    return f"saved {cache}"
-
-
 def stop_controller(name: str) -> None:
     """Stop run ``name``'s detached controller; ``--resume`` starts a new one from the saved state."""
     ray = _ray()
@@ -583,14 +370,82 @@ def stop_controller(name: str) -> None:
         ray.kill(ray.get_actor(controller_name(name), namespace=NAMESPACE), no_restart=True)
 
 
-def _where_it_stands(run_dir: Path, cfg: SearchConfig) -> str:
-    if not (run_dir / "state.pt").exists():
-        return "the run had not started; nothing to continue"
-    try:
-        done = SearchState.load(run_dir).loops_done  # state.pt is the source of truth
-    except AWSAAError:
-        return f"the run's state could not be read back; check {run_dir / 'state.pt'}"
-    if done >= cfg.loops:  # stopped after its last loop: nothing to continue
-        return (f"the run had finished all {cfg.loops} loops; its result is {run_dir / 'policy.json'} "
-                f"(awsaa-search --resume {run_dir} rebuilds an export that is missing)")
-    return f"the run is saved after loop {done} of {cfg.loops}; continue with: awsaa-search --resume {run_dir}"
+class RayExecutor:
+    """A search's work on the connected Ray cluster (:class:`awsaa.search.runs.Executor`):
+    stage 1 as a task (its epoch lines relayed to the driver), the run's state in its detached
+    controller actor, the trajectories on fine-tune worker actors (:class:`_Scheduler`). The
+    data handed in from Python and the shared weights go to the object store once, put by the
+    driver, so they outlive the node that used them. Connect first
+    (:func:`awsaa.distributed.raycluster.init_ray`)."""
+
+    def __init__(self, max_attempts: int = 2) -> None:
+        self.max_attempts = max_attempts
+        self._data: dict[int, Any] = {}  # id(dataset) -> its object ref, put once
+
+    def _data_ref(self, run: SearchRun) -> Any:
+        if run.dataset is None:
+            return None
+        if id(run.dataset) not in self._data:
+            self._data[id(run.dataset)] = _ray().put(run.dataset)
+        return self._data[id(run.dataset)]
+
+    def stage1(self, run: SearchRun, log: Callable[[str], None]) -> dict[str, Any]:
+        return run_stage1(run.cfg, log=log, data_ref=self._data_ref(run))
+
+    def open(self, run: SearchRun, shared: dict[str, Any], log: Callable[[str], None]) -> _RaySession:
+        return _RaySession(run.cfg, run.run_dir, run.name, _ray().put(shared), log, self.max_attempts,
+                           self._data_ref(run))
+
+    def stop(self, run: SearchRun) -> None:
+        stop_controller(run.name)
+
+
+class _RaySession:
+    """One run's loops on Ray: the controller's calls (waited on in 1 s steps, so a stop signal
+    gets through) and the scheduler's workers."""
+
+    def __init__(self, cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any, log: Callable[[str], None],
+                 max_attempts: int = 2, data_ref: Any = None) -> None:
+        self.controller = controller_actor(run_dir, name)
+        self.scheduler = _Scheduler(cfg, name, shared_ref, log, max_attempts, data_ref)
+
+    def loops_done(self) -> int:
+        return int(wait_get(self.controller.loops_done.remote()))
+
+    def ask(self, loop: int) -> list[dict[str, Any]]:
+        return wait_get(self.controller.ask.remote(loop))
+
+    def run_loop(self, loop: int, policies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                                          list[dict[str, Any]]]:
+        return self.scheduler.run_loop(loop, policies)
+
+    def record(self, loop: int, results: list[dict[str, Any]], failed: list[dict[str, Any]],
+               wall_seconds: float) -> dict[str, Any]:
+        from ray.exceptions import RayTaskError
+
+        try:
+            return wait_get(self.controller.record.remote(loop, results, failed, wall_seconds))
+        except RayTaskError as e:
+            raise AWSAAError(_last_line(e)) from None
+
+    def release_workers(self) -> None:
+        self.scheduler.close()
+
+    def finish(self) -> dict[str, Any]:
+        summary = wait_get(self.controller.finish.remote())
+        self.scheduler.close()
+        _ray().kill(self.controller)
+        return summary
+
+
+def run_loops(cfg: SearchConfig, run_dir: Path, name: str, shared_ref: Any, log: Callable[[str], None] = print,
+              max_attempts: int = 2, data_ref: Any = None) -> dict[str, Any]:
+    """The remaining loops of the run in ``run_dir`` on Ray, from weights already in the
+    object store (the fault suite's fake workers and the search benchmark start here)."""
+    return _loops(cfg, _RaySession(cfg, run_dir, name, shared_ref, log, max_attempts, data_ref), log)
+
+
+def run_search(run: SearchRun, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``run`` to its last loop on the connected Ray cluster (:func:`awsaa.search.runs.execute`
+    with a :class:`RayExecutor`); returns the state's summary."""
+    return execute(run, RayExecutor(), log)

@@ -9,6 +9,7 @@
   compares the found policy's KL against the 95th percentile of that.
 * :func:`es_sign_flip`: for the ES agent, an exact test of whether the steps it took pointed
   the same way more than chance would have them: the summary's verdict for ES.
+* :func:`verdict`: the one line a search ends with, from these.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from awsaa.search.result import ResultTracker
 from awsaa.search.synthetic import SyntheticReward, simulate
 
 __all__ = ["FAMILIES", "es_sign_flip", "es_steps", "family_masses", "family_of", "kl_from_uniform", "null_kl",
-           "op_mass", "quantile", "sign_flip_p", "within_loop_sd"]
+           "op_mass", "quantile", "sign_flip_p", "verdict", "within_loop_sd"]
 
 def op_mass(policy: Policy) -> torch.Tensor:
     """(K,) mass of each op: the mean of its first- and second-op marginals; sums to 1."""
@@ -123,3 +124,38 @@ def es_sign_flip(history: list[dict[str, Any]], agent_config: Any, seed: int, fl
     """The sign-flip test of an ES run: (p-value, number of steps)."""
     steps = es_steps(history, agent_config, seed)
     return sign_flip_p(steps, flips), len(steps)
+
+
+def verdict(state: Any, kl: float) -> str:
+    """One line: did the search move more than it would on rewards that carry no signal?
+
+    ES: the sign-flip test of its steps (:func:`awsaa.search.sign_flip_p`, exact at any
+    noise level). PPO and REINFORCE (whose loops all sample one policy, so there is no pair to
+    flip): did the result move further from uniform than the same agent, budget and rule move
+    on pure-noise rewards of this run's own within-loop spread (simulated)? The within-loop
+    spread includes whatever the policy changes within a loop (ES), so the null is, if
+    anything, generous; the simulation draws at most 8,000 pairs a trajectory and runs 10-40
+    searches (fewer for long searches: about 20,000 simulated trajectories in all)."""
+
+    cfg = state.cfg
+    if cfg.agent == "es":
+        p, n = es_sign_flip(state.history, cfg.agent_config, cfg.seed)
+        where = (f"p = {p:.3g} that its {n} steps would line up this well with random signs (sign-flip test, "
+                 f"docs/design.md section 3)")
+        if n < 2 or p >= 0.05:
+            return f"verdict: the policy did NOT move more than a null run would: {where}"
+        return f"verdict: the policy moved further than a null run would, its steps kept pointing one way: {where}"
+    sd = within_loop_sd(state.history)
+    if sd is None or sd == 0:
+        return "verdict: no null comparison (fewer than 2 rewards per loop)"
+    images = [d["images"] for h in state.history for d in h["details"] if d.get("images")]
+    runs = max(10, min(40, 20_000 // max(1, state.loops_done * cfg.trajectories)))
+    per_traj = min(8000, round(sum(images) / len(images))) if images else 8000
+    null = null_kl(cfg.agent, cfg.agent_config, state.loops_done, cfg.trajectories, sd, state.rule,
+                          cfg.result_loops, images=per_traj, runs=runs)
+    q95 = quantile(null, 0.95)
+    where = (f"KL {kl:.4f} vs {q95:.4f}, the 95th percentile of {runs} simulated null runs (same agent, "
+             f"{state.loops_done} loops x {cfg.trajectories}, pure-noise rewards of SD {sd:.2f})")
+    if kl <= q95:
+        return f"verdict: the policy did NOT move more than a null run would: {where}"
+    return f"verdict: the policy moved further than a null run would: {where}"
