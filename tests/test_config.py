@@ -155,3 +155,16 @@ def test_print_config_shows_the_effective_config(capsys):
     assert shown["loops"] == 3 and shown["agent_config"]["es_lr"] == 0.5 and shown["model"] == "wrn10_1"
     assert C.from_dict(SearchConfig, shown) == C.load(SearchConfig, "configs/search/quick_fmnist.yaml",
                                                       {"loops": 3, "agent_config.es_lr": 0.5})
+
+
+@pytest.mark.parametrize("cls", [TrainConfig, SearchConfig])
+def test_every_config_field_has_a_description(cls):
+    """Every field of the config and of every section it nests says what it is (the JSON
+    schema's ``description``: editors show it, ``--print-schema`` prints it)."""
+    schema = C.json_schema(cls)
+    sections = {cls.__name__: schema, **schema["$defs"]}
+    assert "OptimConfig" in sections and "DataConfig" in sections
+    missing = [f"{section}.{name}" for section, s in sections.items() for name, prop in s["properties"].items()
+               if not str(prop.get("description", "")).strip()]
+    assert not missing, f"fields without a description: {', '.join(missing)}"
+    assert sum(len(s["properties"]) for s in sections.values()) >= 30

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from awsaa.augment.space import SearchSpace
+from awsaa.augs import policy_file
 from awsaa.cli.common import Parser, finish_output, int_range, parse_args, run_main
 from awsaa.config import SEED_END
 from awsaa.errors import AWSAAError
@@ -22,7 +23,6 @@ from awsaa.plots import plot_op_gallery, plot_policy
 from awsaa.policy import Policy
 from awsaa.search import report
 from awsaa.terminal import shown
-from awsaa.train.pipeline import policy_file
 
 PROG = "awsaa-policy"
 PATH_LIMIT = 1000  # characters of a file name as printed

@@ -4,7 +4,8 @@ Order (docs/design.md section 1, the AWS release): random crop (pad 4) -> horizo
 policy -> Cutout (16, black) -> normalize. Fast AutoAugment's policies keep FAA's own
 order: policy -> crop -> flip -> Cutout (16, the mean colour: FAA cuts after normalizing).
 Everything here works on whole uint8 NCHW batches on the batch's device; the policy
-draws per image. ``--aug`` names:
+draws per image. ``--aug`` names (the registry of names, checked without this module, is
+:mod:`awsaa.augs`):
 
 ``none``            crop + flip (the baseline; no Cutout)
 ``cutout``          crop + flip + Cutout
@@ -20,11 +21,8 @@ draws per image. ``--aug`` names:
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -33,50 +31,18 @@ from torchvision.transforms import v2
 
 from awsaa.augment import tensor_ops
 from awsaa.augment.fast_autoaugment import FAAPolicyAugment
-from awsaa.errors import AWSAAError
+from awsaa.augs import (  # the names --aug takes; the unused ones stay importable from here
+    AUG_NAMES,  # noqa: F401
+    FAA_AUGS,
+    PUBLISHED,  # noqa: F401
+    PUBLISHED_DIR,  # noqa: F401
+    RANDAUGMENT_NM,  # noqa: F401
+    TORCHVISION_AUGS,
+    check_aug,
+    policy_file,
+    randaugment_nm,
+)
 from awsaa.policy import Policy
-
-TORCHVISION_AUGS = ("autoaugment", "randaugment", "trivialaugment")
-FAA_AUGS = ("fa_reduced_cifar10", "fa_reduced_imagenet")
-# Policies found by awsaa's own searches, shipped with the package (awsaa/policies/NAME.json,
-# provenance in each file's meta): ``--aug NAME``, as Fast AutoAugment's are.
-PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "policies"
-PUBLISHED = {p.stem: p for p in sorted(PUBLISHED_DIR.glob("*.json"))}
-AUG_NAMES = ("none", "cutout", *TORCHVISION_AUGS, "uniform", *FAA_AUGS, *PUBLISHED)
-
-
-def policy_file(aug: str) -> str:
-    """The policy file behind ``aug``: a published policy's, else ``aug`` itself."""
-    return str(PUBLISHED[aug]) if aug in PUBLISHED else aug
-
-
-RANDAUGMENT_NM = re.compile(r"randaugment_n(\d{1,2})_m(\d{1,2})")
-
-
-def randaugment_nm(aug: str) -> tuple[int, int] | None:
-    """(N, M) of ``randaugment_n{N}_m{M}`` (a RandAugment grid's cell), else None."""
-    m = RANDAUGMENT_NM.fullmatch(aug)
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def check_aug(aug: str) -> None:
-    """Raise a one-line error unless ``aug`` is a known name or a valid policy file."""
-    if aug in PUBLISHED:
-        Policy.load(PUBLISHED[aug])
-        return
-    if aug in AUG_NAMES:
-        return
-    nm = randaugment_nm(aug)
-    if nm is not None:
-        if not (1 <= nm[0] <= 14 and 0 <= nm[1] <= 30):
-            raise AWSAAError(f"aug {aug}: RandAugment takes N in 1-14 ops and magnitude M in 0-30, got N {nm[0]}, "
-                             f"M {nm[1]}")
-        return
-    if aug.endswith(".json") or os.sep in aug or Path(aug).exists():
-        Policy.load(aug)  # raises AWSAAError naming the problem
-        return
-    raise AWSAAError(f"unknown aug {aug!r}; choose from {', '.join(AUG_NAMES)}, randaugment_n<N>_m<M>, or give a "
-                     f"policy .json file")
 
 
 class BatchAugment(Protocol):

@@ -29,21 +29,13 @@ from torchvision.transforms import v2
 
 from awsaa import models
 from awsaa.augment.fast_autoaugment import PILPolicy
+from awsaa.augs import AUG_NAMES, FAA_AUGS, PUBLISHED, check_aug, policy_file, randaugment_nm
 from awsaa.config import TrainConfig, to_dict
 from awsaa.data import DataOptions, Dataset, ImageTensors, load_dataset, stratified_split, stratified_subset
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy
 from awsaa.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from awsaa.train.pipeline import (
-    AUG_NAMES,
-    FAA_AUGS,
-    PUBLISHED,
-    BatchAugment,
-    Pipeline,
-    check_aug,
-    policy_file,
-    randaugment_nm,
-)
+from awsaa.train.pipeline import BatchAugment, Pipeline
 
 
 @dataclass
