@@ -105,17 +105,22 @@ def leave_job_working_dir(storage) -> None:
 def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
              dashboard: bool = False, stop_signals: bool = False) -> None:
     """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one (no-op if
-    Ray is already up). ``stop_signals`` (the tools): SIGINT and SIGTERM are held while a
-    local Ray starts, and :func:`~awsaa.signals.install_stop_signals` handles them once Ray is
-    up (and the reaper watches it), so a stop signal in that window ends the command in one
-    line and leaves no Ray process behind, instead of landing in Ray's own handler or half-way
-    through its start. Either way, with ``stop_signals`` the handlers are in place when this
+    Ray is already up).
+
+    From Python (the default) that is all: a plain ``ray.init``, no signal handler, mask,
+    reaper or patch. ``stop_signals`` is for the command-line tools, in their main thread:
+    SIGINT and SIGTERM are held while a local Ray starts, and
+    :func:`~awsaa.signals.install_stop_signals` handles them once Ray is up, so a stop signal
+    in that window ends the command in one line and leaves no Ray process behind; the local
+    Ray's processes start with SIGTERM blocked (a SIGTERM to the command's process group then
+    reaches the driver alone), a reaper kills what outlives the driver, and Ray's shutdown
+    skips its graceful wait (:func:`_start_local`). The handlers are in place when this
     returns."""
     import ray
 
-    main = threading.current_thread() is threading.main_thread()
+    command = stop_signals and threading.current_thread() is threading.main_thread()
     if ray.is_initialized():
-        if stop_signals and main:
+        if command:
             install_stop_signals()
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -126,10 +131,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         check_reachable(address)
     # a local start is held whole (nothing half-started is left behind); joining a cluster
     # leaves no process here and may wait on the network, so Ctrl-C stays live there
-    held = {signal.SIGTERM, signal.SIGINT} if stop_signals else {signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main and not address else None
+    held = {signal.SIGTERM, signal.SIGINT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held) if command and not address else None
     try:
-        came: list[int] | None = [] if stop_signals and main else None
+        came: list[int] | None = [] if command else None
         if address:
             ray.init(address=address, **kwargs)
         else:
@@ -153,29 +158,33 @@ def _ray_tree() -> dict[int, int]:
 
 
 def _start_local(came: list[int] | None = None, **kwargs) -> None:
-    """A local Ray owned by this command. Its processes start with SIGTERM blocked (init_ray
-    holds it; a signal mask is inherited across fork and exec), as Ray already blocks SIGINT in
-    them: a SIGTERM to the command's whole process group (``timeout``, a service manager) then
-    reaches the driver, which stops at a clean point, instead of killing the GCS under it.
-    Ray's own shutdown still ends them (SIGKILL after a second). A reaper kills whatever
-    survives the driver (:mod:`awsaa.distributed.reaper`).
+    """A local Ray. Without ``came`` (from Python) Ray as Ray starts it. With ``came`` (a
+    command, in its main thread) one owned by the command: its processes start with SIGTERM
+    blocked (init_ray holds it; a signal mask is inherited across fork and exec), as Ray already
+    blocks SIGINT in them: a SIGTERM to the command's whole process group (``timeout``, a
+    service manager) then reaches the driver, which stops at a clean point, instead of killing
+    the GCS under it. Ray's own shutdown still ends them (SIGKILL after a second). A reaper
+    kills whatever survives the driver (:mod:`awsaa.distributed.reaper`).
 
-    ``came`` (the tools, in the main thread): a SIGINT or SIGTERM that comes while ``ray.init``
-    runs is appended to it, not acted on, until the caller installs its handlers. The mask alone
-    does not keep it out: it holds the signal in this thread only, and a thread the imports
-    started does not block it, so Python still ran a handler in the middle of ``ray.init``:
-    Ray's own SIGTERM handler (``sys.exit``) there left its core half-built, and it aborted at
-    exit (134, its C++ stack) after the tool's line (1 of 14 tries by hand). Ray installs that
-    handler first thing in ``ray.init``; with ``came`` it is not installed (the tools' handlers
-    replace it right after anyway)."""
+    A SIGINT or SIGTERM that comes while ``ray.init`` runs is appended to ``came``, not acted
+    on, until the caller installs its handlers. The mask alone does not keep it out: it holds
+    the signal in this thread only, and a thread the imports started does not block it, so
+    Python still ran a handler in the middle of ``ray.init``: Ray's own SIGTERM handler
+    (``sys.exit``) there left its core half-built, and it aborted at exit (134, its C++ stack)
+    after the tool's line (1 of 14 tries by hand). Ray installs that handler first thing in
+    ``ray.init``; with ``came`` it is not installed (the tools' handlers replace it right after
+    anyway)."""
     import ray
 
     # A new local cluster keeps Ray's token authentication on; the warning that says so opened
     # every laptop run (the README says what the token is and how it works on a cluster).
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    if came is None:  # from Python: Ray as Ray starts it
+        ray.init(address="local", **kwargs)
+        return
     reaper.mark()  # before ray.init: every process of this Ray inherits the reaper's token
     reaper.watch()  # before ray.init too: a start cut short (a signal, an error) leaves nothing behind
-    with _signals_noted(came) if came is not None else contextlib.nullcontext():
+    with _signals_noted(came):
         try:
             ray.init(address="local", **kwargs)  # SIGTERM held by init_ray (the mask is inherited)
         except SystemExit as e:
@@ -183,8 +192,7 @@ def _start_local(came: list[int] | None = None, **kwargs) -> None:
             if e.code == signal.SIGTERM:
                 raise Interrupted(signal.SIGTERM, "while Ray was starting") from None
             raise
-    if threading.current_thread() is threading.main_thread():
-        _no_graceful_kill()
+    _no_graceful_kill()
 
 
 @contextlib.contextmanager
