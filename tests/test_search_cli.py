@@ -56,6 +56,14 @@ def test_a_whole_search_its_outputs_and_the_stage1_cache(tmp_path, tiny_config, 
     cached = list((storage / "pretrained").glob("*.pt"))
     assert len(cached) == 1
 
+    # the same search in this process (awsaa.search.run, from the cached stage 1): the same
+    # rewards, loop by loop, and the same result: the executor decides where, not what
+    from awsaa.search import run as search
+
+    here = search(tiny_config, storage=storage, name="here", log=lambda line: None)
+    assert [r.rewards for r in here.loops] == [e["rewards"] for e in h]
+    assert here.policy == pol and [r.policy_hash for r in here.loops] == [e["policy_hash"] for e in h]
+
     # a second search with the same stage-1 config reuses the shared weights: ES, each
     # trajectory with its own sampling policy, common random numbers
     assert main(["-c", str(tiny_config), "--storage", str(storage), "--name", "b", "--loops", "2", "--set",

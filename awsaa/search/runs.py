@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
 from awsaa.config import SearchConfig, config_hash, load
 from awsaa.data import Dataset, content_hash, is_handed_in, is_own
 from awsaa.data.datasets import ensure_dataset, facts
@@ -205,7 +207,9 @@ def stage1_line(epoch: int, total: int, loss: float, val_acc: float, seconds: fl
 class InProcess:
     """Everything in this process, one trajectory after another: stage 1, the fine-tunes
     (each call of the loop's schedule run as it comes; a trajectory that raises runs once more,
-    then counts as failed) and the state. For a notebook, a test, a laptop without a cluster."""
+    then counts as failed) and the state. For a notebook, a test, a laptop without a cluster.
+    A fine-tune runs with a Ray worker's thread count, so the rewards, and the policy found,
+    are those the Ray executor gets from the same stage 1 (tests/test_search_cli.py)."""
 
     def stage1(self, run: SearchRun, log: Log) -> dict[str, Any]:
         return pretrain(run.cfg, data=run.dataset, on_epoch=lambda *a: log(stage1_line(*a)))
@@ -231,6 +235,17 @@ class _InProcessSession:
 
     def run_loop(self, loop: int, policies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
                                                                           list[dict[str, Any]]]:
+        # a Ray worker's torch threads (workers.num_cpus): a CPU's sums depend on the thread
+        # count, and with the same count a trajectory here computes exactly what it would there
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, round(self.cfg.workers.num_cpus)))
+        try:
+            return self._run_loop(loop, policies)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run_loop(self, loop: int, policies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                                            list[dict[str, Any]]]:
         plan = LoopSchedule(loop, self.cfg.trajectories, per_call=1)
         while (call := plan.next_call()) is not None:
             traj = call.trajs[0]
