@@ -1,7 +1,6 @@
 """awsaa: augmentation-policy search with Augmentation-Wise Weight Sharing (AWS AutoAugment)."""
 
-import importlib
-from typing import Any
+import importlib as _importlib
 
 import awsaa._start  # noqa: F401  (first: the working directory, and the tools' stop signals while they start)
 from awsaa.augment.space import SearchSpace
@@ -19,13 +18,14 @@ __all__ = ["AWSAAError", "AWSAugment", "Cutout", "Policy", "SearchSpace", "__ver
 _LAZY = ("augment", "config", "data", "models", "search", "train")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
-        module = importlib.import_module(f"awsaa.{name}")
+        module = _importlib.import_module(f"awsaa.{name}")
         globals()[name] = module
         return module
     raise AttributeError(f"module 'awsaa' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    """The public names and the subpackages (not the helpers this module uses)."""
+    return sorted({*__all__, *_LAZY})

@@ -54,7 +54,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.data import get_worker_info
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
-from torchvision.transforms.v2._utils import _setup_fill_arg, is_pure_tensor
+from torchvision.transforms.v2.functional import is_pure_tensor
 
 from awsaa.augment import pil_ops, tensor_ops
 from awsaa.augment.space import channel_fill
@@ -71,17 +71,18 @@ FillTable = dict[type | str, tuple[float, ...]]
 
 
 def fill_table(fill: FillArg, low: float | None = 0.0, high: float | None = 255.0) -> FillTable:
-    """torchvision's fill forms as ``{input type or "others": values}``: checked and converted
-    by torchvision's own ``_setup_fill_arg``, then every value finite and within [low, high]
-    (``None`` bounds: no bound). ``None`` becomes (0,)."""
-    if isinstance(fill, dict):
-        fill = dict(fill)  # torchvision's helper writes into the dict it is given
-    elif isinstance(fill, (str, bytes)):
-        raise TypeError(f"fill must be a number, a sequence of numbers, None or a dict, got {fill!r}")
-    table = _setup_fill_arg(fill)
+    """torchvision's fill forms as ``{input type or "others": values}``, as its v2 transforms
+    read them (a number, a list or tuple of numbers, None, or a dict of those by input type or
+    ``"others"``; ``tests/test_conformance.py`` holds this to torchvision's own private helper),
+    then every value finite and within [low, high] (``None`` bounds: no bound). ``None``
+    becomes (0,)."""
+    table = dict(fill) if isinstance(fill, dict) else {"others": fill}
     out: FillTable = {}
     for key, value in table.items():
-        values = (0.0,) if value is None else (float(value),) if isinstance(value, (int, float)) else tuple(value)
+        if value is not None and not isinstance(value, (numbers.Number, tuple, list)):
+            raise TypeError(f"fill must be a number, a sequence of numbers, None or a dict, got {value!r}")
+        values = (0.0,) if value is None else (float(value),) if isinstance(value, numbers.Real) else tuple(
+            float(v) for v in value)
         if not values:
             raise ValueError("fill is an empty sequence: give one value, or one per channel")
         for v in values:

@@ -191,6 +191,24 @@ def test_a_fill_of_no_fill_form_is_a_type_error(fill):
         AWSAugment(UNIFORM, fill=fill)
 
 
+@pytest.mark.parametrize("fill", [*TORCHVISION_FILLS, {tv_tensors.Image: (1, 2, 3), "others": 0.5},
+                                  {tv_tensors.Mask: None}], ids=str)
+def test_our_fill_table_reads_each_form_as_torchvision_s_own_helper_does(fill):
+    """awsaa.transforms.fill_table reads a fill without torchvision's private helper; this
+    holds it to that helper (``_setup_fill_arg``, which every v2 transform calls): the same
+    keys, the same values (None as 0, one value or one per channel, as floats)."""
+    from torchvision.transforms.v2._utils import _setup_fill_arg
+
+    from awsaa.transforms import fill_table
+
+    theirs = _setup_fill_arg(dict(fill) if isinstance(fill, dict) else fill)
+    ours = fill_table(fill, None, None)
+    assert set(ours) == set(theirs)
+    for key, value in theirs.items():
+        expected = (0.0,) if value is None else (float(value),) if isinstance(value, (int, float)) else tuple(value)
+        assert ours[key] == expected
+
+
 # ---------------------------------------------------------------------------- the classification preset
 @pytest.mark.parametrize("image_kind", ["pil", "tensor", "image"])
 @pytest.mark.parametrize("label", [1, torch.tensor([1])], ids=["int", "tensor"])
