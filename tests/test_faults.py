@@ -395,32 +395,6 @@ def test_a_non_finite_loss_runs_again_once_then_counts_as_failed(tmp_path, monke
     count("non-finite loss / reward in a fine-tune", injected=6)
 
 
-def test_several_trajectories_per_call_and_a_failing_call_reruns_them_one_by_one(tmp_path, monkeypatch, ray_local):
-    """workers.per_call 2: both trajectories of a loop go to one worker in one call. Loop 1's
-    call raises on trajectory 0; each trajectory then runs again on its own and both count.
-    Loop 2's trajectory 1 fails in the call and alone: it is recorded as failed."""
-    import awsaa.distributed.search as S
-
-    cfg = from_dict(SearchConfig, {**TINY, "loops": 2, "workers": {"count": 2, "num_cpus": 1, "per_call": 2,
-                                                                   "spread_eval": False}})
-    run = tmp_path / "run"
-    SearchState.create(run, cfg, {"name": "n", "pretrained": "-"})
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    _fake_workers(monkeypatch, markers, {(0, 0): 1, (1, 1): 2})
-    lines: list[str] = []
-    S.run_loops(cfg, run, "n", None, log=lines.append)
-    h = history(run)
-    assert h[0]["trajectories"] == 2 and h[0]["failed"] == [] and h[0]["rewards"] == [50.0, 60.0]
-    assert any("trajectories 0, 1 failed (training loss became nan" in x and "each on its own once more" in x
-               for x in lines)
-    assert h[1]["trajectories"] == 1 and [f["traj"] for f in h[1]["failed"]] == [1]
-    attempts = {p.name: int(p.read_text()) for p in markers.iterdir()}
-    # loop 1: trajectory 0 raised before trajectory 1 ran, then each ran once alone
-    assert attempts == {"0-0": 2, "0-1": 1, "1-0": 2, "1-1": 2}
-    count("non-finite loss in a call of several trajectories", injected=3)
-
-
 def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatch, ray_local):
     """workers.spread_eval: 2 workers, 4 one-epoch trajectories. Trajectory 2's training waits
     until trajectories 0 and 1 have been validated, and it runs on one of the two workers that
