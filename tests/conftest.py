@@ -1,5 +1,4 @@
 import atexit
-import copy
 import json
 import os
 import shutil
@@ -35,52 +34,10 @@ def fault_plan():
     FAULT_PLAN.unlink(missing_ok=True)
     shutil.rmtree(f"{FAULT_PLAN}.fired", ignore_errors=True)
 
-# The tiny search every search test starts from (WRN-10-1 on 400 Fashion-MNIST training and
-# 200 validation images, 3 loops of 2 trajectories on 2 workers); each file states only what it
-# changes, through tiny_search(**changes).
-TINY_SEARCH = {
-    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 600, "val_size": 200, "cutout": 14,
-    "loops": 3, "trajectories": 2, "eval_batch_size": 200,
-    "pretrain": {"epochs": 3, "stop_epoch": 2, "batch_size": 64,
-                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
-    "finetune": {"epochs": 2, "batch_size": 64},
-    "workers": {"count": 2, "num_cpus": 1},
-}
+def pytest_configure(config):
+    import fault_accounting
 
-
-def tiny_search(**changes) -> dict:
-    """A fresh copy of TINY_SEARCH with ``changes``; a mapping merges into its section key by key
-    (``finetune={"epochs": 1}`` keeps the section's batch size)."""
-
-    def merge(base: dict, more: dict) -> dict:
-        out = copy.deepcopy(base)
-        for k, v in more.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-        return out
-
-    return merge(TINY_SEARCH, changes)
-
-
-# What the fault suite (tests/test_faults.py) and the bad-input battery injected and what it cost:
-# {fault: [times injected, loops or epochs lost]}. Printed at the end of the run and written to
-# $AWSAA_FAULT_TOTALS when set (RELIABILITY.md quotes the totals).
-FAULTS: dict[str, list[int]] = {}
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not FAULTS:
-        return
-    injected = sum(v[0] for v in FAULTS.values())
-    lost = sum(v[1] for v in FAULTS.values())
-    terminalreporter.section("faults injected")
-    for name, (n, lost_here) in sorted(FAULTS.items()):
-        terminalreporter.write_line(f"{n:4d}  {name}  (lost: {lost_here})")
-    terminalreporter.write_line(f"total: {injected} injected and survived, {lost} loops/epochs lost")
-    if os.environ.get("AWSAA_FAULT_TOTALS"):
-        import json
-
-        with open(os.environ["AWSAA_FAULT_TOTALS"], "w") as f:
-            json.dump({"faults": FAULTS, "injected": injected, "lost": lost}, f, indent=1)
+    config.pluginmanager.register(fault_accounting, "awsaa-fault-accounting")
 
 
 @pytest.fixture(scope="session")
@@ -135,14 +92,6 @@ def ray_local():
     ray.shutdown()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class RayNodes:
     """Ray nodes on this machine, each ``ray start --block`` in its own process session with
     its own agent ports (two nodes' agents would collide on Ray's default ports)."""
@@ -159,6 +108,8 @@ class RayNodes:
     def start(self, *args: str):
         """Start a node; returns ``(process, metrics export port)``."""
         import subprocess
+
+        from helpers import free_port
 
         metrics = free_port()
         ports = [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
@@ -187,42 +138,11 @@ class RayNodes:
             self.kill(p)
 
 
-def wait_port(port: int, timeout: float = 90) -> None:
-    import socket
-    import time
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"nothing listens on port {port}")
-
-
 @pytest.fixture
 def ray_nodes():
     nodes = RayNodes({**os.environ, "RAY_AUTH_MODE": "disabled"})
     yield nodes
     nodes.stop_all()
-
-
-def plant(kind: str, where, victim) -> None:
-    """Put at path ``where`` what an attacker with write access to a run would: a ``symlink``
-    or a ``hardlink`` to ``victim``, a ``fifo``, or a link to ``/dev/null`` (``devnull``)."""
-    import os
-
-    if kind == "symlink":
-        where.symlink_to(victim)
-    elif kind == "hardlink":
-        os.link(victim, where)
-    elif kind == "fifo":
-        os.mkfifo(where)
-    elif kind == "devnull":
-        where.symlink_to("/dev/null")
-    else:
-        raise ValueError(kind)
 
 
 @pytest.fixture

@@ -457,7 +457,7 @@ def test_every_built_in_agent_is_an_agent_and_make_agent_returns_one():
 def test_an_agent_of_your_own_is_registered_named_in_a_config_and_runs_a_search_state(tmp_path, own_agent):
     """A class with the Agent methods, registered with register_agent: a config may name it,
     make_agent builds it, and the search state asks, tells, saves and reloads it."""
-    from conftest import tiny_search
+    from helpers import tiny_search
 
     from awsaa.config import SearchConfig, from_dict
     from awsaa.search import Agent, register_agent
@@ -484,7 +484,7 @@ def test_an_agent_of_your_own_is_registered_named_in_a_config_and_runs_a_search_
 
 
 def test_a_search_names_only_registered_agents(tmp_path):
-    from conftest import tiny_search
+    from helpers import tiny_search
 
     from awsaa.config import SearchConfig, from_dict
     from awsaa.search import check_agent

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import plant, tiny_search
+from fault_accounting import count
+from helpers import plant, tiny_search
 from PIL import Image
 
 from awsaa import Policy
@@ -606,8 +607,6 @@ def snapshot(d: Path) -> dict[str, object]:
 
 
 def check(rc: int, err: str, names: str, before: dict, d: Path) -> None:
-    from conftest import FAULTS
-
     assert rc != 0
     assert "Traceback" not in err
     assert err.count("\n") == 1 and err.endswith("\n"), f"not one line: {err!r}"
@@ -616,7 +615,7 @@ def check(rc: int, err: str, names: str, before: dict, d: Path) -> None:
     assert names.lower() in err.lower(), f"{names!r} not named in: {err!r}"
     assert snapshot(d) == before, "a file changed"
     assert not os.path.exists(MARKER), "a pickled payload ran"
-    FAULTS.setdefault("bad inputs refused", [0, 0])[0] += 1
+    count("bad inputs refused")
 
 
 @pytest.mark.parametrize("tool, build, names", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -666,7 +665,7 @@ def test_ray_address_set_to_a_dashboard_url_is_taken_as_the_job_address(tmp_path
 
 def test_a_head_that_refuses_the_token(tmp_path, ray_nodes):
     """A head with token auth; the client holds another token: one line, the token never printed."""
-    from conftest import free_port, wait_port
+    from helpers import free_port, wait_port
 
     gcs_port, dash = free_port(), free_port()
     token = tmp_path / "token"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port, tiny_search, wait_port
+from helpers import free_port, history, tiny_search, wait_port
 
 from awsaa import faultplan
 
@@ -34,11 +34,6 @@ def actors(nodes, gcs: str, class_name: str) -> list[dict]:
 def node_ids(nodes, gcs: str) -> dict[str, dict]:
     out = ray_cli(nodes, "list", "nodes", "--address", gcs, "--format", "json", "--detail")
     return {n["node_id"]: n for n in json.loads(out)}
-
-
-def history(run: Path) -> list[dict]:
-    f = run / "history.jsonl"
-    return [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
 
 
 JOBS_INFO = """

@@ -111,7 +111,7 @@ def test_a_search_runs_with_home_unusable_c_locale_and_a_non_ascii_storage(tmp_p
     """HOME=/dev/null and LC_ALL=C, with the run stored under a non-ASCII path: the search runs
     to its end and its result is where it says."""
     import yaml
-    from conftest import tiny_search
+    from helpers import tiny_search
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_search(loops=1, pretrain={"epochs": 2, "stop_epoch": 1},

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import tiny_search
+from fault_accounting import count
+from helpers import history, tiny_search
 
 from awsaa import Policy, faultplan
 from awsaa.cli.search import main as search_main
@@ -32,23 +33,10 @@ TINY = tiny_search(train_size=400, loops=10, pretrain={"epochs": 2, "stop_epoch"
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
 
 
-def count(fault: str, injected: int = 1, lost: int = 0) -> None:
-    from conftest import FAULTS
-
-    FAULTS.setdefault(fault, [0, 0])
-    FAULTS[fault][0] += injected
-    FAULTS[fault][1] += lost
-
-
 def write_config(tmp_path: Path, **changes) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({**TINY, **changes}))
     return path
-
-
-def history(run: Path) -> list[dict]:
-    f = run / "history.jsonl"
-    return [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
 
 
 def assert_every_loop_once(run: Path, loops: int, trajectories: int = 2) -> list[dict]:

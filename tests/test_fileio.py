@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import plant
+from helpers import plant
 
 from awsaa.errors import AWSAAError
 from awsaa.fileio import LOCK_NAME, claim_dir, release_dirs

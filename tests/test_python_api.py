@@ -64,7 +64,7 @@ def test_a_format_version_of_true_is_no_version(tmp_path):
     torch.save({**state, "version": True}, path)
     with pytest.raises(AWSAAError, match="has version True"):
         load_checkpoint(path)
-    from conftest import tiny_search
+    from helpers import tiny_search
 
     from awsaa.config import SearchConfig, from_dict
     from awsaa.search.state import SearchState

@@ -1,13 +1,11 @@
 """awsaa-search on a local Ray: a whole search, its outputs and cache, metrics, bad input (faults: test_faults)."""
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_search
+from helpers import history, tiny_search
 
 from awsaa import Policy
 from awsaa.cli.search import main
@@ -21,11 +19,6 @@ def tiny_config(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
     return path
-
-
-def history(run: Path) -> list[dict]:
-    f = run / "history.jsonl"
-    return [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
 
 
 def test_a_whole_search_its_outputs_and_the_stage1_cache(tmp_path, tiny_config, capsys, ray_local):

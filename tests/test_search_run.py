@@ -5,7 +5,7 @@ import signal
 import sys
 
 import pytest
-from conftest import tiny_search
+from helpers import tiny_search
 
 from awsaa import AWSAAError, Policy
 from awsaa.config import SearchConfig, from_dict

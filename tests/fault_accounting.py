@@ -1,0 +1,31 @@
+"""The fault accounting of the fault suite and the bad-input battery, as a pytest plugin
+(registered by conftest.py): each test counts what it injected with :func:`count`; the totals
+are printed at the end of the run ("faults injected") and written to ``$AWSAA_FAULT_TOTALS``
+when set (RELIABILITY.md quotes them)."""
+
+import json
+import os
+
+# {fault: [times injected, loops or epochs lost]}
+FAULTS: dict[str, list[int]] = {}
+
+
+def count(fault: str, injected: int = 1, lost: int = 0) -> None:
+    """``fault`` was injected ``injected`` times and cost ``lost`` finished loops or epochs."""
+    FAULTS.setdefault(fault, [0, 0])
+    FAULTS[fault][0] += injected
+    FAULTS[fault][1] += lost
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FAULTS:
+        return
+    injected = sum(v[0] for v in FAULTS.values())
+    lost = sum(v[1] for v in FAULTS.values())
+    terminalreporter.section("faults injected")
+    for name, (n, lost_here) in sorted(FAULTS.items()):
+        terminalreporter.write_line(f"{n:4d}  {name}  (lost: {lost_here})")
+    terminalreporter.write_line(f"total: {injected} injected and survived, {lost} loops/epochs lost")
+    if os.environ.get("AWSAA_FAULT_TOTALS"):
+        with open(os.environ["AWSAA_FAULT_TOTALS"], "w") as f:
+            json.dump({"faults": FAULTS, "injected": injected, "lost": lost}, f, indent=1)

@@ -1,0 +1,72 @@
+"""Plain helpers the tests share (fixtures live in conftest.py): the tiny search every search
+test starts from, a run's history, ports, and what an attacker plants in a run."""
+
+import copy
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+# The tiny search every search test starts from (WRN-10-1 on 400 Fashion-MNIST training and
+# 200 validation images, 3 loops of 2 trajectories on 2 workers); each file states only what it
+# changes, through tiny_search(**changes).
+TINY_SEARCH = {
+    "model": "wrn10_1", "dataset": "fashion_mnist", "train_size": 600, "val_size": 200, "cutout": 14,
+    "loops": 3, "trajectories": 2, "eval_batch_size": 200,
+    "pretrain": {"epochs": 3, "stop_epoch": 2, "batch_size": 64,
+                 "optim": {"lr": 0.1, "warmup_epochs": 0, "final_lr": 0.0}},
+    "finetune": {"epochs": 2, "batch_size": 64},
+    "workers": {"count": 2, "num_cpus": 1},
+}
+
+
+def tiny_search(**changes) -> dict:
+    """A fresh copy of TINY_SEARCH with ``changes``; a mapping merges into its section key by key
+    (``finetune={"epochs": 1}`` keeps the section's batch size)."""
+
+    def merge(base: dict, more: dict) -> dict:
+        out = copy.deepcopy(base)
+        for k, v in more.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        return out
+
+    return merge(TINY_SEARCH, changes)
+
+
+def history(run: Path) -> list[dict]:
+    """A run's history.jsonl, one dict per loop (empty when there is none yet)."""
+    f = run / "history.jsonl"
+    return [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def plant(kind: str, where, victim) -> None:
+    """Put at path ``where`` what an attacker with write access to a run would: a ``symlink``
+    or a ``hardlink`` to ``victim``, a ``fifo``, or a link to ``/dev/null`` (``devnull``)."""
+    if kind == "symlink":
+        where.symlink_to(victim)
+    elif kind == "hardlink":
+        os.link(victim, where)
+    elif kind == "fifo":
+        os.mkfifo(where)
+    elif kind == "devnull":
+        where.symlink_to("/dev/null")
+    else:
+        raise ValueError(kind)
