@@ -14,6 +14,7 @@ from awsaa.search import InProcess, LoopRecord, SearchResult, run
 
 def test_a_tiny_search_in_process_returns_its_policy_records_and_verdict(tmp_path):
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    ray_before = "ray" in sys.modules and sys.modules["ray"].is_initialized()  # another test's Ray, or none
     cfg = from_dict(SearchConfig, tiny_search(loops=2, finetune={"epochs": 1, "reward_top_k": 1}))
     lines: list[str] = []
     result = run(cfg, storage=tmp_path, name="py", log=lines.append)
@@ -23,7 +24,7 @@ def test_a_tiny_search_in_process_returns_its_policy_records_and_verdict(tmp_pat
     assert isinstance(result.policy, Policy) and result.policy == Policy.load(result.run_dir / "policy.json")
     assert result.rule == "best_loop" and result.agent == "ppo" and result.verdict.startswith("verdict: ")
     assert any(x.startswith("stage 1: epoch 2/2") for x in lines) and any(x.startswith("loop   2/2") for x in lines)
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()  # nothing started a Ray
+    assert ("ray" in sys.modules and sys.modules["ray"].is_initialized()) == ray_before  # nothing started a Ray
     assert {s: signal.getsignal(s) for s in handlers} == handlers  # and no handler was changed
 
     # the run's lock is released at the end: it can be resumed (here: it is finished, and says so)
