@@ -40,16 +40,12 @@ from awsaa.search.schedule import Call, LoopSchedule
 from awsaa.search.stages import FineTuner, pretrain
 from awsaa.search.state import SearchState, policy_hash
 
+# Ray is imported inside the functions that use it (``import ray``, ``from ray.x import y``),
+# as everywhere in awsaa.distributed: the command-line tools import this module, and ``--help``
+# or a bad argument should not wait for Ray's import.
+
 NAMESPACE = "awsaa"
 HEAD_RESOURCE = "awsaa_head"
-
-
-def _ray():
-    """Ray, imported on first use (as are the ``ray.*`` submodules below): the command-line
-    tools import this module, and ``--help`` or a bad argument should not wait for Ray."""
-    import ray
-
-    return ray
 
 
 # ----------------------------------------------------------------------------- actors
@@ -142,8 +138,10 @@ class _Worker:
     def _record(self, what: str, started: float, busy: float) -> dict[str, Any]:
         """What one call did, for the trajectory's history: ``run``, ``train`` or ``eval``,
         when, how long inside the fine-tune clock, and where."""
+        import ray
+
         return {"what": what, "started": started, "ended": time.time(), "busy": busy, "pid": os.getpid(),
-                "node": _ray().get_runtime_context().get_node_id()[:8]}
+                "node": ray.get_runtime_context().get_node_id()[:8]}
 
     def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
             pair_seed: int | None = None) -> dict[str, Any]:
@@ -186,7 +184,8 @@ class _Worker:
 
 def controller_actor(run_dir: Path, name: str):
     """Get or create the run's named, detached controller."""
-    ray = _ray()
+    import ray
+
     options: dict[str, Any] = {"name": controller_name(name), "namespace": NAMESPACE, "lifetime": "detached",
                                "get_if_exists": True, "max_restarts": -1, "max_task_retries": -1, "num_cpus": 0}
     if ray.cluster_resources().get(HEAD_RESOURCE):
@@ -197,7 +196,8 @@ def controller_actor(run_dir: Path, name: str):
 
 def worker_actor(cfg: SearchConfig, shared_ref: Any, index: int, name: str, data_ref: Any = None):
     """A fine-tune worker; ``data_ref``: the dataset handed in from Python (else it loads ``cfg.dataset``)."""
-    ray = _ray()
+    import ray
+
     w = cfg.workers
     return ray.remote(_Worker).options(
         num_gpus=w.num_gpus, num_cpus=w.num_cpus, name=worker_name(name, index), namespace=NAMESPACE,
@@ -208,7 +208,8 @@ def stage1_remote(cfg: SearchConfig, progress: Any = None, data_ref: Any = None)
     """Stage 1 as a Ray task on a worker node (a GPU when the cluster has one); its result is
     the shared state. Its epoch lines go to ``progress`` (a ``ray.util.queue.Queue``) when
     given, else to its stdout (which Ray forwards to the driver, in its own time)."""
-    ray = _ray()
+    import ray
+
     gpus = 1 if has_real_gpus() else 0
     if gpus:
         cpus = max(1, round(cfg.workers.num_cpus))
@@ -264,7 +265,8 @@ def wait_get(ref: Any, every: Callable[[], None] | None = None) -> Any:
     them, so SIGTERM / Ctrl-C stop the driver promptly even while stage 1 or a long
     controller call is running (a plain ``ray.get`` can hold them off until it returns).
     ``every`` is called after each step."""
-    ray = _ray()
+    import ray
+
     while not ray.wait([ref], timeout=1.0)[0]:
         if every is not None:
             every()
@@ -308,7 +310,7 @@ class _Scheduler:
     def run_loop(self, loop: int, policies: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Run loop ``loop``'s trajectories with their sampling ``policies``; returns (results
         in trajectory order, failures)."""
-        ray = _ray()
+        import ray
         from ray.exceptions import ObjectLostError, RayActorError, RayTaskError
 
         cfg = self.cfg
@@ -347,8 +349,10 @@ class _Scheduler:
             self.log(line)
 
     def close(self) -> None:
+        import ray
+
         for w in self.workers:
-            _ray().kill(w)
+            ray.kill(w)
         self.workers = []
 
 
@@ -365,7 +369,8 @@ def _last_line(err: BaseException) -> str:
 
 def stop_controller(name: str) -> None:
     """Stop run ``name``'s detached controller; ``--resume`` starts a new one from the saved state."""
-    ray = _ray()
+    import ray
+
     with contextlib.suppress(Exception):
         ray.kill(ray.get_actor(controller_name(name), namespace=NAMESPACE), no_restart=True)
 
@@ -386,14 +391,18 @@ class RayExecutor:
         if run.dataset is None:
             return None
         if id(run.dataset) not in self._data:
-            self._data[id(run.dataset)] = _ray().put(run.dataset)
+            import ray
+
+            self._data[id(run.dataset)] = ray.put(run.dataset)
         return self._data[id(run.dataset)]
 
     def stage1(self, run: SearchRun, log: Callable[[str], None]) -> dict[str, Any]:
         return run_stage1(run.cfg, log=log, data_ref=self._data_ref(run))
 
     def open(self, run: SearchRun, shared: dict[str, Any], log: Callable[[str], None]) -> _RaySession:
-        return _RaySession(run.cfg, run.run_dir, run.name, _ray().put(shared), log, self.max_attempts,
+        import ray
+
+        return _RaySession(run.cfg, run.run_dir, run.name, ray.put(shared), log, self.max_attempts,
                            self._data_ref(run))
 
     def stop(self, run: SearchRun) -> None:
@@ -432,9 +441,11 @@ class _RaySession:
         self.scheduler.close()
 
     def finish(self) -> dict[str, Any]:
+        import ray
+
         summary = wait_get(self.controller.finish.remote())
         self.scheduler.close()
-        _ray().kill(self.controller)
+        ray.kill(self.controller)
         return summary
 
 
