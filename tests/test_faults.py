@@ -24,6 +24,8 @@ from helpers import history, tiny_search
 from awsaa import Policy, faultplan
 from awsaa.cli.search import main as search_main
 from awsaa.config import SearchConfig, from_dict
+from awsaa.search.schedule import pass_record, training_record, trajectory_result
+from awsaa.search.stages import FinetuneResult
 from awsaa.search.state import SearchState, policy_hash
 
 pytestmark = pytest.mark.faults
@@ -305,6 +307,25 @@ def test_a_driver_killed_outright_leaves_no_process_of_its_ray(tmp_path, fault_p
     count("awsaa-train driver SIGKILLed mid-epoch")
 
 
+def _by_value() -> None:
+    """The fake workers are Ray actors in other processes, which cannot import this module:
+    what they use of it (:func:`_call`) travels with them, by value."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _call(what: str, started: float | None = None) -> dict:
+    """A fake worker's call record, built by awsaa's own record builder."""
+    import os as _os
+    import time as _t
+
+    from awsaa.search.schedule import call_record
+
+    now = _t.time()
+    return call_record(what, now if started is None else started, now, 0.0, _os.getpid(), "fake")
+
+
 def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
     """Replace the fine-tune workers by actors that fail as ``plan`` says:
     ``{(loop, traj): times}`` raise a non-finite-loss error that many times, then succeed."""
@@ -312,11 +333,12 @@ def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
 
     import awsaa.distributed.search as S
 
+    _by_value()
+
     @ray.remote(num_cpus=0)
     class Fake:
         def run(self, loop, traj, policy, seed, pair_seed=None):
             import math
-            import time as _t
             from pathlib import Path as _P
 
             n = plan.get((loop, traj), 0)
@@ -329,26 +351,19 @@ def _fake_workers(monkeypatch, marker_dir: Path, plan: dict):
             reward = math.nan if (loop, traj) == (3, 0) else 50.0 + 10 * traj + loop
             counts = torch.zeros(36, 36, dtype=torch.long)
             counts[traj, loop % 36] = 100
-            return {"traj": traj, "loop": loop, "reward": reward, "val_accs": [reward], "counts": counts,
-                    "finetune_seconds": 0.0, "images": 100, "started": _t.time(), "ended": _t.time(), "pid": 0,
-                    "node": "fake"}
+            return trajectory_result(loop, traj, Policy.from_dict(policy),
+                                     FinetuneResult(reward, [reward], counts, 0.0, 100), _call("run"))
 
         def run_many(self, loop, items):
             return [self.run(loop, *item) for item in items]
 
         def train(self, loop, traj, policy, seed, pair_seed=None):  # workers.spread_eval: one epoch
-            import time as _t
-
             r = self.run(loop, traj, policy, seed, pair_seed)
-            call = {"what": "train", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": 0, "node": "fake"}
-            meta = {"traj": traj, "loop": loop, "counts": r["counts"], "images": r["images"], "call": call}
+            meta = training_record(loop, traj, Policy.from_dict(policy), r["counts"], r["images"], _call("train"))
             return meta, {"reward": r["reward"]}  # the "weights" carry the reward
 
         def evaluate(self, loop, traj, epoch, weights):
-            import time as _t
-
-            call = {"what": "eval", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": 0, "node": "fake"}
-            return {"acc": weights["reward"], "call": call}
+            return pass_record(weights["reward"], _call("eval"))
 
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name, data_ref=None: Fake.remote())
 
@@ -392,10 +407,11 @@ def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatc
 
     import awsaa.distributed.search as S
 
+    _by_value()
+
     @ray.remote(num_cpus=0)
     class Fake:
         def train(self, loop, traj, policy, seed, pair_seed=None):
-            import os as _os
             import time as _t
             from pathlib import Path as _P
 
@@ -407,19 +423,13 @@ def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatc
                     _t.sleep(0.05)
             counts = torch.zeros(36, 36, dtype=torch.long)
             counts[traj, 0] = 100
-            call = {"what": "train", "started": started, "ended": _t.time(), "busy": 0.0, "pid": _os.getpid(),
-                    "node": "fake"}
-            return {"traj": traj, "loop": loop, "counts": counts, "images": 100, "call": call}, traj
+            return training_record(loop, traj, Policy.from_dict(policy), counts, 100, _call("train", started)), traj
 
         def evaluate(self, loop, traj, epoch, weights):
-            import os as _os
-            import time as _t
             from pathlib import Path as _P
 
             (_P(tmp_path) / f"validated-{weights}").touch()
-            call = {"what": "eval", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": _os.getpid(),
-                    "node": "fake"}
-            return {"acc": 50.0 + weights, "call": call}
+            return pass_record(50.0 + weights, _call("eval"))
 
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name, data_ref=None: Fake.remote())
     cfg = from_dict(SearchConfig, {**TINY, "loops": 1, "trajectories": 4, "workers": {"count": 2, "num_cpus": 1}})
@@ -444,6 +454,8 @@ def test_a_validation_pass_whose_weights_were_lost_trains_again(tmp_path, monkey
 
     import awsaa.distributed.search as S
 
+    _by_value()
+
     @ray.remote(num_cpus=0)
     class Fake:
         def _seen(self, what, traj):
@@ -455,29 +467,19 @@ def test_a_validation_pass_whose_weights_were_lost_trains_again(tmp_path, monkey
             return n
 
         def train(self, loop, traj, policy, seed, pair_seed=None):
-            import os as _os
-            import time as _t
-
             n = self._seen("train", traj)
             if traj == 0 and n == 1:
                 raise FloatingPointError("training loss became nan at epoch 1")
             counts = torch.zeros(36, 36, dtype=torch.long)
             counts[traj, 0] = 100
-            call = {"what": "train", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": _os.getpid(),
-                    "node": "fake"}
-            return {"traj": traj, "loop": loop, "counts": counts, "images": 100, "call": call}, traj
+            return training_record(loop, traj, Policy.from_dict(policy), counts, 100, _call("train")), traj
 
         def evaluate(self, loop, traj, epoch, weights):
-            import os as _os
-            import time as _t
-
             from ray.exceptions import ObjectLostError
 
             if self._seen("eval", traj) == 0 and traj == 0:
                 raise ObjectLostError("00" * 28, None, "a test")
-            call = {"what": "eval", "started": _t.time(), "ended": _t.time(), "busy": 0.0, "pid": _os.getpid(),
-                    "node": "fake"}
-            return {"acc": 50.0 + weights, "call": call}
+            return pass_record(50.0 + weights, _call("eval"))
 
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name, data_ref=None: Fake.remote())
     cfg = from_dict(SearchConfig, {**TINY, "loops": 1})

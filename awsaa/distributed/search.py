@@ -34,9 +34,17 @@ from awsaa.distributed.raycluster import has_real_gpus
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy
 from awsaa.search.agents import AGENTS, BUILT_IN_AGENTS, register_agent
-from awsaa.search.runs import SearchRun, execute, stage1_line, trajectory_result, trajectory_seeds
+from awsaa.search.runs import SearchRun, execute, stage1_line, trajectory_seeds
 from awsaa.search.runs import run_loops as _loops
-from awsaa.search.schedule import Call, LoopSchedule
+from awsaa.search.schedule import (
+    Call,
+    CallKind,
+    LoopSchedule,
+    call_record,
+    pass_record,
+    training_record,
+    trajectory_result,
+)
 from awsaa.search.stages import FineTuner, pretrain
 from awsaa.search.state import SearchState, policy_hash
 
@@ -135,13 +143,10 @@ class _Worker:
 
         return mid
 
-    def _record(self, what: str, started: float, busy: float) -> dict[str, Any]:
-        """What one call did, for the trajectory's history: ``run``, ``train`` or ``eval``,
-        when, how long inside the fine-tune clock, and where."""
+    def _record(self, what: CallKind, started: float, busy: float) -> dict[str, Any]:
         import ray
 
-        return {"what": what, "started": started, "ended": time.time(), "busy": busy, "pid": os.getpid(),
-                "node": ray.get_runtime_context().get_node_id()[:8]}
+        return call_record(what, started, time.time(), busy, os.getpid(), ray.get_runtime_context().get_node_id()[:8])
 
     def run(self, loop: int, traj: int, policy: dict[str, Any], seed: int,
             pair_seed: int | None = None) -> dict[str, Any]:
@@ -166,8 +171,7 @@ class _Worker:
         pol = Policy.from_dict(policy)
         faultplan.point("worker", loop=loop, traj=traj, at="start")
         r = self.tuner.train(pol, seed, pair_seed=pair_seed, on_batch=self._mid(loop, traj))
-        meta = {"traj": traj, "loop": loop, "counts": r.counts, "sampling_hash": policy_hash(pol),
-                "images": r.images, "call": self._record("train", started, r.seconds)}
+        meta = training_record(loop, traj, pol, r.counts, r.images, self._record("train", started, r.seconds))
         return (meta, *r.snapshots)
 
     def evaluate(self, loop: int, traj: int, epoch: int, weights: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +180,7 @@ class _Worker:
         faultplan.point("worker", loop=loop, traj=traj, at=f"eval{epoch}")
         t0 = time.perf_counter()
         acc = self.tuner.evaluate(weights)
-        return {"acc": acc, "call": self._record("eval", started, time.perf_counter() - t0)}
+        return pass_record(acc, self._record("eval", started, time.perf_counter() - t0))
 
     def pid(self) -> int:
         return os.getpid()

@@ -38,9 +38,9 @@ from awsaa.fileio import claim_dir, ensure_writable_dir, release_dir
 from awsaa.policy import Policy
 from awsaa.search import report
 from awsaa.search.agents import check_agent
-from awsaa.search.schedule import LoopSchedule
+from awsaa.search.schedule import LoopSchedule, call_record, trajectory_result
 from awsaa.search.stages import FineTuner, pretrain, stage1_hash
-from awsaa.search.state import SearchState, policy_hash
+from awsaa.search.state import SearchState
 from awsaa.signals import Interrupted, as_interrupted
 from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
 from awsaa.train.trainer import check_split, data_options
@@ -192,14 +192,6 @@ def trajectory_seeds(cfg: SearchConfig, loop: int, traj: int) -> tuple[int, int 
     return own, None
 
 
-def trajectory_result(loop: int, traj: int, policy: Policy, r: Any, call: dict[str, Any]) -> dict[str, Any]:
-    """A whole trajectory's result as the state records it: ``r`` a
-    :class:`~awsaa.search.stages.FinetuneResult`, ``call`` where and when it ran."""
-    return {"traj": traj, "loop": loop, "reward": r.reward, "val_accs": r.val_accs, "counts": r.counts,
-            "sampling_hash": policy_hash(policy), "finetune_seconds": r.seconds, "images": r.images,
-            **{k: call[k] for k in ("started", "ended", "pid", "node")}, "calls": [call]}
-
-
 def stage1_line(epoch: int, total: int, loss: float, val_acc: float, seconds: float) -> str:
     return f"stage 1: epoch {epoch}/{total}  loss {loss:.4f}  val acc {val_acc:.2f}%  ({seconds:.1f} s)"
 
@@ -258,9 +250,8 @@ class _InProcessSession:
                 if line is not None:
                     self.log(line)
                 continue
-            call_record = {"what": "run", "started": started, "ended": time.time(), "busy": r.seconds,
-                           "pid": os.getpid(), "node": "local"}
-            plan.done(call, [trajectory_result(loop, traj, pol, r, call_record)])
+            done = call_record("run", started, time.time(), r.seconds, os.getpid(), "local")
+            plan.done(call, [trajectory_result(loop, traj, pol, r, done)])
         return plan.outcome()
 
     def record(self, loop: int, results: list[dict[str, Any]], failed: list[dict[str, Any]],

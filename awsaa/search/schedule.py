@@ -29,9 +29,43 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from awsaa.policy import Policy
 from awsaa.search.stages import finetune_reward
+from awsaa.search.state import policy_hash
 
 CallKind = Literal["run", "train", "eval"]
+
+
+# ----------------------------------------------------------------------------- what a call returns
+# One place for the records a worker's call returns (the workers, the in-process executor and
+# the tests' fake workers build them here): a call's own record, a whole trajectory's result,
+# a training's record, a validation pass's record.
+
+
+def call_record(what: CallKind, started: float, ended: float, busy: float, pid: int, node: str) -> dict[str, Any]:
+    """What one call did, for the trajectory's history: ``run``, ``train`` or ``eval``, when,
+    how long inside the fine-tune clock, and where."""
+    return {"what": what, "started": started, "ended": ended, "busy": busy, "pid": pid, "node": node}
+
+
+def trajectory_result(loop: int, traj: int, policy: Policy, r: Any, call: dict[str, Any]) -> dict[str, Any]:
+    """A whole trajectory's result as the state records it: ``r`` a
+    :class:`~awsaa.search.stages.FinetuneResult`, ``call`` its :func:`call_record`."""
+    return {"traj": traj, "loop": loop, "reward": r.reward, "val_accs": r.val_accs, "counts": r.counts,
+            "sampling_hash": policy_hash(policy), "finetune_seconds": r.seconds, "images": r.images,
+            **{k: call[k] for k in ("started", "ended", "pid", "node")}, "calls": [call]}
+
+
+def training_record(loop: int, traj: int, policy: Policy, counts: Any, images: int,
+                    call: dict[str, Any]) -> dict[str, Any]:
+    """A fine-tune's training (``workers.spread_eval``), before its validation passes."""
+    return {"traj": traj, "loop": loop, "counts": counts, "sampling_hash": policy_hash(policy), "images": images,
+            "call": call}
+
+
+def pass_record(acc: float, call: dict[str, Any]) -> dict[str, Any]:
+    """One validation pass: its accuracy and its call."""
+    return {"acc": acc, "call": call}
 
 
 @dataclass(frozen=True)
