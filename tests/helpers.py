@@ -70,3 +70,13 @@ def plant(kind: str, where, victim) -> None:
         where.symlink_to("/dev/null")
     else:
         raise ValueError(kind)
+
+
+def tiny_run(run_dir: Path, cfg=None, **changes):
+    """A new search run at ``run_dir`` (its state, no stage 1 behind it): the tiny search with
+    ``changes``, or ``cfg`` as given. Returns its :class:`~awsaa.search.state.SearchState`."""
+    from awsaa.config import SearchConfig, from_dict
+    from awsaa.search.state import SearchState
+
+    cfg = cfg if cfg is not None else from_dict(SearchConfig, tiny_search(**changes))
+    return SearchState.create(run_dir, cfg, {"name": run_dir.name, "pretrained": "-"})

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 from fault_accounting import count
-from helpers import history, tiny_search
+from helpers import history, tiny_run, tiny_search
 
 from awsaa import Policy, faultplan
 from awsaa.cli.search import main as search_main
@@ -376,7 +376,7 @@ def test_a_non_finite_loss_runs_again_once_then_counts_as_failed(tmp_path, monke
 
     cfg = from_dict(SearchConfig, {**TINY, "loops": 4})
     run = tmp_path / "run"
-    SearchState.create(run, cfg, {"name": "n", "pretrained": "-"})
+    tiny_run(run, cfg)
     markers = tmp_path / "markers"
     markers.mkdir()
     _fake_workers(monkeypatch, markers, {(0, 0): 1, (1, 1): 2, (2, 0): 2, (2, 1): 2})
@@ -434,7 +434,7 @@ def test_a_validation_pass_goes_to_whichever_worker_is_free(tmp_path, monkeypatc
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name, data_ref=None: Fake.remote())
     cfg = from_dict(SearchConfig, {**TINY, "loops": 1, "trajectories": 4, "workers": {"count": 2, "num_cpus": 1}})
     run = tmp_path / "run"
-    SearchState.create(run, cfg, {"name": "v", "pretrained": "-"})
+    tiny_run(run, cfg)
     S.run_loops(cfg, run, "v", None, log=lambda line: None)
     (e,) = history(run)
     assert e["failed"] == [] and e["rewards"] == [50.0, 51.0, 52.0, 53.0]
@@ -484,7 +484,7 @@ def test_a_validation_pass_whose_weights_were_lost_trains_again(tmp_path, monkey
     monkeypatch.setattr(S, "worker_actor", lambda cfg, shared_ref, index, name, data_ref=None: Fake.remote())
     cfg = from_dict(SearchConfig, {**TINY, "loops": 1})
     run = tmp_path / "run"
-    SearchState.create(run, cfg, {"name": "w", "pretrained": "-"})
+    tiny_run(run, cfg)
     lines: list[str] = []
     S.run_loops(cfg, run, "w", None, log=lines.append)
     (e,) = history(run)
@@ -514,7 +514,7 @@ def test_a_write_that_fails_half_way_leaves_the_last_good_state(tmp_path, monkey
 
     cfg = from_dict(SearchConfig, {**TINY, "loops": 3})
     run = tmp_path / "run"
-    SearchState.create(run, cfg, {"name": "w", "pretrained": "-"})
+    tiny_run(run, cfg)
     c = _Controller(str(run))
     counts = torch.zeros(36, 36, dtype=torch.long)
     counts[0, 0] = 10

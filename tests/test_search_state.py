@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from helpers import tiny_search
+from helpers import tiny_run, tiny_search
 
 from awsaa import AWSAAError, Policy
 from awsaa.config import SearchConfig, from_dict
@@ -79,7 +79,7 @@ def traj(t, reward, seed=0):
 
 def test_state_records_saves_and_reloads(tmp_path):
     cfg = tiny_cfg()
-    state = SearchState.create(tmp_path / "run", cfg, {"name": "run", "pretrained": "x"})
+    state = tiny_run(tmp_path / "run", cfg)
     e1 = state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
     used_in_loop_2 = state.policy()
     e2 = state.record(1, [traj(0, 90.0), traj(1, 91.0)], [], 1.0)
@@ -105,7 +105,7 @@ def test_state_records_saves_and_reloads(tmp_path):
 def test_removed_or_damaged_exports_are_rebuilt_from_the_state(tmp_path):
     """`--resume` of a finished run checks the files it names: a removed policy.json or a
     truncated history.jsonl is rebuilt from state.pt, an intact file is left alone."""
-    state = SearchState.create(tmp_path / "run", tiny_cfg(), {"name": "run", "pretrained": "x"})
+    state = tiny_run(tmp_path / "run", tiny_cfg())
     state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
     run = tmp_path / "run"
     want = {n: (run / n).read_bytes() for n in ("policy.json", "policy_last.json", "history.jsonl")}
@@ -122,7 +122,7 @@ def test_removed_or_damaged_exports_are_rebuilt_from_the_state(tmp_path):
 
 
 def test_failed_and_non_finite_trajectories_never_reach_the_agent(tmp_path):
-    state = SearchState.create(tmp_path / "run", tiny_cfg(), {"name": "run", "pretrained": "x"})
+    state = tiny_run(tmp_path / "run", tiny_cfg())
     e = state.record(0, [traj(0, float("nan")), traj(1, 80.0)], [{"traj": 2, "error": "loss became nan"}], 1.0)
     assert e["rewards"] == [80.0] and len(e["failed"]) == 2 and e["baseline"] == 80.0
     e = state.record(1, [], [{"traj": 0, "error": "x"}, {"traj": 1, "error": "y"}], 1.0)
@@ -135,7 +135,7 @@ def test_not_a_run_corrupt_state_and_changed_config(tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(AWSAAError, match="is not an awsaa search run"):
         SearchState.load(tmp_path / "plain")
-    SearchState.create(tmp_path / "run", tiny_cfg(), {"name": "run", "pretrained": "x"})
+    tiny_run(tmp_path / "run", tiny_cfg())
     (tmp_path / "run" / "state.pt").write_bytes(b"garbage")
     with pytest.raises(AWSAAError, match="corrupt or not a torch checkpoint"):
         SearchState.load(tmp_path / "run")
@@ -153,7 +153,7 @@ def test_sampling_policies_are_asked_once_saved_and_recorded(tmp_path):
     """ES hands each trajectory its own policy; asked once and saved before any trajectory
     runs, so a restarted controller or a resumed run hands out exactly the same ones, and the
     history records each trajectory's sampling policy."""
-    state = SearchState.create(tmp_path / "run", es_cfg(), {"name": "run", "pretrained": "x"})
+    state = tiny_run(tmp_path / "run", es_cfg())
     asked = state.ask(0)
     assert len(asked) == 4 and len({policy_hash(Policy.from_dict(p)) for p in asked}) == 4
     again = SearchState.load(tmp_path / "run")  # as a restarted controller would
@@ -167,9 +167,9 @@ def test_sampling_policies_are_asked_once_saved_and_recorded(tmp_path):
 
 
 def test_ppo_keeps_the_papers_result_and_es_averages_its_last_updates(tmp_path):
-    ppo = SearchState.create(tmp_path / "ppo", tiny_cfg(), {"name": "ppo", "pretrained": "x"})
+    ppo = tiny_run(tmp_path / "ppo", tiny_cfg())
     assert ppo.rule == "best_loop"
-    es = SearchState.create(tmp_path / "es", es_cfg(result_loops=2), {"name": "es", "pretrained": "x"})
+    es = tiny_run(tmp_path / "es", es_cfg(result_loops=2))
     assert es.rule == "average"
     after = []
     for loop, base in enumerate([80.0, 70.0, 75.0]):
@@ -185,8 +185,7 @@ def test_ppo_keeps_the_papers_result_and_es_averages_its_last_updates(tmp_path):
 
 @pytest.mark.parametrize("control", ["shuffle", "noise"])
 def test_a_null_control_changes_what_the_agent_hears_not_what_is_recorded(tmp_path, control):
-    state = SearchState.create(tmp_path / "run", es_cfg(control=control, control_noise_sd=0.3),
-                               {"name": "run", "pretrained": "x"})
+    state = tiny_run(tmp_path / "run", es_cfg(control=control, control_noise_sd=0.3))
     real = [80.0, 81.0, 82.0, 90.0]
     e = state.record(0, [traj(t, r) for t, r in enumerate(real)], [], 1.0)
     assert e["rewards"] == real and e["mean_reward"] == sum(real) / 4
@@ -230,7 +229,7 @@ def test_the_pair_generator_leaves_the_batch_stream_alone(gray_images):
 
 
 def test_a_trajectory_that_ran_with_another_policy_is_refused(tmp_path):
-    state = SearchState.create(tmp_path / "run", es_cfg(), {"name": "run", "pretrained": "x"})
+    state = tiny_run(tmp_path / "run", es_cfg())
     asked = state.ask(0)
     trajs = [dict(traj(t, 80.0), sampling_hash=policy_hash(Policy.from_dict(asked[t]))) for t in range(4)]
     trajs[2]["sampling_hash"] = policy_hash(Policy.from_dict(asked[3]))  # a driver that mixed them up
@@ -242,7 +241,7 @@ def test_a_trajectory_that_ran_with_another_policy_is_refused(tmp_path):
 def test_resume_of_a_finished_run_names_a_result_that_exists(tmp_path, capsys):
     from awsaa.cli.search import main as search_main
 
-    state = SearchState.create(tmp_path / "run", tiny_cfg(loops=1), {"name": "run", "pretrained": "x"})
+    state = tiny_run(tmp_path / "run", tiny_cfg(loops=1))
     state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
     (tmp_path / "run" / "policy.json").unlink()
     assert search_main(["--resume", str(tmp_path / "run")]) == 2
@@ -398,7 +397,7 @@ def test_an_interrupted_run_that_had_finished_is_not_told_to_continue(tmp_path):
     from awsaa.search.runs import where_it_stands as _where_it_stands
 
     cfg = tiny_cfg(loops=1)
-    state = SearchState.create(tmp_path / "run", cfg, {"name": "run", "pretrained": "x"})
+    state = tiny_run(tmp_path / "run", cfg)
     assert "saved after loop 0 of 1; continue with" in _where_it_stands(tmp_path / "run", cfg)
     state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
     said = _where_it_stands(tmp_path / "run", cfg)
