@@ -42,6 +42,9 @@ def test_defaults_and_overrides(tmp_path):
     (BASE + "optim:\n  momentum: 1.5\n", r"optim\.momentum must be in"),
     (BASE + "optim:\n  warmup_epochs: 5\n", r"warmup_epochs \(5.0\) must be < epochs"),
     (BASE + "fill: 300\n", r"fill must be in \[0, 255\]"),
+    # a value no branch of a union takes: what the field takes, not the branch pydantic tried
+    (BASE + "val_size: -1\n", r"^config .*: val_size must be an integer >= 0 or a number in \(0, 1\), got -1$"),
+    (BASE + "val_size: 1.5\n", r"val_size must be an integer >= 0 or a number in \(0, 1\), got 1.5$"),
     (BASE + "optim: 3\n", r"optim must be a mapping"),
     (BASE.replace("model: wrn10_1", "model: vgg"), r"model 'vgg' is unknown"),
     (BASE.replace("dataset: fashion_mnist", "dataset: mnist"), r"dataset 'mnist' is unknown"),

@@ -68,6 +68,38 @@ def _field_at(cls: Any, loc: list[str]) -> tuple[Any, Any]:
     return owner, info
 
 
+def _field_names(cls: Any, loc: list[str]) -> list[str]:
+    """The parts of ``loc`` that name fields, from the start (the rest: a union's branch tag)."""
+    owner, out = cls, []
+    for part in loc:
+        fields = getattr(owner, "__pydantic_fields__", None)
+        if fields is None or part not in fields:
+            break
+        out.append(part)
+        owner = _unwrap(fields[part].annotation)
+    return out
+
+
+def _branches(tp: Any) -> tuple[Any, ...]:
+    """The branches of a union (inside ``Annotated``), else ``(tp,)``."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+
+
+def _is_union(tp: Any) -> bool:
+    return len([b for b in _branches(tp) if b is not type(None)]) > 1
+
+
+def _describe(tp: Any) -> str:
+    """What a union field takes, each branch with its bounds: ``an integer >= 1 or a number in (0, 1)``."""
+    parts = []
+    for branch in _branches(tp):
+        bounds = _bounds(branch, None)
+        parts.append(_type_name(branch) + (f" {_range(bounds)}" if bounds else ""))
+    return " or ".join(parts)
+
+
 def _unwrap(tp: Any) -> Any:
     """The dataclass inside ``X | None`` / ``Annotated[X, ...]``, else ``tp``."""
     origin = typing.get_origin(tp)
@@ -127,6 +159,12 @@ def _explain(cls: Any, err: Any) -> str:
         return f"unknown key {'.'.join(loc)}{hint}"
     if kind in ("missing", "missing_argument"):
         return f"missing required key {'.'.join(loc)}"
+    owner, info = _field_at(cls, loc)
+    if info is not None and _is_union(info.annotation) and loc[-1] not in getattr(owner, "__pydantic_fields__", {}):
+        # a value no branch of a union took: pydantic names the branch it tried first
+        # (val_size.constrained-int); say what the field takes
+        key = ".".join(loc[:loc.index(next(p for p in loc if p not in _field_names(cls, loc)))])
+        return f"{key} must be {_describe(info.annotation)}, got {value!r}"
     index = ""
     while loc and loc[-1].isdigit():  # an item of a list: the list's field, the item's type
         index = f"[{loc.pop()}]" + index
