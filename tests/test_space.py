@@ -3,18 +3,27 @@ import math
 import pytest
 
 from awsaa import AWSAAError, SearchSpace
-from awsaa.augment.space import ALL_OPS
+from awsaa.augment.space import ALL_OPS, FAMILIES, LEVELS, family_of
+from awsaa.augment.table import OP_TYPES
+
+SPACE_TYPES = {name: row for name, row in OP_TYPES.items() if row.space}
 
 
 def test_default_space_has_36_ops_in_sorted_order_and_1296_pairs():
     s = SearchSpace.default()
-    assert len(s.ops) == 36 and s.num_pairs == 1296
+    assert len(s.ops) == 36 and s.num_pairs == 1296  # the AWS paper's space
     assert list(s.names) == sorted(s.names)
-    types = {op.type for op in s.ops}
-    assert len(types) == 14
-    # 11 types with magnitudes at grid steps 3, 6, 9; three without
-    assert sum(op.level is None for op in s.ops) == 3
-    assert {op.level for op in s.ops if op.level is not None} == {3, 6, 9}
+    # every type of the op table's space: at grid steps 3, 6, 9 where it has a grid, else once
+    expected = {f"{t}_{lv}" if row.grid else t for t, row in SPACE_TYPES.items() for lv in LEVELS}
+    assert set(s.names) == expected
+    assert all((op.level is None) == (SPACE_TYPES[op.type].grid is None) for op in s.ops)
+
+
+@pytest.mark.parametrize("op", ALL_OPS)
+def test_every_op_has_a_family_and_a_label(op):
+    assert family_of(op) in FAMILIES
+    spec = ALL_OPS[op]
+    assert spec.label.startswith(spec.type) and (spec.magnitude is None) == (spec.label == spec.type)
 
 
 @pytest.mark.parametrize(
@@ -31,9 +40,10 @@ def test_magnitudes_follow_the_official_grid(name, magnitude):
 
 
 def test_signed_ops_are_exactly_the_symmetric_ones():
-    signed = {op.type for op in ALL_OPS.values() if op.signed}
-    assert signed == {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate",
-                      "Color", "Contrast", "Brightness", "Sharpness"}
+    """A geometric or blend op is symmetric about the identity (its magnitude goes either way)
+    and takes a random sign; a lut op (Invert, Solarize, Posterize, ...) is not and does not."""
+    for op in ALL_OPS.values():
+        assert op.signed == (OP_TYPES[op.type].kernel != "lut"), op.name
 
 
 def test_subset_space_and_pair_indexing():

@@ -18,7 +18,6 @@ ImageFolder datasets where the policy must run before the random-resized crop).
 from __future__ import annotations
 
 import json
-import math
 import random as _random
 from functools import lru_cache
 from pathlib import Path
@@ -26,35 +25,25 @@ from types import ModuleType
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw
 from torch import Tensor
 
-from awsaa.augment import tensor_ops
+from awsaa.augment.dispatch import apply_per_sample
+from awsaa.augment.table import FAA_TYPES
 from awsaa.errors import AWSAAError
 
 POLICY_FILE = Path(__file__).with_name("fa_policies.json")
 CUTOUT_COLOR = (125, 123, 114)
 
-# op -> (low, high, random sign, awsaa kernel op type); value = low + (high - low) * level
+# op -> (low, high, random sign, awsaa kernel op type); value = low + (high - low) * level. Every
+# op but Cutout is a row of the op table (``faa``); Cutout is FAA's alone: its side, as a
+# fraction of the width.
 OPS: dict[str, tuple[float, float, bool, str]] = {
-    "ShearX": (-0.3, 0.3, True, "ShearXNearest"),
-    "ShearY": (-0.3, 0.3, True, "ShearYNearest"),
-    "TranslateX": (-0.45, 0.45, True, "TranslateX"),  # fraction of the width
-    "TranslateY": (-0.45, 0.45, True, "TranslateY"),
-    "Rotate": (-30.0, 30.0, True, "Rotate"),
-    "AutoContrast": (0.0, 1.0, False, "AutoContrast"),
-    "Invert": (0.0, 1.0, False, "Invert"),
-    "Equalize": (0.0, 1.0, False, "Equalize"),
-    "Solarize": (0.0, 256.0, False, "Solarize"),
-    "Posterize": (4.0, 8.0, False, "Posterize"),  # bits = int(value)
-    "Contrast": (0.1, 1.9, False, "Contrast"),  # enhance factor
-    "Color": (0.1, 1.9, False, "Color"),
-    "Brightness": (0.1, 1.9, False, "Brightness"),
-    "Sharpness": (0.1, 1.9, False, "Sharpness"),
-    "Cutout": (0.0, 0.2, False, "Cutout"),  # side, as a fraction of the width
+    **{name: (row.faa.low, row.faa.high, row.faa.signed, row.name)
+       for name, row in FAA_TYPES.items() if row.faa is not None},
+    "Cutout": (0.0, 0.2, False, "Cutout"),
 }
 _NAMES = tuple(OPS)
-_ENHANCE = {"Contrast", "Color", "Brightness", "Sharpness"}
 
 
 @lru_cache(maxsize=4)
@@ -95,31 +84,11 @@ def apply_pil(img: Image.Image, op: str, level: float,
         if sign is None:
             sign = -1 if r.random() > 0.5 else 1
         v *= sign
-    w, h = img.size
-    if op == "ShearX":
-        return img.transform(img.size, Image.Transform.AFFINE, (1, v, 0, 0, 1, 0))
-    if op == "ShearY":
-        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0, v, 1, 0))
-    if op == "TranslateX":
-        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, v * w, 0, 1, 0))
-    if op == "TranslateY":
-        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0, 0, 1, v * h))
-    if op == "Rotate":
-        return img.rotate(v)
-    if op == "AutoContrast":
-        return ImageOps.autocontrast(img)
-    if op == "Invert":
-        return ImageOps.invert(img)
-    if op == "Equalize":
-        return ImageOps.equalize(img)
-    if op == "Solarize":
-        return ImageOps.solarize(img, math.ceil(v))  # pixel < v  <=>  pixel < ceil(v) for integer pixels
-    if op == "Posterize":
-        return ImageOps.posterize(img, int(v))
-    if op in _ENHANCE:
-        return getattr(ImageEnhance, op)(img).enhance(v)
+    if op != "Cutout":  # every other op is its type's PIL kernel, FAA's black fill
+        return FAA_TYPES[op].pil(img, v, 0)
     # Cutout: FAA's CutoutAbs. Its centre is np.random.uniform(w) -- low w, high 1 -- so it
     # lies in (1, w]; PIL's rectangle includes both end edges.
+    w, h = img.size
     size = v * w
     if size <= 0:
         return img
@@ -189,8 +158,8 @@ class FAAPolicyAugment:
         self.kernel_types = tuple(OPS[n][3] for n in _NAMES if n != "Cutout")
         self.kernel_type_of = torch.tensor([self.kernel_types.index(OPS[n][3]) if n != "Cutout" else -1
                                             for n in _NAMES])
-        self.is_enhance = torch.tensor([n in _ENHANCE for n in _NAMES])
-        self.is_posterize = torch.tensor([n == "Posterize" for n in _NAMES])
+        self.is_factor = torch.tensor([n in FAA_TYPES and FAA_TYPES[n].factor for n in _NAMES])
+        self.is_integer = torch.tensor([n in FAA_TYPES and FAA_TYPES[n].integer for n in _NAMES])
         self.cutout = _NAMES.index("Cutout")
 
     @classmethod
@@ -208,11 +177,11 @@ class FAAPolicyAugment:
             value = self.low[op] + (self.high[op] - self.low[op]) * self.level[pick, slot]
             flip = torch.rand(n, generator=generator) > 0.5
             value = torch.where(self.signed[op] & flip, -value, value)
-            value = torch.where(self.is_enhance[op], value - 1.0, value)  # the blend kernel takes factor - 1
-            value = torch.where(self.is_posterize[op], value.floor(), value)
+            value = torch.where(self.is_factor[op], value - 1.0, value)  # the blend kernel takes factor - 1
+            value = torch.where(self.is_integer[op], value.floor(), value)  # FAA's int(value)
             is_cut = op == self.cutout
-            out = tensor_ops.apply_per_sample(out, self.kernel_type_of[op].clamp(min=0), self.kernel_types, value,
-                                              self.fill, active=fire & ~is_cut)
+            out = apply_per_sample(out, self.kernel_type_of[op].clamp(min=0), self.kernel_types, value,
+                                   self.fill, active=fire & ~is_cut)
             cut = (fire & is_cut).nonzero().squeeze(1)
             if cut.numel():
                 u = torch.rand(len(cut), 2, generator=generator, dtype=torch.float64)

@@ -1,7 +1,8 @@
 """PIL reference implementation: one op on one image, with the official release's semantics.
 
 This is the ground truth the batched tensor path (:mod:`awsaa.augment.tensor_ops`) is
-tested against. It follows the AWS release op for op: Shear with bicubic resampling,
+tested against; each type's PIL kernel sits with its batched one, in its family's module of
+:mod:`awsaa.augment.kernels`. It follows the AWS release op for op: Shear with bicubic resampling,
 Translate and Rotate with nearest, enhance factors ``1 ± magnitude``. One difference,
 on purpose: every geometric op fills with ``fill`` (the release used gray 128 for
 Shear/Translate and black for Rotate; a gray border is wrong on black-background
@@ -10,27 +11,14 @@ datasets, so the fill is a dataset setting).
 
 from __future__ import annotations
 
-import math
 import random as _random
 from collections.abc import Sequence
 
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageOps
 
-from awsaa.augment.space import ALL_OPS, OpSpec, channel_fill
-
-_ENHANCE = {
-    "Brightness": ImageEnhance.Brightness,
-    "Color": ImageEnhance.Color,
-    "Contrast": ImageEnhance.Contrast,
-    "Sharpness": ImageEnhance.Sharpness,
-}
-
-
-def _fillcolor(img: Image.Image, fill: int | Sequence[int]) -> int | tuple[int, ...]:
-    """PIL's colour for ``fill``: one value for every band, or one value per band."""
-    bands = len(img.getbands())
-    colour = channel_fill(fill, bands)
-    return colour if bands == 1 or isinstance(colour, tuple) else (colour,) * bands
+from awsaa.augment.kernels.common import pil_fill
+from awsaa.augment.space import ALL_OPS, OpSpec
+from awsaa.augment.table import OP_TYPES
 
 
 def apply_op(
@@ -40,7 +28,8 @@ def apply_op(
     fill: int | Sequence[int] = 128,
     rng: _random.Random | None = None,
 ) -> Image.Image:
-    """Apply one op to one PIL image (mode ``L`` or ``RGB``).
+    """Apply one op to one PIL image (mode ``L`` or ``RGB``), by its type's PIL kernel (the op
+    table's, :mod:`awsaa.augment.table`).
 
     ``sign`` (+1 or -1) chooses the direction of signed ops; ``None`` draws it from
     ``rng`` (or the ``random`` module), as the official release does.
@@ -49,37 +38,10 @@ def apply_op(
         op = ALL_OPS[op]
     if op.signed and sign is None:
         sign = (rng or _random).choice((-1, 1))
-    t = op.type
+    row = OP_TYPES[op.type]
     m = op.magnitude if op.magnitude is not None else 0.0  # None: an op without a magnitude
-    sign = sign if sign is not None else 1  # unsigned ops never read it
-    w, h = img.size
-    if t == "ShearX":
-        return img.transform(img.size, Image.Transform.AFFINE, (1, m * sign, 0, 0, 1, 0), Image.Resampling.BICUBIC,
-                             fillcolor=_fillcolor(img, fill))
-    if t == "ShearY":
-        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0, m * sign, 1, 0), Image.Resampling.BICUBIC,
-                             fillcolor=_fillcolor(img, fill))
-    if t == "TranslateX":
-        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, m * w * sign, 0, 1, 0), Image.Resampling.NEAREST,
-                             fillcolor=_fillcolor(img, fill))
-    if t == "TranslateY":
-        return img.transform(img.size, Image.Transform.AFFINE, (1, 0, 0, 0, 1, m * h * sign), Image.Resampling.NEAREST,
-                             fillcolor=_fillcolor(img, fill))
-    if t == "Rotate":
-        return img.rotate(m * sign, resample=Image.Resampling.NEAREST, fillcolor=_fillcolor(img, fill))
-    if t in _ENHANCE:
-        return _ENHANCE[t](img).enhance(1 + m * sign)
-    if t == "Posterize":
-        return ImageOps.posterize(img, int(m))
-    if t == "Solarize":
-        return ImageOps.solarize(img, math.ceil(m))  # pixel < m  <=>  pixel < ceil(m) for integer pixels
-    if t == "AutoContrast":
-        return ImageOps.autocontrast(img)
-    if t == "Equalize":
-        return ImageOps.equalize(img)
-    if t == "Invert":
-        return ImageOps.invert(img)
-    raise ValueError(f"unknown op type {t!r}")
+    v = m * sign if op.signed and sign is not None else m  # unsigned ops never read the sign
+    return row.pil(img, 1 + v if row.factor else v, fill)
 
 
 def apply_pair(
@@ -103,7 +65,7 @@ def random_crop(img: Image.Image, padding: int = 4, offset: tuple[int, int] | No
         r = rng or _random
         offset = (r.randint(0, 2 * padding), r.randint(0, 2 * padding))
     w, h = img.size
-    padded = ImageOps.expand(img, border=padding, fill=_fillcolor(img, fill))
+    padded = ImageOps.expand(img, border=padding, fill=pil_fill(img, fill))
     top, left = offset
     return padded.crop((left, top, left + w, top + h))
 
@@ -125,5 +87,5 @@ def cutout(img: Image.Image, length: int = 16, center: tuple[int, int] | None = 
     x1, x2 = max(x - length // 2, 0), min(x + length // 2, w)
     out = img.copy()
     if y2 > y1 and x2 > x1:
-        out.paste(_fillcolor(img, fill), (x1, y1, x2, y2))
+        out.paste(pil_fill(img, fill), (x1, y1, x2, y2))
     return out

@@ -4,49 +4,20 @@ Fourteen PIL operation types; the eleven that take a magnitude use the 10-step g
 the official release (``linspace(0, max, 10)``) at steps 3, 6 and 9 only, the three
 others (AutoContrast, Equalize, Invert) take none: 11 x 3 + 3 = 36 ops, indexed in
 sorted name order. An op's name is its type, plus ``_<grid step>`` where it has a
-magnitude: ``Rotate_9`` rotates by 30 degrees.
+magnitude: ``Rotate_9`` rotates by 30 degrees. The types, their grids and signs are the op
+table's (:mod:`awsaa.augment.table`), rows in the AWS space.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from awsaa.augment.kernels.common import channel_fill
+from awsaa.augment.table import FAMILIES, LEVELS, OP_TYPES
 from awsaa.errors import AWSAAError
 
-#: Grid steps of the official 10-step magnitude grid that the search space uses.
-LEVELS = (3, 6, 9)
-
-
-def _grid(lo: float, hi: float, level: int) -> float:
-    # np.linspace(lo, hi, 10)[level], without the float noise of linspace.
-    return lo + (hi - lo) * level / 9
-
-
-# type -> (magnitude at a grid step, unit shown to people, takes a random sign)
-_TYPES = {
-    "AutoContrast": (None, "", False),
-    "Brightness": (lambda lv: _grid(0.0, 0.9, lv), "factor 1±", True),
-    "Color": (lambda lv: _grid(0.0, 0.9, lv), "factor 1±", True),
-    "Contrast": (lambda lv: _grid(0.0, 0.9, lv), "factor 1±", True),
-    "Equalize": (None, "", False),
-    "Invert": (None, "", False),
-    "Posterize": (lambda lv: float(round(_grid(8.0, 4.0, lv))), "bits", False),
-    "Rotate": (lambda lv: _grid(0.0, 30.0, lv), "deg", True),
-    "Sharpness": (lambda lv: _grid(0.0, 0.9, lv), "factor 1±", True),
-    "ShearX": (lambda lv: _grid(0.0, 0.3, lv), "", True),
-    "ShearY": (lambda lv: _grid(0.0, 0.3, lv), "", True),
-    "Solarize": (lambda lv: _grid(256.0, 0.0, lv), "threshold", False),
-    "TranslateX": (lambda lv: _grid(0.0, 150 / 331, lv), "of width", True),
-    "TranslateY": (lambda lv: _grid(0.0, 150 / 331, lv), "of height", True),
-}
-
-#: Op types whose result depends only on the pixel's own value and its channel's
-#: statistics (no geometry, no neighbourhood).
-COLOR_TYPES = frozenset(
-    {"AutoContrast", "Brightness", "Color", "Contrast", "Equalize", "Invert", "Posterize", "Solarize"}
-)
-GEOMETRIC_TYPES = frozenset({"Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"})
+__all__ = ["ALL_OPS", "FAMILIES", "LEVELS", "OpSpec", "SearchSpace", "channel_fill", "family_of"]
 
 
 @dataclass(frozen=True)
@@ -64,26 +35,21 @@ class OpSpec:
         """A short human label, e.g. ``Rotate(30)``, ``Posterize(5 bits)``, ``Invert``."""
         if self.magnitude is None:
             return self.type
-        unit = _TYPES[self.type][1]
-        if self.type == "Posterize":
-            return f"{self.type}({int(self.magnitude)} bits)"
-        if self.type == "Solarize":
-            return f"{self.type}({self.magnitude:.1f})"
-        sign = "±" if self.signed else ""
-        if unit.startswith("factor"):
-            return f"{self.type}(1{sign}{self.magnitude:.1f})"
-        return f"{self.type}({sign}{self.magnitude:.3g})"
+        magnitude = OP_TYPES[self.type].label.format(m=self.magnitude, s="±" if self.signed else "")
+        return f"{self.type}({magnitude})"
 
 
 def _all_ops() -> dict[str, OpSpec]:
     ops = {}
-    for type_, (mag, _unit, signed) in _TYPES.items():
-        if mag is None:
-            ops[type_] = OpSpec(type_, type_, None, None, False)
+    for row in OP_TYPES.values():
+        if not row.space:
+            continue
+        if row.grid is None:
+            ops[row.name] = OpSpec(row.name, row.name, None, None, False)
         else:
             for lv in LEVELS:
-                name = f"{type_}_{lv}"
-                ops[name] = OpSpec(name, type_, lv, mag(lv), signed)
+                name = f"{row.name}_{lv}"
+                ops[name] = OpSpec(name, row.name, lv, row.magnitude(lv), row.signed)
     return {name: ops[name] for name in sorted(ops)}
 
 
@@ -154,34 +120,10 @@ class SearchSpace:
         return f"SearchSpace({list(self.names)!r})"
 
 
-def op_specs(ops: Sequence[OpSpec | str]) -> list[OpSpec]:
-    """Resolve names to :class:`OpSpec` (specs pass through)."""
-    return [ALL_OPS[o] if isinstance(o, str) else o for o in ops]
-
-
-# The op families the search's report and the synthetic reward speak of (RESULTS.md 4).
-FAMILIES = ("destructive", "strong geometric", "mild geometric", "strong colour", "mild colour", "histogram")
-
-
 def family_of(op: str) -> str:
     """The family of op ``op`` (a name of :class:`~awsaa.augment.space.SearchSpace`)."""
-    base, _, level = op.partition("_")
-    if base in ("Invert", "Solarize"):
-        return "destructive"
-    if base in ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY"):
-        return "mild geometric" if level == "3" else "strong geometric"
-    if base in ("AutoContrast", "Equalize"):
-        return "histogram"
-    return "strong colour" if level == "9" else "mild colour"  # Brightness, Color, Contrast, Sharpness, Posterize
-
-
-def channel_fill(fill: float | Sequence[float], channels: int) -> int | tuple[int, ...]:
-    """The colour the geometric ops give the area they uncover, as both backends take it (the
-    PIL reference ops and the batched tensor ops): an int when every channel gets the same
-    value, else a tuple of one int per channel. ``fill`` is one value, or one per channel."""
-    if isinstance(fill, (int, float)):
-        return int(fill)
-    values = tuple(int(v) for v in fill)
-    if len(values) not in (1, channels):
-        raise ValueError(f"fill has {len(values)} values for images of {channels} channels (give 1 or {channels})")
-    return values[0] if len(set(values)) == 1 else values
+    spec = ALL_OPS[op]
+    family = OP_TYPES[spec.type].family
+    if isinstance(family, tuple) and spec.level is not None:  # one per level of LEVELS
+        return family[LEVELS.index(spec.level)]
+    return str(family)
