@@ -17,7 +17,8 @@ import statistics as st
 import torch
 
 from awsaa.augment.space import SearchSpace
-from awsaa.search.agents import AgentConfig, make_agent
+from awsaa.search.agents import AgentConfig
+from awsaa.search.registry import make_agent
 from awsaa.search.report import family_masses, kl_from_uniform
 from awsaa.search.result import ResultTracker, resolve
 from awsaa.search.synthetic import SyntheticReward, simulate

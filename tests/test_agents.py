@@ -133,7 +133,7 @@ def test_bad_updates_are_refused():
 # ----------------------------------------------------------------------------- ask / tell, ES
 
 from awsaa.search import AgentConfig, ESAgent, make_agent  # noqa: E402
-from awsaa.search.agents import AGENTS  # noqa: E402
+from awsaa.search.registry import AGENTS  # noqa: E402
 from awsaa.search.report import family_masses, kl_from_uniform  # noqa: E402
 from awsaa.search.result import ResultTracker  # noqa: E402
 from awsaa.search.synthetic import SyntheticReward, simulate  # noqa: E402

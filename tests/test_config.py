@@ -76,7 +76,7 @@ def test_every_shipped_search_config_loads():
     import glob
 
     from awsaa.config import SearchConfig
-    from awsaa.search.agents import AGENTS
+    from awsaa.search.registry import AGENTS
 
     files = sorted(glob.glob("configs/search/*.yaml"))
     assert len(files) >= 3

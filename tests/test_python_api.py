@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from awsaa import AWSAugment, Cutout, Policy, SearchSpace, models
-from awsaa.search.agents import make_agent
+from awsaa.search.registry import make_agent
 
 SMALL = SearchSpace(["Invert", "Rotate_3"])
 

@@ -33,7 +33,7 @@ from awsaa.config import SearchConfig, from_dict, to_dict
 from awsaa.distributed.raycluster import has_real_gpus
 from awsaa.errors import AWSAAError
 from awsaa.policy import Policy
-from awsaa.search.agents import AGENTS, BUILT_IN_AGENTS, register_agent
+from awsaa.search.registry import AGENTS, BUILT_IN_AGENTS, register_agent
 from awsaa.search.runs import SearchRun, execute, stage1_line, trajectory_seeds
 from awsaa.search.runs import run_loops as _loops
 from awsaa.search.schedule import (

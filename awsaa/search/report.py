@@ -21,7 +21,8 @@ import torch
 
 from awsaa.augment.space import FAMILIES, SearchSpace, family_of
 from awsaa.policy import Policy
-from awsaa.search.agents import ESAgent, make_agent
+from awsaa.search.agents import ESAgent
+from awsaa.search.registry import make_agent
 from awsaa.search.result import ResultTracker
 from awsaa.search.synthetic import SyntheticReward, simulate
 

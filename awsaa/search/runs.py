@@ -37,7 +37,7 @@ from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir, ensure_writable_dir, release_dir
 from awsaa.policy import Policy
 from awsaa.search import report
-from awsaa.search.agents import check_agent
+from awsaa.search.registry import check_agent
 from awsaa.search.schedule import LoopSchedule, call_record, trajectory_result
 from awsaa.search.stages import FineTuner, pretrain, stage1_hash
 from awsaa.search.state import SearchState

@@ -37,7 +37,8 @@ from awsaa.errors import AWSAAError
 from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_text, same_version
 from awsaa.plots import plot_policy, plot_rewards
 from awsaa.policy import Policy
-from awsaa.search.agents import UpdateRefused, make_agent
+from awsaa.search.agents import UpdateRefused
+from awsaa.search.registry import make_agent
 from awsaa.search.report import op_mass
 from awsaa.search.result import ResultTracker, resolve
 from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
