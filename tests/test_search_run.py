@@ -29,7 +29,11 @@ def test_a_tiny_search_in_process_returns_its_policy_records_and_verdict(tmp_pat
 
     # the run's lock is released at the end: it can be resumed (here: it is finished, and says so)
     with pytest.raises(AWSAAError, match="already finished all 2 loops"):
-        run(cfg, resume=result.run_dir)
+        run(resume=result.run_dir)
+    with pytest.raises(AWSAAError, match=r"differs from the one run .* was started with"):
+        run(from_dict(SearchConfig, tiny_search(loops=3)), resume=result.run_dir)  # a config is checked, not dropped
+    with pytest.raises(AWSAAError, match="give a search config"):
+        run()
     # stage 1 is cached under the storage: a second search with the same stage 1 reuses it
     again = run(cfg, storage=tmp_path, name="py2", executor=InProcess(), log=lines.append)
     assert any("reusing the stage-1 weights" in x for x in lines) and len(again.loops) == 2

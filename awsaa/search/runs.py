@@ -411,27 +411,30 @@ def result_of(run_dir: Path) -> SearchResult:
                         verdict, run_dir)
 
 
-def run(config: SearchConfig | str | os.PathLike, storage: str | os.PathLike = "runs/search",
+def run(config: SearchConfig | str | os.PathLike | None = None, storage: str | os.PathLike = "runs/search",
         name: str | None = None, *, resume: str | os.PathLike | None = None, data: Dataset | None = None,
         pretrained: str | os.PathLike | None = None, executor: Executor | None = None,
         log: Log = print) -> SearchResult:
     """Search a policy: ``config`` (a :class:`~awsaa.config.SearchConfig` or a YAML path) in
     a new run ``storage/name`` (default: the config's name and the time), or continue the run
-    ``resume``; ``data``: a dataset handed in from Python (``dataset: python:NAME``). The work
+    ``resume`` (a config given with it must be the run's); ``data``: a dataset handed in from
+    Python (``dataset: python:NAME``). The work
     runs on ``executor`` (default :class:`InProcess`; pass
     :class:`awsaa.distributed.search.RayExecutor` after ``awsaa.distributed.init_ray()`` for a
     cluster). This process holds the run's lock while it runs. Nothing else is changed: no
     signal handlers, no Ray."""
     executor = executor or InProcess()
+    given = config if isinstance(config, SearchConfig) or config is None else load(SearchConfig, config)
     if resume is not None:
-        run_ = resume_run(Path(resume).expanduser().resolve(), log=log, data=data)
+        run_ = resume_run(Path(resume).expanduser().resolve(), given, str(config), log=log, data=data)
         ensure_writable_dir(run_.run_dir, "run directory")
         claim_dir(run_.run_dir, "run directory", new=False)
     else:
-        cfg = config if isinstance(config, SearchConfig) else load(SearchConfig, config)
-        stem = Path(config).stem if not isinstance(config, SearchConfig) else "search"
+        if given is None:
+            raise AWSAAError("give a search config, or a run to continue with resume=")
+        stem = Path(config).stem if not isinstance(config, SearchConfig) and config is not None else "search"
         root = Path(storage).expanduser().resolve()
-        run_ = new_run(cfg, root, name or f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_ = new_run(given, root, name or f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}",
                        Path(pretrained) if pretrained is not None else None, log=log, data=data)
         ensure_writable_dir(root, "storage")
         claim_dir(run_.run_dir, "run directory", new=True)
