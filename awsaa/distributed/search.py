@@ -412,6 +412,9 @@ class RayExecutor:
     def stop(self, run: SearchRun) -> None:
         stop_controller(run.name)
 
+    def where(self, cfg: SearchConfig) -> str:
+        return f"{cfg.workers.count or cfg.trajectories} fine-tune workers"
+
 
 class _RaySession:
     """One run's loops on Ray: the controller's calls (waited on in 1 s steps, so a stop signal

@@ -171,15 +171,17 @@ class Session(Protocol):
 
 
 class Executor(Protocol):
-    """Where a search's work runs: stage 1, and the loops of a run (:class:`Session`).
-    ``stop`` ends what would go on writing the run after the driver stops (a detached
-    controller); ``close`` frees the workers."""
+    """Where a search's work runs: stage 1, and the loops of a run (:class:`Session`, whose
+    ``release_workers`` frees the workers once the last loop's trajectories are in). ``stop``
+    ends what would go on writing the run after the driver stops (a detached controller)."""
 
     def stage1(self, run: SearchRun, log: Log) -> dict[str, Any]: ...
 
     def open(self, run: SearchRun, shared: dict[str, Any], log: Log) -> Session: ...
 
     def stop(self, run: SearchRun) -> None: ...
+
+    def where(self, cfg: SearchConfig) -> str: ...
 
 
 def trajectory_seeds(cfg: SearchConfig, loop: int, traj: int) -> tuple[int, int | None]:
@@ -211,6 +213,9 @@ class InProcess:
 
     def stop(self, run: SearchRun) -> None:
         """Nothing goes on after this process stops."""
+
+    def where(self, cfg: SearchConfig) -> str:
+        return "one trajectory at a time in this process"
 
 
 class _InProcessSession:
@@ -281,7 +286,7 @@ def execute(run: SearchRun, executor: Executor, log: Log = print) -> dict[str, A
                                                   "pretrained": str(run.cache.resolve()), "created": time.time(),
                                                   "data": run.data})
             log(f"run {run.run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
-                f"{cfg.workers.count or cfg.trajectories} fine-tune workers, {cfg.model} on {cfg.dataset}")
+                f"{executor.where(cfg)}, {cfg.model} on {cfg.dataset}")
         shared = run.shared
         if shared is None:
             how = ("under the uniform policy" if cfg.stage1_aug() == "uniform"
