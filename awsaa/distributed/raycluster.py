@@ -16,7 +16,7 @@ from typing import Any
 from awsaa import faultplan
 from awsaa.distributed import reaper
 from awsaa.errors import AWSAAError
-from awsaa.signals import Interrupted, install_stop_signals
+from awsaa.signals import install_stop_signals
 
 # Ray is imported inside the functions that use it (and only there): the command-line tools
 # import this module to check their arguments, and `--help` or a bad argument should not
@@ -185,20 +185,14 @@ def _start_local(came: list[int] | None = None, **kwargs) -> None:
     reaper.mark()  # before ray.init: every process of this Ray inherits the reaper's token
     reaper.watch()  # before ray.init too: a start cut short (a signal, an error) leaves nothing behind
     with _signals_noted(came):
-        try:
-            ray.init(address="local", **kwargs)  # SIGTERM held by init_ray (the mask is inherited)
-        except SystemExit as e:
-            # Ray's own SIGTERM handler, live from inside its init, exits with the signal's number
-            if e.code == signal.SIGTERM:
-                raise Interrupted(signal.SIGTERM, "while Ray was starting") from None
-            raise
+        ray.init(address="local", **kwargs)  # SIGTERM held by init_ray (the mask is inherited)
     _no_graceful_kill()
 
 
 @contextlib.contextmanager
 def _signals_noted(came: list[int]) -> Iterator[None]:
     """SIGINT and SIGTERM appended to ``came`` instead of acted on, and Ray's SIGTERM handler
-    kept out (its private setter, pinned with Ray, is swapped for one that does nothing; the
+    kept out (its private setter, pinned with Ray, is swapped for one that installs nothing; the
     fault suite's ``ray_init`` point fires there, inside ``ray.init``). On success the noting
     handlers stay, so nothing slips through before the caller installs its own; on an error
     the handlers before are put back."""
@@ -211,9 +205,8 @@ def _signals_noted(came: list[int]) -> Iterator[None]:
         faultplan.point("ray_init")
 
     before = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
-    setter = getattr(utils, "set_sigterm_handler", None)
-    if setter is not None:
-        utils.set_sigterm_handler = ray_sets_its_handler
+    setter = utils.set_sigterm_handler
+    utils.set_sigterm_handler = ray_sets_its_handler
     try:
         yield
     except BaseException:
@@ -221,8 +214,7 @@ def _signals_noted(came: list[int]) -> Iterator[None]:
             signal.signal(s, h)
         raise
     finally:
-        if setter is not None:
-            utils.set_sigterm_handler = setter
+        utils.set_sigterm_handler = setter
 
 
 def _no_graceful_kill() -> None:
