@@ -212,8 +212,7 @@ def ensure_writable_dir(path: str | os.PathLike, what: str = "directory") -> Pat
     return path
 
 
-_HELD_LOCKS: list[int] = []  # file descriptors of the locks this process holds (released at exit)
-_HELD_BY_DIR: dict[Path, int] = {}  # the lock of each directory this process holds
+_HELD_LOCKS: dict[Path, int] = {}  # the lock's file descriptor of each directory this process holds
 LOCK_NAME = ".awsaa.lock"  # flocked; never written, never truncated
 HOLDER_NAME = ".awsaa.holder"  # who holds the lock (pid, host, since), replaced atomically by each holder
 OWN_FILES = (LOCK_NAME, HOLDER_NAME)
@@ -306,8 +305,7 @@ def claim_dir(path: str | os.PathLike, what: str, new: bool) -> Path:
     except BlockingIOError:
         os.close(fd)
         raise AWSAAError(f"{what} {path} is in use by {_holder(path)}; wait for it or stop it") from None
-    _HELD_LOCKS.append(fd)
-    _HELD_BY_DIR[path.resolve()] = fd
+    _HELD_LOCKS[path.resolve()] = fd
     if not new:
         check_tree(path, what)  # under the lock: nothing of ours is writing it now
     atomic_write_text(path / HOLDER_NAME,
@@ -317,16 +315,14 @@ def claim_dir(path: str | os.PathLike, what: str, new: bool) -> Path:
 
 def release_dirs() -> None:
     """Drop every lock this process holds (a test that runs several commands in one process)."""
-    _HELD_BY_DIR.clear()
     while _HELD_LOCKS:
         with contextlib.suppress(OSError):
-            os.close(_HELD_LOCKS.pop())
+            os.close(_HELD_LOCKS.popitem()[1])
 
 
 def release_dir(path: str | os.PathLike) -> None:
     """Drop this process's lock on directory ``path`` (:func:`claim_dir`), if it holds one."""
-    fd = _HELD_BY_DIR.pop(Path(path).resolve(), None)
-    if fd is not None and fd in _HELD_LOCKS:
-        _HELD_LOCKS.remove(fd)
+    fd = _HELD_LOCKS.pop(Path(path).resolve(), None)
+    if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)

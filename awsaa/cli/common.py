@@ -258,21 +258,21 @@ def _run(fn: Callable[[], int | None], prog: str, starting: bool = False) -> int
         print(f"{prog}: error: {shown(_raised(e), ERROR_LIMIT)}", file=sys.stderr)
         return EXIT_USAGE
     except Interrupted as e:
-        abandoning()
-        print(f"{prog}: interrupted ({e.name})" + (f"; {shown(e.detail, ERROR_LIMIT)}" if e.detail else ""),
-              file=sys.stderr)
-        return 128 + e.signum
+        return _stopped(prog, e)
     except KeyboardInterrupt:
-        abandoning()
-        print(f"{prog}: interrupted (SIGINT)", file=sys.stderr)
-        return 130
+        return _stopped(prog, Interrupted(signal.SIGINT))
     except BrokenPipeError:  # e.g. `awsaa-policy show p.json | head`
         return 0
     except Exception as e:
         stop = as_interrupted(e)
         if stop is None:
             raise
-        abandoning()
-        print(f"{prog}: interrupted ({stop.name})" + (f"; {shown(stop.detail, ERROR_LIMIT)}" if stop.detail else ""),
-              file=sys.stderr)
-        return 128 + stop.signum
+        return _stopped(prog, stop)
+
+
+def _stopped(prog: str, stop: Interrupted) -> int:
+    """A stop signal's one line (with where the run stands, when known); 128 + its number."""
+    abandoning()
+    print(f"{prog}: interrupted ({stop.name})" + (f"; {shown(stop.detail, ERROR_LIMIT)}" if stop.detail else ""),
+          file=sys.stderr)
+    return 128 + stop.signum

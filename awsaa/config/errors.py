@@ -159,12 +159,12 @@ def _explain(cls: Any, err: Any) -> str:
         return f"unknown key {'.'.join(loc)}{hint}"
     if kind in ("missing", "missing_argument"):
         return f"missing required key {'.'.join(loc)}"
-    owner, info = _field_at(cls, loc)
-    if info is not None and _is_union(info.annotation) and loc[-1] not in getattr(owner, "__pydantic_fields__", {}):
+    names = _field_names(cls, loc)
+    _, info = _field_at(cls, loc)
+    if info is not None and _is_union(info.annotation) and len(names) < len(loc):
         # a value no branch of a union took: pydantic names the branch it tried first
         # (val_size.constrained-int); say what the field takes
-        key = ".".join(loc[:loc.index(next(p for p in loc if p not in _field_names(cls, loc)))])
-        return f"{key} must be {_describe(info.annotation)}, got {value!r}"
+        return f"{'.'.join(names)} must be {_describe(info.annotation)}, got {value!r}"
     index = ""
     while loc and loc[-1].isdigit():  # an item of a list: the list's field, the item's type
         index = f"[{loc.pop()}]" + index

@@ -389,16 +389,14 @@ class RayExecutor:
 
     def __init__(self, max_attempts: int = 2) -> None:
         self.max_attempts = max_attempts
-        self._data: dict[int, Any] = {}  # id(dataset) -> its object ref, put once
+        self._put: tuple[Any, Any] = (None, None)  # (the dataset handed in, its object ref): put once
 
     def _data_ref(self, run: SearchRun) -> Any:
-        if run.dataset is None:
-            return None
-        if id(run.dataset) not in self._data:
+        if run.dataset is not None and self._put[0] is not run.dataset:
             import ray
 
-            self._data[id(run.dataset)] = ray.put(run.dataset)
-        return self._data[id(run.dataset)]
+            self._put = (run.dataset, ray.put(run.dataset))
+        return self._put[1] if run.dataset is not None else None
 
     def stage1(self, run: SearchRun, log: Callable[[str], None]) -> dict[str, Any]:
         return run_stage1(run.cfg, log=log, data_ref=self._data_ref(run))

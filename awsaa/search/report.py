@@ -130,7 +130,7 @@ def es_sign_flip(history: list[dict[str, Any]], agent_config: Any, seed: int, fl
 def verdict(state: Any, kl: float) -> str:
     """One line: did the search move more than it would on rewards that carry no signal?
 
-    ES: the sign-flip test of its steps (:func:`awsaa.search.sign_flip_p`, exact at any
+    ES: the sign-flip test of its steps (:func:`sign_flip_p`, exact at any
     noise level). PPO and REINFORCE (whose loops all sample one policy, so there is no pair to
     flip): did the result move further from uniform than the same agent, budget and rule move
     on pure-noise rewards of this run's own within-loop spread (simulated)? The within-loop
@@ -153,7 +153,7 @@ def verdict(state: Any, kl: float) -> str:
     runs = max(10, min(40, 20_000 // max(1, state.loops_done * cfg.trajectories)))
     per_traj = min(8000, round(sum(images) / len(images))) if images else 8000
     null = null_kl(cfg.agent, cfg.agent_config, state.loops_done, cfg.trajectories, sd, state.rule,
-                          cfg.result_loops, images=per_traj, runs=runs)
+                   cfg.result_loops, images=per_traj, runs=runs)
     q95 = quantile(null, 0.95)
     where = (f"KL {kl:.4f} vs {q95:.4f}, the 95th percentile of {runs} simulated null runs (same agent, "
              f"{state.loops_done} loops x {cfg.trajectories}, pure-noise rewards of SD {sd:.2f})")
