@@ -26,7 +26,9 @@ def fault_plan():
 
     def write(plan: dict) -> Path:
         tmp = FAULT_PLAN.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"format": "awsaa.faultplan", **plan}))
+        from awsaa import faultplan
+
+        tmp.write_text(json.dumps({"format": faultplan.FORMAT, **plan}))
         tmp.replace(FAULT_PLAN)
         return FAULT_PLAN
 
