@@ -10,6 +10,8 @@ STAMP := $(VENV)/.awsaa-installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+# The fast suite's pytest-xdist worker processes: one per core, at most 4 (0: all in one process).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 
 # Python's default: each module's bytecode is cached on its first import. Where the
 # environment sets PYTHONDONTWRITEBYTECODE (this machine does), nothing is ever cached and
@@ -69,10 +71,11 @@ lint: setup
 	@out=$$($(BIN)/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | grep "^Contracts:"
 	@$(BIN)/mypy
 
-# The fast suite. The fault suite (-m faults) and the multi-node cluster tests (-m slow)
-# have their own targets; CI (.ci/run) runs all three.
+# The fast suite, spread over the cores (a test that is slow waits for none behind it). The
+# fault suite (-m faults) and the multi-node cluster tests (-m slow) have their own targets,
+# one test at a time (kills, signals, nodes); CI (.ci/run) runs all three.
 test: setup data lint
-	@$(BIN)/python -m pytest -q -m "not slow and not faults" $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -m "not slow and not faults" -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-faults: setup data
 	@$(BIN)/python -m pytest -q -m faults $(PYTEST_ARGS)

@@ -10,7 +10,8 @@ import torch
 
 # Ray 2.60 turns token auth on for new local clusters; tests never want it.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Under pytest-xdist (``make test``) the workers share the cores.
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
 
 # The fault suite's plan (awsaa/faultplan.py): one path for the session, set before any Ray
 # cluster starts so that every Ray process inherits it. No file, no faults: only a test that
@@ -80,6 +81,28 @@ def photo_crops():
     xs = torch.randint(0, arr.shape[1] - 32, (64,), generator=g).tolist()
     crops = [arr[y:y + 32, x:x + 32].copy() for y, x in zip(ys, xs, strict=True)]
     return torch.stack([torch.from_numpy(c).permute(2, 0, 1) for c in crops])
+
+
+@pytest.fixture(scope="session")
+def tiny_shared(fmnist):
+    """Stage 1 of the tiny search (``helpers.TINY_SEARCH``), trained once in this process: the
+    shared weights of the tests that start from them instead of testing stage 1."""
+    from helpers import tiny_search
+
+    from awsaa.config import SearchConfig, from_dict
+    from awsaa.search.stages import pretrain
+
+    return pretrain(from_dict(SearchConfig, tiny_search()), data=fmnist)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tiny_shared, tmp_path_factory):
+    """The same weights as a stage-1 file (``pretrained=``, ``--pretrained``)."""
+    from awsaa.train.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("stage1") / "tiny.pt"
+    save_checkpoint(path, tiny_shared)
+    return path
 
 
 @pytest.fixture(scope="session")

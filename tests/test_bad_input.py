@@ -4,7 +4,8 @@ Each case builds its input files in a fresh directory, runs a tool, and asserts:
 exit, exactly one line on stderr that names the problem, no traceback, and every file in the
 directory (inputs and any outputs already there) byte-identical afterwards.
 
-The address cases run in a fresh process (this one may already hold a Ray connection)."""
+The address cases run in this process too: an address is checked before a Ray connection the
+process already holds is reused; one of them also runs in a fresh process."""
 
 from __future__ import annotations
 
@@ -631,35 +632,42 @@ def test_bad_input(tmp_path, capsys, tool, build, names):
 
 
 @pytest.mark.parametrize("tool, build, names", [c[1:] for c in ADDRESS_CASES], ids=[c[0] for c in ADDRESS_CASES])
-def test_bad_address(tmp_path, tool, build, names):
-    d = _mkdir(tmp_path / "case")
-    argv = [*build(d), "--storage", str(d / "runs")]
-    before = snapshot(d)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    r = subprocess.run([sys.executable, "-m", f"awsaa.cli.{tool}", *argv], env=env, capture_output=True, text=True,
-                       timeout=300)
-    check(r.returncode, r.stderr, names, before, d)
+def test_bad_address(tmp_path, capsys, tool, build, names):
+    """In this process, whether or not it already holds a Ray connection: an address is checked
+    before the tools' Ray is reused (one fresh process below covers the tools' start)."""
+    test_bad_input(tmp_path, capsys, tool, build, names)
 
 
-def test_an_unreachable_ray_address_creates_nothing(tmp_path):
+@pytest.mark.parametrize("tool", ["train", "search"])
+def test_an_unreachable_ray_address_creates_nothing(tmp_path, capsys, monkeypatch, tool):
     """$RAY_ADDRESS naming nothing: one line, exit 2, and no storage or run directory left behind."""
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    store = tmp_path / "store"
+    config = QUICK_TRAIN if tool == "train" else search_yaml(_mkdir(tmp_path / "cfg"))
+    assert MAINS[tool](["-c", str(config), "--storage", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach" in err, err
+    assert not store.exists()
+
+
+def test_the_tools_own_process_refuses_an_unreachable_address(tmp_path):
+    """The same from the command line, in a fresh process (no Ray connection to reuse)."""
+    store = tmp_path / "store"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": "127.0.0.1:1"}
-    for tool, config in (("train", QUICK_TRAIN), ("search", search_yaml(_mkdir(tmp_path / "cfg")))):
-        store = tmp_path / f"store-{tool}"
-        r = subprocess.run([sys.executable, "-m", f"awsaa.cli.{tool}", "-c", str(config), "--storage", str(store)],
-                           env=env, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot reach" in r.stderr, r.stderr
-        assert not store.exists()
+    r = subprocess.run([sys.executable, "-m", "awsaa.cli.search", "-c", str(search_yaml(_mkdir(tmp_path / "cfg"))),
+                        "--storage", str(store)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot reach" in r.stderr, r.stderr
+    assert not store.exists()
 
 
-def test_ray_address_set_to_a_dashboard_url_is_taken_as_the_job_address(tmp_path):
+def test_ray_address_set_to_a_dashboard_url_is_taken_as_the_job_address(tmp_path, capsys, monkeypatch):
     """$RAY_ADDRESS=http://... (as Ray's job CLI uses it) is the job address, like --address
     http://...: here an unreachable one, so one line naming the Jobs server, nothing created."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": "http://127.0.0.1:1"}
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:1")
     store = tmp_path / "store"
-    r = subprocess.run([sys.executable, "-m", "awsaa.cli.train", "-c", str(QUICK_TRAIN), "--storage", str(store)],
-                       env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot reach the Ray Jobs server" in r.stderr, r.stderr
+    assert train_main(["-c", str(QUICK_TRAIN), "--storage", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot reach the Ray Jobs server" in err, err
     assert not store.exists()
 
 

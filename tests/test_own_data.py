@@ -192,39 +192,66 @@ def test_a_folder_the_user_cannot_read_is_one_line(tmp_path, digits):
         shutil.rmtree(base)
 
 
-def test_search_and_train_on_a_png_folder_and_an_npz(tmp_path, digits, capsys):
-    """The tools on own data, end to end: a search loop on the folder and on the .npz, each
-    recording the data's facts with the run and in the policy; then a training epoch on each
-    with the found policy, which reuses the search's fill."""
+TINY_OWN = {"loops": 1, "trajectories": 2, "pretrain.epochs": 3, "pretrain.stop_epoch": 2,
+            "pretrain.optim.warmup_epochs": 0, "finetune.epochs": 1, "finetune.reward_top_k": 1, "workers.count": 1,
+            "fill": 3}
+
+
+def _check_facts(run: Path, data: Path, first_class: str) -> None:
+    """The data's facts recorded with the run and in its policy."""
+    import json
+
+    facts = json.loads((run / "run.json").read_text())["data"]
+    assert facts["num_classes"] == 10 and facts["channels"] == 1 and facts["fill"] == 3
+    assert facts["train_images"] == 200 and facts["mean"] == [0.3]
+    meta = json.loads((run / "policy.json").read_text())["meta"]
+    assert meta["data"] == facts and meta["dataset"] == str(data.resolve()) and meta["seed"] == 0
+    assert meta["data"]["classes"][0] == first_class
+
+
+def test_search_and_train_on_a_png_folder_with_the_tools(tmp_path, digits, capsys):
+    """The tools on own data, end to end: a search loop on the folder, recording the data's
+    facts with the run and in the policy; then a training epoch with the found policy, which
+    reuses the search's fill."""
     import json
 
     from awsaa.cli.search import main as search_main
     from awsaa.cli.train import main as train_main
 
     folder = write_digit_folder(tmp_path / "digits-png", digits)
+    rc = search_main(["-c", "configs/search/digits.yaml", "--dataset", str(folder), "--storage", str(tmp_path / "s"),
+                      "--name", "png", "--set", *[f"{k}={v}" for k, v in TINY_OWN.items()]])
+    assert rc == 0, capsys.readouterr().err
+    run = tmp_path / "s" / "png"
+    _check_facts(run, folder, "eight")
+    rc = train_main(["-c", "configs/train/digits.yaml", "--dataset", str(folder), "--aug", str(run / "policy.json"),
+                     "--epochs", "1", "--set", "optim.warmup_epochs=0", "--storage", str(tmp_path / "t"),
+                     "--name", "png"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    summary = json.loads((tmp_path / "t" / "png" / "summary.json").read_text())
+    assert summary[0]["status"] == "done" and summary[0]["epochs_done"] == 1
+
+
+def test_search_and_train_on_an_npz_from_python(tmp_path, digits):
+    """The same on an array file, from Python in this process (awsaa.search.run, the trainer):
+    the tools' path to the data is the folder's (above); what differs is the file."""
+    from awsaa.config import SearchConfig, TrainConfig, load
+    from awsaa.search import run as search
+    from awsaa.train.trainer import Trainer
+
     arrays = tmp_path / "digits.npz"
     np.savez(arrays, x=digits.train.images.numpy(), y=digits.train.labels.numpy(),
              x_test=digits.test.images.numpy()[:300], y_test=digits.test.labels.numpy()[:300])
-    tiny = ["loops=1", "trajectories=2", "pretrain.epochs=3", "pretrain.stop_epoch=2", "pretrain.optim.warmup_epochs=0",
-            "finetune.epochs=1", "finetune.reward_top_k=1", "workers.count=1", "fill=3"]
-    for name, data in (("png", folder), ("npz", arrays)):
-        rc = search_main(["-c", "configs/search/digits.yaml", "--dataset", str(data), "--storage", str(tmp_path / "s"),
-                          "--name", name, "--set", *tiny])
-        assert rc == 0, capsys.readouterr().err
-        run = tmp_path / "s" / name
-        facts = json.loads((run / "run.json").read_text())["data"]
-        assert facts["num_classes"] == 10 and facts["channels"] == 1 and facts["fill"] == 3
-        assert facts["train_images"] == 200 and facts["mean"] == [0.3]
-        meta = json.loads((run / "policy.json").read_text())["meta"]
-        assert meta["data"] == facts and meta["dataset"] == str(data.resolve()) and meta["seed"] == 0
-        assert meta["data"]["classes"][0] == ("eight" if name == "png" else "0")
-        rc = train_main(["-c", "configs/train/digits.yaml", "--dataset", str(data), "--aug", str(run / "policy.json"),
-                         "--epochs", "1", "--set", "optim.warmup_epochs=0", "--storage", str(tmp_path / "t"),
-                         "--name", name])
-        out = capsys.readouterr()
-        assert rc == 0, out.err
-        summary = json.loads((tmp_path / "t" / name / "summary.json").read_text())
-        assert summary[0]["status"] == "done" and summary[0]["epochs_done"] == 1
+    cfg = load(SearchConfig, Path("configs/search/digits.yaml"), {**TINY_OWN, "dataset": str(arrays)})
+    result = search(cfg, storage=tmp_path / "s", name="npz", log=lambda line: None)
+    _check_facts(result.run_dir, arrays, "0")
+    cfg = load(TrainConfig, Path("configs/train/digits.yaml"), {"dataset": str(arrays), "epochs": 1,
+                                                               "optim.warmup_epochs": 0, "fill": None,
+                                                               "aug": str(result.run_dir / "policy.json")})
+    t = Trainer(cfg, device="cpu")
+    assert t.pipeline.policy.fill == 3  # the search's fill
+    assert t.run_epoch().train_loss > 0 and t.info.num_classes == 10
 
 
 def test_the_policy_s_data_facts_set_the_training_fill_and_statistics(tmp_path, digits):

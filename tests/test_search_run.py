@@ -35,5 +35,6 @@ def test_a_tiny_search_in_process_returns_its_policy_records_and_verdict(tmp_pat
     with pytest.raises(AWSAAError, match="give a search config"):
         run()
     # stage 1 is cached under the storage: a second search with the same stage 1 reuses it
-    again = run(cfg, storage=tmp_path, name="py2", executor=InProcess(), log=lines.append)
-    assert any("reusing the stage-1 weights" in x for x in lines) and len(again.loops) == 2
+    one_loop = from_dict(SearchConfig, tiny_search(loops=1, finetune={"epochs": 1, "reward_top_k": 1}))
+    again = run(one_loop, storage=tmp_path, name="py2", executor=InProcess(), log=lines.append)
+    assert any("reusing the stage-1 weights" in x for x in lines) and len(again.loops) == 1

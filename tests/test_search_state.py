@@ -20,15 +20,11 @@ def tiny_cfg(**kw) -> SearchConfig:
     return from_dict(SearchConfig, tiny_search(**kw))
 
 
-@pytest.fixture(scope="module")
-def shared(fmnist):
-    return pretrain(tiny_cfg(), data=fmnist)
-
-
-def test_stage1_keeps_weights_optimizer_and_the_lr_where_it_stopped(shared):
-    assert shared["kind"] == "shared" and shared["epoch"] == 2 and shared["stage1_hash"] == stage1_hash(tiny_cfg())
-    assert math.isclose(shared["lr"], 0.1 * (1 + math.cos(math.pi * 2 / 3)) / 2, rel_tol=1e-6)  # cosine at 2/3
-    assert shared["optimizer"]["state"] and 0 < shared["val_acc"] <= 100
+def test_stage1_keeps_weights_optimizer_and_the_lr_where_it_stopped(tiny_shared):
+    s = tiny_shared
+    assert s["kind"] == "shared" and s["epoch"] == 2 and s["stage1_hash"] == stage1_hash(tiny_cfg())
+    assert math.isclose(s["lr"], 0.1 * (1 + math.cos(math.pi * 2 / 3)) / 2, rel_tol=1e-6)  # cosine at 2/3
+    assert s["optimizer"]["state"] and 0 < s["val_acc"] <= 100
 
 
 def test_stage1_hash_ignores_what_does_not_change_the_shared_weights():
@@ -36,28 +32,28 @@ def test_stage1_hash_ignores_what_does_not_change_the_shared_weights():
     assert stage1_hash(tiny_cfg()) != stage1_hash(tiny_cfg(val_size=100))
 
 
-def test_finetune_reward_counts_and_restart_from_shared(shared, fmnist):
+def test_finetune_reward_counts_and_restart_from_shared(tiny_shared, fmnist):
     cfg = tiny_cfg()
-    tuner = FineTuner(cfg, shared, data=fmnist)
+    tuner = FineTuner(cfg, tiny_shared, data=fmnist)
     a = tuner.run(Policy.uniform(), seed=1)
     assert a.counts.sum() == 2 * 384 and a.counts.shape == (K, K)  # 2 epochs x 6 batches of 64 (400 images)
     assert math.isclose(a.reward, sum(sorted(a.val_accs)[-2:]) / 2)
     b = tuner.run(Policy.uniform(), seed=1)  # every trajectory starts again from the shared state
     assert a.val_accs == b.val_accs and torch.equal(a.counts, b.counts)
-    assert tuner.lr == shared["lr"]
+    assert tuner.lr == tiny_shared["lr"]
     with pytest.raises(AWSAAError, match="different stage-1 config"):
-        FineTuner(tiny_cfg(val_size=100), shared, data=fmnist)
+        FineTuner(tiny_cfg(val_size=100), tiny_shared, data=fmnist)
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "neg_loss"])
-def test_training_then_evaluating_each_snapshot_is_the_same_trajectory(shared, fmnist, metric):
+def test_training_then_evaluating_each_snapshot_is_the_same_trajectory(tiny_shared, fmnist, metric):
     """workers.spread_eval: a fine-tune's training returns the weights after each epoch and
     its validation passes are separate calls, possibly on another worker (a second
     FineTuner here): the scores (accuracies, or negative losses), reward and pair counts are
     those of the whole trajectory in one call."""
     cfg = tiny_cfg(finetune={"metric": metric})
-    whole = FineTuner(cfg, shared, data=fmnist).run(Policy.uniform(), seed=3, pair_seed=4)
-    trainer, other = FineTuner(cfg, shared, data=fmnist), FineTuner(cfg, shared, data=fmnist)
+    whole = FineTuner(cfg, tiny_shared, data=fmnist).run(Policy.uniform(), seed=3, pair_seed=4)
+    trainer, other = FineTuner(cfg, tiny_shared, data=fmnist), FineTuner(cfg, tiny_shared, data=fmnist)
     trained = trainer.train(Policy.uniform(), seed=3, pair_seed=4)
     assert len(trained.snapshots) == cfg.finetune.epochs and torch.equal(trained.counts, whole.counts)
     other.train(Policy.uniform(), seed=9)  # the evaluating worker's own weights must not matter
@@ -197,11 +193,11 @@ def test_a_null_control_changes_what_the_agent_hears_not_what_is_recorded(tmp_pa
         assert all(abs(h - sum(real) / 4) < 5 * 0.3 for h in heard)
 
 
-def test_common_random_numbers_share_everything_but_the_pairs(shared, fmnist):
+def test_common_random_numbers_share_everything_but_the_pairs(tiny_shared, fmnist):
     """With the same data seed, two trajectories under the same policy differ only through
     their pair draws; with the same pair seed too, they are identical."""
     cfg = tiny_cfg(finetune={"epochs": 2, "batch_size": 64, "common_random_numbers": True})
-    tuner = FineTuner(cfg, shared, data=fmnist)
+    tuner = FineTuner(cfg, tiny_shared, data=fmnist)
     a = tuner.run(Policy.uniform(), seed=5, pair_seed=1)
     b = tuner.run(Policy.uniform(), seed=5, pair_seed=2)
     c = tuner.run(Policy.uniform(), seed=5, pair_seed=1)
@@ -283,11 +279,11 @@ def _one_pair(a: str, b: str) -> Policy:
     return Policy(space, probs)
 
 
-def test_density_reward_without_augmentation_is_the_clean_validation_accuracy(shared, fmnist):
+def test_density_reward_without_augmentation_is_the_clean_validation_accuracy(tiny_shared, fmnist):
     cfg = tiny_cfg(reward="density")
-    tuner = FineTuner(cfg, shared, data=fmnist)
+    tuner = FineTuner(cfg, tiny_shared, data=fmnist)
     clean = tuner.density(None, seed=0)
-    tuner.trainer.model.load_state_dict(shared["model"])
+    tuner.trainer.model.load_state_dict(tiny_shared["model"])
     assert clean.reward == tuner.trainer.evaluate(tuner.trainer.val_set)[0]
     assert clean.counts.sum() == 0 and clean.images == 200
 

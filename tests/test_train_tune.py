@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fault_accounting import count
 
 from awsaa.cli.train import main
 
@@ -22,7 +23,8 @@ def results(trial_dir: Path) -> list[dict]:
 
 
 def test_experiment_table_resume_and_eval(tmp_path, capsys, ray_local):
-    args = ["-c", QUICK, "--epochs", "2", "--seeds", "0", "1", "--storage", str(tmp_path), *TINY]
+    args = ["-c", QUICK, "--epochs", "2", "--seeds", "0", "1", "--cpus-per-trial", "1", "--storage", str(tmp_path),
+            *TINY]  # the two trials side by side
     assert main(args) == 0
     out = capsys.readouterr().out
     exp = tmp_path / "quick_fmnist-fashion_mnist-cutout"
@@ -53,6 +55,7 @@ def test_experiment_table_resume_and_eval(tmp_path, capsys, ray_local):
     assert f"top-1 error {summary[0]['final_test_error']:.2f}%" in line  # same weights, same test subset
 
 
+@pytest.mark.faults  # a real kill: the fault suite's kind (RELIABILITY.md)
 def test_a_killed_trial_resumes_from_its_last_epoch(tmp_path, capsys, ray_local, fault_plan):
     """The trial's process SIGKILLs itself right after epoch 2's checkpoint (awsaa/faultplan.py):
     Tune restarts it from that checkpoint in a new process and every epoch is done once."""
@@ -75,6 +78,7 @@ def test_a_killed_trial_resumes_from_its_last_epoch(tmp_path, capsys, ray_local,
     assert killed["pid"] not in {r["pid"] for r in rows if r["epoch"] > 2}  # a new process
     out = capsys.readouterr().out
     assert "failed; Tune restarts it from its last checkpoint (retry 1 of 3)" in out and "done       6/6" in out
+    count("training trial SIGKILL")
 
 
 @pytest.mark.slow

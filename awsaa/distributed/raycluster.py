@@ -105,7 +105,7 @@ def leave_job_working_dir(storage) -> None:
 def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
              dashboard: bool = False, stop_signals: bool = False) -> None:
     """Join the cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one (no-op if
-    Ray is already up).
+    Ray is already up; an address is still checked first: one that names no cluster is refused).
 
     From Python (the default) that is all: a plain ``ray.init``, no signal handler, mask,
     reaper or patch. ``stop_signals`` is for the command-line tools, in their main thread:
@@ -119,16 +119,16 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     import ray
 
     command = stop_signals and threading.current_thread() is threading.main_thread()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:  # an address that names nothing is an error even where Ray is already up
+        check_reachable(address)
     if ray.is_initialized():
         if command:
             install_stop_signals()
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # no ANSI colour codes in the workers' lines in a file
-    if address:
-        check_reachable(address)
     # a local start is held whole (nothing half-started is left behind); joining a cluster
     # leaves no process here and may wait on the network, so Ctrl-C stays live there
     held = {signal.SIGTERM, signal.SIGINT}
