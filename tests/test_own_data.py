@@ -211,8 +211,8 @@ def _check_facts(run: Path, data: Path, first_class: str) -> None:
 
 def test_search_and_train_on_a_png_folder_with_the_tools(tmp_path, digits, capsys):
     """The tools on own data, end to end: a search loop on the folder, recording the data's
-    facts with the run and in the policy; then a training epoch with the found policy, which
-    reuses the search's fill."""
+    facts with the run and in the policy; then a training epoch with the found policy (the
+    training config's fill, 0, wins over the search's: the test below leaves it to the policy)."""
     import json
 
     from awsaa.cli.search import main as search_main
