@@ -137,6 +137,23 @@ def same_version(value: Any, expected: int) -> bool:
     return type(value) is int and value == expected
 
 
+def check_header(d: Any, fmt: str, version: int, keys: set[str], what: str) -> dict[str, Any]:
+    """The outer checks of a versioned JSON file (a policy, an architecture): a JSON object
+    whose ``"format"`` is ``fmt``, whose ``"version"`` this awsaa reads, and no key but
+    ``keys``; each error is one line naming ``what``."""
+    article = "an" if what[0] in "aeiou" else "a"
+    if not isinstance(d, dict):
+        raise AWSAAError(f"{article} {what} must be a JSON object, got {type(d).__name__}")
+    if d.get("format") != fmt:
+        raise AWSAAError(f"not an awsaa {what}: expected \"format\": \"{fmt}\", got {d.get('format')!r}")
+    if not same_version(d.get("version"), version):
+        raise AWSAAError(f"{what} version {d.get('version')!r} is not supported (this awsaa reads version {version})")
+    unknown = sorted(set(d) - keys)
+    if unknown:
+        raise AWSAAError(f"unknown key(s) {unknown} in {what}")
+    return d
+
+
 class _DuplicateKey(ValueError):
     pass
 

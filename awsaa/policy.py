@@ -36,7 +36,7 @@ from torch import Tensor
 
 from awsaa.augment.space import SearchSpace
 from awsaa.errors import GENERATOR_SEED_END, AWSAAError, check_int
-from awsaa.fileio import atomic_write_text, parse_json, read_text, same_version
+from awsaa.fileio import atomic_write_text, check_header, parse_json, read_text
 
 FORMAT = "awsaa.policy"
 VERSION = 1
@@ -179,16 +179,7 @@ class Policy:
 
     @classmethod
     def from_dict(cls, d: Any) -> Policy:
-        if not isinstance(d, dict):
-            raise AWSAAError(f"a policy must be a JSON object, got {type(d).__name__}")
-        if d.get("format") != FORMAT:
-            raise AWSAAError(f"not an awsaa policy: expected \"format\": \"{FORMAT}\", got {d.get('format')!r}")
-        version = d.get("version")
-        if not same_version(version, VERSION):
-            raise AWSAAError(f"policy version {version!r} is not supported (this awsaa reads version {VERSION})")
-        unknown = sorted(set(d) - {"format", "version", "ops", "probs", "params", "meta"})
-        if unknown:
-            raise AWSAAError(f"unknown key(s) {unknown} in policy")
+        d = check_header(d, FORMAT, VERSION, {"format", "version", "ops", "probs", "params", "meta"}, "policy")
         for key in ("ops", "probs"):
             if key not in d:
                 raise AWSAAError(f"policy is missing the key {key!r}")

@@ -534,6 +534,43 @@ CASES += [
      "--cpus-per-trial 100000 asks for more CPUs"),
 ]
 
+def arch_file(d: Path, mutate: Callable[[dict], None] | None = None, text: str | None = None) -> list[str]:
+    """``awsaa-train --model a.json``: the WRN-style path of the space, changed by ``mutate``."""
+    from awsaa.arch import Arch
+
+    f = d / "a.json"
+    if text is None:
+        obj = Arch.uniform_op("wrn").to_dict()
+        if mutate:
+            mutate(obj)
+        text = json.dumps(obj)
+    f.write_text(text)
+    return ["-c", str(QUICK_TRAIN), "--model", str(f)]
+
+
+def _set_op(obj: dict, block: int, op) -> None:
+    obj["ops"][block] = op
+
+
+# the architecture file (awsaa.arch): NAS + AWS
+CASES += [
+    ("arch-truncated", "train", lambda d: arch_file(d, text='{"format": "awsaa.arch", "ver'), "a.json"),
+    ("arch-not-an-arch", "train", lambda d: arch_file(d, text=json.dumps(Policy.uniform().to_dict())),
+     "not an awsaa architecture"),
+    ("arch-wrong-version", "train", lambda d: arch_file(d, lambda o: o.update(version=2)), "version 2"),
+    ("arch-other-space", "train", lambda d: arch_file(d, lambda o: o.update(space="darts")), "space 'darts'"),
+    ("arch-unknown-op", "train", lambda d: arch_file(d, lambda o: _set_op(o, 4, "mb7_e9")), "unknown op 'mb7_e9'"),
+    ("arch-op-not-a-string", "train", lambda d: arch_file(d, lambda o: _set_op(o, 0, 3)), "unknown op 3"),
+    ("arch-zero-changing-shape", "train", lambda d: arch_file(d, lambda o: _set_op(o, 3, "zero")),
+     "block 3 changes the shape"),
+    ("arch-too-few-blocks", "train", lambda d: arch_file(d, lambda o: o["ops"].pop()), "has 9 blocks, got 8"),
+    ("arch-unknown-key", "train", lambda d: arch_file(d, lambda o: o.update(width=2)), "unknown key(s) ['width']"),
+    ("arch-missing", "train", lambda d: ["-c", str(QUICK_TRAIN), "--model", str(d / "none.json")], "does not exist"),
+    ("arch-a-directory", "train", lambda d: ["-c", str(QUICK_TRAIN), "--model", str(_mkdir(d / "dir.json"))],
+     "dir.json"),
+]
+
+
 def _twice_in_run_json(run: Path) -> Path:
     f = run / "run.json"
     f.write_text('{"name": "other", ' + f.read_text().lstrip()[1:])

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from awsaa import config as C
+from awsaa.arch import is_arch_file
 from awsaa.cli.common import (
     Parser,
     add_print_options,
@@ -72,7 +73,7 @@ def load_train_configs(args: argparse.Namespace):
         raise AWSAAError("give one or more training configs with -c (see configs/train/)")
 
     overrides = _parse_set(args.set or [])
-    for key in ("dataset", "epochs", "dataroot"):
+    for key in ("model", "dataset", "epochs", "dataroot"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
@@ -83,6 +84,8 @@ def load_train_configs(args: argparse.Namespace):
             cfg = C.load(C.TrainConfig, path, {**overrides, **extra})  # checks names and policy files too
             if Path(cfg.aug).is_file():  # a policy file: by absolute path from here on
                 cfg = dataclasses.replace(cfg, aug=str(Path(cfg.aug).resolve()))
+            if is_arch_file(cfg.model):  # an architecture file too
+                cfg = dataclasses.replace(cfg, model=str(Path(cfg.model).resolve()))
             configs.append((Path(path), cfg))
     _check_repeats(args, configs)
     return configs
@@ -288,6 +291,8 @@ def _check_save(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Train networks with an augmentation policy on Ray Tune.")
     p.add_argument("-c", "--config", nargs="+", help="training config YAML file(s) (required)")
+    p.add_argument("--model", help="override the config's network: a name (wrn28_10), or an architecture .json "
+                                   "file (awsaa.arch)")
     p.add_argument("--dataset", help="override the config's dataset: a name, or your own data (a folder with "
                                      "train/<class>/ images, or an .npz file)")
     p.add_argument("--aug", nargs="+", action="extend",

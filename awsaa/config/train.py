@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from awsaa import models  # the model and dataset registries (named in the config contract)
+from awsaa.arch import Arch, is_arch_file
 from awsaa.augs import check_aug  # the augmentation names (named in the config contract)
 from awsaa.config.errors import ConfigError, _require
 from awsaa.config.fields import (
@@ -86,7 +87,9 @@ class DataConfig:
 class TrainConfig:
     """One training recipe: the network, the data, the augmentation and the optimizer."""
 
-    model: Annotated[Str, Field(description="The network: a name from the model registry (e.g. wrn28_10).")]
+    model: Annotated[Str, Field(
+        description="The network: a name from the model registry (e.g. wrn28_10), or an architecture file "
+                    "(awsaa.arch, .json).")]
     dataset: Annotated[Str, Field(
         description="A dataset of the registry (e.g. cifar10), the path of a folder (with train/<class>/ images) "
                     "or of an .npz file, or python:NAME for data handed in from Python.")]
@@ -152,8 +155,15 @@ class TrainConfig:
 
 
 def _check_names(model: str, dataset: str) -> None:
-    names = models.list_models()
-    _require(model in names, f"model {model!r} is unknown; choose from {', '.join(names)}")
+    if is_arch_file(model):
+        try:
+            Arch.load(model)
+        except AWSAAError as e:
+            raise ConfigError(f"model: {e}") from None
+    else:
+        names = models.list_models()
+        _require(model in names, f"model {model!r} is unknown; choose from {', '.join(names)}, or give an "
+                                 f"architecture .json file")
     _require(dataset in DATASETS or is_own(dataset) or is_handed_in(dataset),
              f"dataset {dataset!r} is unknown; choose from {', '.join(DATASETS)}, or give the path of a "
              f"folder (with train/<class>/ images) or of an .npz file, or python:NAME for data handed in "

@@ -32,7 +32,7 @@ from awsaa.terminal import shown
 
 # Options (by argparse dest) whose values are files on this machine that the job needs
 # (copied into its working dir), and options that only mean something here.
-FILE_OPTIONS = ("config", "aug")
+FILE_OPTIONS = ("config", "aug", "model")
 LOCAL_ONLY = ("help", "address", "no_wait")
 
 

@@ -1,0 +1,151 @@
+"""Architectures, searched with their augmentation (NAS + AWS): the choice-block space at
+WRN-10-1's scale and the versioned JSON file of one path through it.
+
+The space ``wrn10_choice``: a 3x3 stem of 16 channels, then three stages of widths 16, 32 and
+64 (strides 1, 2 and 2) of :data:`BLOCKS_PER_STAGE` choice blocks each, BN-ReLU, global
+average pooling and a linear head. Each block is one op of :data:`OPS`:
+
+- ``wrn``: WRN's pre-activation basic block (two 3x3 convolutions; a 1x1 projection of the
+  shortcut where the shape changes);
+- ``mb{k}_e{e}``: an inverted residual (MobileNetV2's, ProxylessNAS's MBConv): a 1x1
+  expansion by ``e``, a ``k`` x ``k`` depthwise convolution, a 1x1 projection, with the
+  identity shortcut where the block keeps its input's shape;
+- ``zero``: the block's residual branch is zero, so the block passes its input on; only
+  where the block keeps its input's shape (not at a stage's first block of stages 2 and 3).
+
+That is 5^2 x 6^7 = 6,998,400 architectures. The networks themselves are built in
+:mod:`awsaa.models.choice`; this module is plain Python (no torch), so the file can be
+checked anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from awsaa.errors import AWSAAError
+from awsaa.fileio import atomic_write_json, check_header, parse_json, read_text
+
+FORMAT = "awsaa.arch"
+VERSION = 1
+SPACE = "wrn10_choice"
+STEM = 16
+WIDTHS = (16, 32, 64)
+STRIDES = (1, 2, 2)
+BLOCKS_PER_STAGE = 3
+OPS = ("wrn", "mb3_e3", "mb3_e6", "mb5_e3", "mb5_e6", "zero")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One choice block: its input and output channels, its stride, and the ops it takes."""
+
+    cin: int
+    cout: int
+    stride: int
+
+    @property
+    def keeps_shape(self) -> bool:
+        return self.cin == self.cout and self.stride == 1
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return OPS if self.keeps_shape else tuple(op for op in OPS if op != "zero")
+
+
+def slots() -> list[Slot]:
+    """The space's choice blocks, in order."""
+    out, cin = [], STEM
+    for width, stride in zip(WIDTHS, STRIDES, strict=True):
+        for b in range(BLOCKS_PER_STAGE):
+            out.append(Slot(cin, width, stride if b == 0 else 1))
+            cin = width
+    return out
+
+
+def space_size() -> int:
+    """How many architectures the space holds."""
+    return math.prod(len(s.choices) for s in slots())
+
+
+def mb_params(op: str) -> tuple[int, int]:
+    """``(kernel, expansion)`` of an ``mb{k}_e{e}`` op."""
+    k, e = op[2:].split("_e")
+    return int(k), int(e)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One path through the space: an op per choice block (``ops``), and free-form ``meta``
+    (where it was found; not part of its identity)."""
+
+    ops: tuple[str, ...]
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        where = slots()
+        if len(self.ops) != len(where):
+            raise AWSAAError(f"an architecture of {SPACE} has {len(where)} blocks, got {len(self.ops)}")
+        for i, (op, slot) in enumerate(zip(self.ops, where, strict=True)):
+            if not isinstance(op, str) or op not in OPS:
+                raise AWSAAError(f"block {i}: unknown op {op!r}; choose from {', '.join(OPS)}")
+            if op not in slot.choices:
+                raise AWSAAError(f"block {i} changes the shape ({slot.cin} -> {slot.cout} channels, stride "
+                                 f"{slot.stride}): it cannot be 'zero'")
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Arch:
+        """An architecture drawn uniformly from the space."""
+        return cls(tuple(rng.choice(s.choices) for s in slots()))
+
+    @classmethod
+    def uniform_op(cls, op: str) -> Arch:
+        """Every block ``op`` (where a block cannot take it, ``wrn``): e.g. WRN-style throughout."""
+        return cls(tuple(op if op in s.choices else "wrn" for s in slots()))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"format": FORMAT, "version": VERSION, "space": SPACE, "ops": list(self.ops)}
+        if self.meta:
+            d["meta"] = self.meta
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Arch:
+        d = check_header(d, FORMAT, VERSION, {"format", "version", "space", "ops", "meta"}, "architecture")
+        if d.get("space") != SPACE:
+            raise AWSAAError(f"architecture space {d.get('space')!r} is unknown; this awsaa has {SPACE!r}")
+        ops = d.get("ops")
+        if not isinstance(ops, list):
+            raise AWSAAError("architecture 'ops' must be a list of op names, one per block")
+        meta = d.get("meta", {})
+        if not isinstance(meta, dict):
+            raise AWSAAError("architecture 'meta' must be a JSON object")
+        return cls(tuple(ops), meta)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the architecture as JSON, atomically."""
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Arch:
+        """Read and validate an architecture file; errors name the file and the problem."""
+        path = Path(path)
+        d = parse_json(read_text(path, "architecture file"), f"architecture file {path}")
+        try:
+            return cls.from_dict(d)
+        except AWSAAError as e:
+            raise AWSAAError(f"architecture file {path}: {e}") from None
+
+    def describe(self) -> str:
+        """One line: the ops stage by stage."""
+        n = BLOCKS_PER_STAGE
+        return " | ".join(" ".join(self.ops[i:i + n]) for i in range(0, len(self.ops), n))
+
+
+def is_arch_file(model: str) -> bool:
+    """Whether a config's ``model`` names an architecture file rather than a registered model."""
+    return model.endswith(".json")
