@@ -143,7 +143,7 @@ class Arch:
     def describe(self) -> str:
         """One line: the ops stage by stage."""
         n = BLOCKS_PER_STAGE
-        return " | ".join(" ".join(self.ops[i:i + n]) for i in range(0, len(self.ops), n))
+        return " / ".join(" ".join(self.ops[i:i + n]) for i in range(0, len(self.ops), n))
 
 
 def is_arch_file(model: str) -> bool:
