@@ -67,6 +67,10 @@ def test_the_model_registry_and_the_trainer_build_an_architecture_file(tmp_path)
     assert isinstance(net, ChoiceNet) and net.arch == Arch.uniform_op("mb3_e3") and net.fc.out_features == 5
     with pytest.raises(AWSAAError, match="does not support 'drop_path'"):
         models.create(str(f), drop_path=0.1)
+    with pytest.raises(AWSAAError, match="does not support 'dropout'; its options: none"):
+        models.create(str(f), dropout=0.3)  # the registry's checks of options, not a silent drop
+    with pytest.raises(ValueError, match="num_classes must be >= 1"):  # as for a registered model
+        models.create(str(f), num_classes=0)
     cfg = load(TrainConfig, Path("configs/train/digits.yaml"), {"model": str(f), "epochs": 1,
                                                                "optim.warmup_epochs": 0})
     t = Trainer(cfg, device="cpu")

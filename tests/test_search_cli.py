@@ -113,7 +113,6 @@ def test_corrupt_state_mismatched_pretrained_and_unreachable_address(tmp_path, t
     assert not (tmp_path / "s2").exists()
 
 
-
 def test_set_given_twice_keeps_both(capsys):
     """--set a=1 --set b=2 kept only b=2 (argparse's default for a repeated option)."""
     from awsaa.cli.search import main

@@ -7,16 +7,16 @@ CIFAR-style networks (32x32, and 28x28 Fashion-MNIST with ``in_channels=1``): ``
 (:mod:`awsaa.arch`): that path of the choice-block space, as a :class:`~awsaa.models.choice.ChoiceNet`.
 """
 
+import functools
 from typing import Any
 
 from torch import nn
 
 from awsaa.arch import Arch, is_arch_file
-from awsaa.errors import AWSAAError
 from awsaa.models import pyramidnet, resnet, shakeshake, wrn  # noqa: F401  (registers the models)
 from awsaa.models.choice import ChoiceNet, SuperNet
+from awsaa.models.registry import build, list_models, register
 from awsaa.models.registry import create as _create_registered
-from awsaa.models.registry import list_models, register
 
 
 def create(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs: Any) -> nn.Module:
@@ -24,9 +24,7 @@ def create(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs: Any
     with a ``num_classes``-way head for ``in_channels``-channel images (see
     :func:`awsaa.models.registry.create` for the options)."""
     if is_arch_file(name):
-        if kwargs.get("drop_path"):
-            raise AWSAAError(f"model {name!r}: an architecture file does not support 'drop_path' (stochastic depth)")
-        return ChoiceNet(Arch.load(name), num_classes, in_channels)
+        return build(name, functools.partial(ChoiceNet, Arch.load(name)), num_classes, in_channels, **kwargs)
     return _create_registered(name, num_classes, in_channels, **kwargs)
 
 

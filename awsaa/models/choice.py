@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from awsaa.arch import OPS, STEM, WIDTHS, Arch, Slot, mb_params, slots
+from awsaa.arch import STEM, WIDTHS, Arch, Slot, mb_params, slots
 from awsaa.models.registry import init_weights
 from awsaa.models.wrn import WideBlock
 
@@ -120,4 +120,4 @@ def op_parameter_counts() -> list[dict[str, int]]:
     return [{op: sum(p.numel() for p in make_op(op, slot).parameters()) for op in slot.choices} for slot in slots()]
 
 
-__all__ = ["OPS", "ChoiceNet", "MBConv", "SuperNet", "make_op", "op_parameter_counts"]
+__all__ = ["ChoiceNet", "MBConv", "SuperNet", "make_op", "op_parameter_counts"]

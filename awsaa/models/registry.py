@@ -50,6 +50,13 @@ def create(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs: Any
         fn = _REGISTRY[name]
     except KeyError:
         raise AWSAAError(f"unknown model {name!r}; choose from {', '.join(list_models())}") from None
+    return build(name, fn, num_classes, in_channels, **kwargs)
+
+
+def build(name: str, fn: Callable[..., nn.Module], num_classes: int = 10, in_channels: int = 3,
+          **kwargs: Any) -> nn.Module:
+    """:func:`create` for a builder ``fn`` that is not in the registry (an architecture file's
+    network), with the same checks of the counts and options."""
     check_int(num_classes, "num_classes", 1)
     check_int(in_channels, "in_channels", 1)
     accepted = _options(fn)
