@@ -78,6 +78,36 @@ def mb_params(op: str) -> tuple[int, int]:
     return int(k), int(e)
 
 
+def op_params(op: str, slot: Slot) -> int:
+    """The parameters of ``op`` in ``slot`` (weights and batch-norm affines), counted without
+    building it; ``tests/test_arch.py`` checks every count against the built module."""
+    if op == "zero":
+        return 0
+    cin, cout = slot.cin, slot.cout
+    if op == "wrn":  # BN, 3x3 conv, BN, 3x3 conv, and a 1x1 projection where the shape changes
+        return 2 * cin + 9 * cin * cout + 2 * cout + 9 * cout * cout + (0 if slot.keeps_shape else cin * cout)
+    kernel, expansion = mb_params(op)
+    mid = cin * expansion  # 1x1 expansion, BN, k x k depthwise, BN, 1x1 projection, BN
+    return cin * mid + 2 * mid + kernel * kernel * mid + 2 * mid + mid * cout + 2 * cout
+
+
+def block_params(ops: tuple[str, ...] | list[str]) -> int:
+    """The parameters of an architecture's choice blocks (what a budget counts: the stem and
+    the head, the same for every architecture, are left out)."""
+    return sum(op_params(op, slot) for op, slot in zip(ops, slots(), strict=True))
+
+
+def ends_params(num_classes: int, in_channels: int) -> int:
+    """The parameters every architecture shares: the 3x3 stem with its BN, the last BN and the
+    linear head."""
+    return 9 * in_channels * STEM + 2 * STEM + 2 * WIDTHS[-1] + WIDTHS[-1] * num_classes + num_classes
+
+
+def min_block_params() -> int:
+    """The fewest block parameters an architecture of the space has."""
+    return sum(min(op_params(op, s) for op in s.choices) for s in slots())
+
+
 @dataclass(frozen=True)
 class Arch:
     """One path through the space: an op per choice block (``ops``), and free-form ``meta``
@@ -139,6 +169,15 @@ class Arch:
             return cls.from_dict(d)
         except AWSAAError as e:
             raise AWSAAError(f"architecture file {path}: {e}") from None
+
+    @property
+    def block_params(self) -> int:
+        """Parameters of the choice blocks (:func:`block_params`)."""
+        return block_params(self.ops)
+
+    def param_count(self, num_classes: int, in_channels: int) -> int:
+        """Parameters of the whole network for ``num_classes`` classes of ``in_channels``-channel images."""
+        return self.block_params + ends_params(num_classes, in_channels)
 
     def describe(self) -> str:
         """One line: the ops stage by stage."""

@@ -53,7 +53,7 @@ def test_small_networks_are_small():
 
 
 def test_registry_lists_every_network():
-    assert set(models.list_models()) == set(PUBLISHED) | {"wrn10_1", "wrn16_2"}
+    assert set(models.list_models()) == set(PUBLISHED) | {"wrn10_1", "wrn16_2", "supernet"}
 
 
 @pytest.mark.parametrize("name, shape", [("wrn10_1", (4, 1, 28, 28)), ("wrn10_1", (4, 3, 32, 32)),

@@ -80,8 +80,14 @@ def print_summary(result: SearchResult) -> None:
     print(result.verdict)
     where = shown(run_dir, 1000)  # the storage path is the user's: shown escaped, as every path
     print(f"\npolicy:  {where}/policy.json")
+    model = ""
+    if result.arch is not None:
+        a = result.arch
+        size = f"{a.meta['params']:,} parameters" if "params" in a.meta else f"{a.block_params:,} block parameters"
+        print(f"architecture: {where}/arch.json  ({a.describe()}; {size})")
+        model = f" --model {where}/arch.json"
     print(f"history: {where}/history.jsonl   heatmap: {where}/policy_heatmap.png   rewards: {where}/reward_curve.png")
-    print(f"train with it: awsaa-train -c configs/train/<recipe>.yaml --aug {where}/policy.json")
+    print(f"train with it: awsaa-train -c configs/train/<recipe>.yaml{model} --aug {where}/policy.json")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
+from awsaa.arch import min_block_params
 from awsaa.config.errors import _require, to_dict
 from awsaa.config.fields import (
     RESOURCE_STEP,
@@ -151,6 +152,37 @@ class AgentConfig:
 
 
 @dataclass(config=SECTION)
+class NasConfig:
+    """NAS + AWS (ProxylessNAS + AWS): the network searched with its augmentation. Stage 1 trains
+    the supernet (``model: supernet``) with one uniformly drawn path per batch under the uniform
+    policy; each loop is a grid of ``archs`` architectures x ``trajectories / archs`` sampling
+    policies, every cell a fine-tune of that path from the shared weights under that policy."""
+
+    archs: Annotated[Positive, Field(
+        description="Architectures per loop, drawn from the architecture distribution; trajectories must be a "
+                    "multiple of it (each architecture runs with every policy of the loop).")] = 2
+    learn: Annotated[Literal["both", "arch", "policy"], Field(
+        description="What the rewards update: both (joint), the architecture distribution only (the policies "
+                    "stay the agent's current one, unperturbed), or the policy only (the architectures stay "
+                    "drawn uniformly).")] = "both"
+    lr: Annotated[Float, Field(gt=0, le=10, description="Adam learning rate of the architecture logits.")] = 0.1
+    baseline_momentum: Annotated[Fraction, Field(
+        description="Momentum of the architecture reward's baseline (a moving average of the loops' means).")] = 0.9
+    max_block_params: Annotated[Positive | None, Field(
+        description="Hard budget: no architecture whose choice blocks hold more parameters is ever drawn or "
+                    "returned (the stem and head, the same for all, are not counted); null = none.")] = None
+    bn_batches: Annotated[NonNegative, Field(
+        description="Training batches that recompute a path's batch-norm statistics before its fine-tune "
+                    "(the supernet's are a mixture over paths); 0 = keep the supernet's.")] = 8
+
+    def __post_init__(self) -> None:
+        low = min_block_params()
+        _require(self.max_block_params is None or self.max_block_params >= low,
+                 f"max_block_params {self.max_block_params} admits no architecture: the smallest holds "
+                 f"{low:,} block parameters")
+
+
+@dataclass(config=SECTION)
 class DensityConfig:
     """The density-matching reward (``reward: density``): Fast AutoAugment's score on AWS's
     weights. A trajectory's reward is the top-1 accuracy (or the negative loss) of a fixed
@@ -213,6 +245,8 @@ class SearchConfig:
                     "shared weights under its policy) or density (no training: see density).")] = "finetune"
     density: Annotated[DensityConfig, Field(
         description="The density reward's settings (reward: density).")] = field(default_factory=DensityConfig)
+    nas: Annotated[NasConfig | None, Field(
+        description="Search the network with the policy (NAS + AWS; model: supernet); null = the policy only.")] = None
     pretrain: Annotated[PretrainConfig, Field(
         description="Stage 1: the shared weights.")] = field(default_factory=PretrainConfig)
     finetune: Annotated[FinetuneConfig, Field(
@@ -232,8 +266,9 @@ class SearchConfig:
         _require(self.reward != "finetune" or not self.workers.spread_eval or (self.workers.per_call or 1) == 1,
                  f"workers.per_call {self.workers.per_call} runs several fine-tunes per call, but "
                  "workers.spread_eval makes each its own calls: set workers.spread_eval: false for per_call")
-        _require(self.agent != "es" or self.trajectories % 2 == 0,
+        _require(self.agent != "es" or self.nas is not None or self.trajectories % 2 == 0,
                  f"the es agent needs an even number of trajectories (antithetic pairs), got {self.trajectories}")
+        self._check_nas()
         p = self.pretrain
         at_end = p.stop_epoch is None or p.stop_epoch == p.epochs
         _require(self.finetune.lr is not None or not (at_end and p.optim.schedule == "cosine"
@@ -241,6 +276,29 @@ class SearchConfig:
                  "stage 1 runs to the end of a cosine schedule with final_lr 0, so every fine-tune would run "
                  "at learning rate 0 (every reward the same): set pretrain.stop_epoch before pretrain.epochs, "
                  "pretrain.optim.final_lr > 0, or finetune.lr")
+
+    def _check_nas(self) -> None:
+        n = self.nas
+        if n is None:
+            _require(self.model != "supernet", "model: supernet is the supernet of a NAS + AWS search: add a nas: "
+                                               "section, or search the policy for a network of its own")
+            return
+        _require(self.model == "supernet", f"a nas: search trains the supernet: set model: supernet, not "
+                                           f"{self.model!r}")
+        _require(self.reward == "finetune", "nas: needs reward: finetune (each architecture is fine-tuned)")
+        _require(not self.pretrain.ema_decay, "nas: the supernet's stage 1 takes no EMA (pretrain.ema_decay: 0)")
+        _require(self.trajectories % n.archs == 0,
+                 f"trajectories ({self.trajectories}) must be a multiple of nas.archs ({n.archs}): each "
+                 f"architecture runs with every policy of the loop")
+        per = self.trajectories // n.archs
+        _require(self.agent != "es" or n.learn == "arch" or per % 2 == 0,
+                 f"the es agent needs an even number of policies per loop (antithetic pairs): trajectories / "
+                 f"nas.archs is {per}")
+
+    def policies_per_loop(self) -> int:
+        """The sampling policies a loop asks the agent for: every trajectory's, or with ``nas``
+        one per column of the grid."""
+        return self.trajectories // self.nas.archs if self.nas is not None else self.trajectories
 
     def stage1_aug(self) -> str:
         """Stage 1's augmentation: the uniform policy (AWS), or crop + flip only for the density

@@ -7,11 +7,13 @@ the head are shared by every path. :meth:`SuperNet.extract` copies one path's we
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
-from awsaa.arch import STEM, WIDTHS, Arch, Slot, mb_params, slots
-from awsaa.models.registry import init_weights
+from awsaa.arch import OPS, STEM, WIDTHS, Arch, Slot, mb_params, slots
+from awsaa.models.registry import init_weights, register
 from awsaa.models.wrn import WideBlock
 
 
@@ -74,13 +76,51 @@ class ChoiceNet(_Ends):
 
 
 class SuperNet(_Ends):
-    """Every op of every block; :meth:`forward` runs one path."""
+    """Every op of every block; :meth:`forward` runs one path.
+
+    The path: the one given, else the one set with :meth:`set_path` (a buffer, so it travels
+    with the weights: a fine-tune's snapshot evaluated elsewhere runs the same path), else one
+    drawn uniformly per forward from the supernet's own generator (:meth:`seed_paths`), as
+    stage 1 of NAS + AWS trains it: one uniformly sampled path per batch. ``op_counts``
+    (blocks x :data:`~awsaa.arch.OPS`, a buffer) counts, in training mode, how often each op
+    of each block was drawn, ``zero`` included."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__(num_classes, in_channels)
         self.choices = nn.ModuleList(
             nn.ModuleDict({op: make_op(op, slot) for op in slot.choices if op != "zero"}) for slot in slots())
         init_weights(self)
+        n = len(slots())
+        self.active: torch.Tensor
+        self.op_counts: torch.Tensor
+        self.register_buffer("active", torch.full((n,), -1, dtype=torch.long))
+        self.register_buffer("op_counts", torch.zeros(n, len(OPS), dtype=torch.long))
+        self.paths = torch.Generator().manual_seed(0)
+
+    def seed_paths(self, seed: int) -> None:
+        """Seed the draws of the paths (stage 1)."""
+        self.paths.manual_seed(seed)
+
+    def set_path(self, arch: Arch | None) -> None:
+        """Run ``arch`` from now on (None: draw a path per forward)."""
+        with torch.no_grad():
+            if arch is None:
+                self.active.fill_(-1)
+            else:
+                self.active.copy_(torch.tensor([OPS.index(op) for op in arch.ops]))
+
+    def active_path(self) -> Arch | None:
+        """The path set with :meth:`set_path` (or loaded with the weights), if any."""
+        idx = self.active.tolist()
+        return None if idx[0] < 0 else Arch(tuple(OPS[i] for i in idx))
+
+    def sample_path(self) -> Arch:
+        """A path drawn uniformly: each block's op uniformly from the ops it takes."""
+        ops = []
+        for slot in slots():
+            i = int(torch.randint(len(slot.choices), (), generator=self.paths))
+            ops.append(slot.choices[i])
+        return Arch(tuple(ops))
 
     def path(self, arch: Arch) -> list[nn.Module | None]:
         """The module of ``arch``'s op in each block (None for ``zero``)."""
@@ -90,7 +130,15 @@ class SuperNet(_Ends):
             out.append(None if op == "zero" else block[op])
         return out
 
-    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:
+        if arch is None:
+            arch = self.active_path()
+            if arch is None:
+                arch = self.sample_path()
+                if self.training:
+                    with torch.no_grad():
+                        for i, op in enumerate(arch.ops):
+                            self.op_counts[i, OPS.index(op)] += 1
         x = self.stem(x)
         for module in self.path(arch):
             if module is not None:
@@ -103,6 +151,36 @@ class SuperNet(_Ends):
         return [*self.stem.parameters(), *(p for m in ops for p in m.parameters()), *self.bn.parameters(),
                 *self.fc.parameters()]
 
+    def path_batchnorms(self, arch: Arch) -> list[nn.BatchNorm2d]:
+        """The batch norms ``arch`` runs through: the stem's, its ops', the last one."""
+        mods = [self.stem, *(m for m in self.path(arch) if m is not None), self.bn]
+        return [b for m in mods for b in m.modules() if isinstance(b, nn.BatchNorm2d)]
+
+    @torch.no_grad()
+    def recalibrate(self, arch: Arch, batches: Iterable[torch.Tensor]) -> int:
+        """Recompute the batch-norm statistics of ``arch``'s path from ``batches`` (inputs as the
+        network sees them), as once-for-all does for a sub-network: the statistics the supernet
+        kept are a mixture over every path that ran through a shared batch norm, not this
+        path's. Each statistic becomes the plain average over the batches; the weights are not
+        touched. Returns the number of batches."""
+        norms = self.path_batchnorms(arch)
+        momenta = [b.momentum for b in norms]
+        was_training = self.training
+        for b in norms:
+            b.reset_running_stats()
+            b.momentum = None  # a cumulative average
+        self.train()
+        n = 0
+        try:
+            for x in batches:
+                self(x, arch)
+                n += 1
+        finally:
+            for b, m in zip(norms, momenta, strict=True):
+                b.momentum = m
+            self.train(was_training)
+        return n
+
     def extract(self, arch: Arch) -> ChoiceNet:
         """``arch`` as a standalone network holding a copy of its weights and batch-norm
         statistics from the supernet."""
@@ -113,6 +191,13 @@ class SuperNet(_Ends):
             if module is not None:
                 child.load_state_dict(module.state_dict())
         return net
+
+
+@register("supernet")
+def supernet(num_classes: int = 10, in_channels: int = 3) -> SuperNet:
+    """The supernet of :mod:`awsaa.arch`'s space: what a NAS + AWS search (``nas:``) trains in
+    stage 1, one uniformly drawn path per batch."""
+    return SuperNet(num_classes, in_channels)
 
 
 def op_parameter_counts() -> list[dict[str, int]]:

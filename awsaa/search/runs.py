@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import torch
 
+from awsaa.arch import Arch
 from awsaa.config import SearchConfig, config_hash, load
 from awsaa.data import Dataset, content_hash, is_handed_in, is_own
 from awsaa.data.datasets import ensure_dataset, facts
@@ -296,6 +297,8 @@ def execute(run: SearchRun, executor: Executor, log: Log = print) -> dict[str, A
             shared = executor.stage1(run, log)
             log(f"stage 1 done: val acc {shared['val_acc']:.2f}%, fine-tune LR {shared['lr']:.5g}; "
                 + cache_stage1(run.cache, shared))
+            if "op_counts" in shared:
+                log(op_count_line(shared["op_counts"]))
         return run_loops(cfg, executor.open(run, shared, log), log)
     except BaseException as e:
         stop = as_interrupted(e)
@@ -324,6 +327,16 @@ def run_loops(cfg: SearchConfig, session: Session, log: Log = print) -> dict[str
     return {**session.finish(), "workers_released": released}
 
 
+def op_count_line(counts: dict[str, list[int]]) -> str:
+    """Stage 1 of NAS + AWS: how often each op was trained (the fewest and most over the
+    blocks that take it)."""
+    parts = []
+    for op, per_block in counts.items():
+        taken = [c for c in per_block if c] or [0]
+        parts.append(f"{op} {min(taken)}-{max(taken)}")
+    return "stage 1 trained each op (batches per block, fewest-most): " + ", ".join(parts)
+
+
 def _loop_line(cfg: SearchConfig, loop: int, entry: dict[str, Any], wall: float, eta: float) -> str:
     mean = f"{entry['mean_reward']:.2f}" if entry["mean_reward"] is not None else "  -  "
     spread = ""
@@ -331,7 +344,17 @@ def _loop_line(cfg: SearchConfig, loop: int, entry: dict[str, Any], wall: float,
         spread = f" ({min(entry['rewards']):.2f}-{max(entry['rewards']):.2f})"
     return (f"loop {loop + 1:>3}/{cfg.loops}  mean reward {mean}{spread}  baseline {entry['baseline']:.2f}  "
             f"entropy {entry['entropy']:.3f}  from uniform {entry['kl_uniform']:.3f}  KL {entry['kl']:.4f}  "
-            f"steps {entry['inner_steps']}  {wall:.1f} s  ETA {_fmt_eta(eta)}")
+            f"steps {entry['inner_steps']}  {wall:.1f} s  ETA {_fmt_eta(eta)}" + _nas_part(entry))
+
+
+def _nas_part(entry: dict[str, Any]) -> str:
+    nas = entry.get("nas")
+    if nas is None:
+        return ""
+    eff = nas["effects"]
+    spread = (f"  effects SD arch {eff['arch_sd']:.2f} policy {eff['policy_sd']:.2f} residual "
+              f"{eff['residual_sd']:.2f}") if eff else ""
+    return f"  arch entropy {nas['arch_entropy']:.2f}{spread}  arch {nas['result_arch']}"
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -395,7 +418,7 @@ class SearchResult:
     """What a search found: the result ``policy`` (None when no loop produced a reward), each
     loop's record, the agent, the rule that chose the result and the best loop it saw, the
     verdict against a null run, and the run directory (``policy.json``, ``history.jsonl``, the
-    plots)."""
+    plots); with ``nas``, the architecture found (``arch.json``)."""
 
     policy: Policy | None
     loops: list[LoopRecord]
@@ -404,6 +427,7 @@ class SearchResult:
     best: dict[str, Any] | None
     verdict: str
     run_dir: Path
+    arch: Arch | None = None  # NAS + AWS (``nas``): the architecture found (arch.json)
 
 
 def result_of(run_dir: Path) -> SearchResult:
@@ -412,8 +436,9 @@ def result_of(run_dir: Path) -> SearchResult:
     pol = state.result_policy() if (run_dir / "policy.json").exists() else None
     verdict = report.verdict(state, report.kl_from_uniform(pol)) if pol is not None else (
         "verdict: none (no loop produced a reward)")
+    arch = Arch.load(run_dir / "arch.json") if (run_dir / "arch.json").exists() else None
     return SearchResult(pol, [LoopRecord.of(e) for e in state.history], state.cfg.agent, state.rule, state.best,
-                        verdict, run_dir)
+                        verdict, run_dir, arch)
 
 
 def run(config: SearchConfig | str | os.PathLike | None = None, storage: str | os.PathLike = "runs/search",

@@ -22,9 +22,11 @@ from typing import Any
 
 import torch
 
+from awsaa.arch import OPS, Arch
 from awsaa.augment.space import SearchSpace
 from awsaa.config import SearchConfig, TrainConfig, config_hash
 from awsaa.errors import AWSAAError
+from awsaa.models.choice import SuperNet
 from awsaa.policy import Policy
 from awsaa.train.pipeline import PolicyAugment
 from awsaa.train.trainer import Trainer
@@ -57,6 +59,8 @@ def pretrain(cfg: SearchConfig, device: Any = None, data: Any = None,
     """Stage 1. Returns the shared state: weights (the EMA's when ``ema_decay``), optimizer
     state, the learning rate where the schedule was cut, and the stage-1 config hash."""
     trainer = Trainer(train_config(cfg, "pretrain"), device=device, data=data)
+    if isinstance(trainer.model, SuperNet):  # NAS + AWS: one uniformly drawn path per batch
+        trainer.model.seed_paths(cfg.seed)
     stop = cfg.pretrain.stop_epoch or cfg.pretrain.epochs
     val_acc = float("nan")
     while trainer.epoch < stop:
@@ -65,7 +69,10 @@ def pretrain(cfg: SearchConfig, device: Any = None, data: Any = None,
         if on_epoch is not None:
             on_epoch(trainer.epoch, stop, loss, val_acc, seconds)
     weights = trainer.ema.module.state_dict() if trainer.ema is not None else trainer.model.state_dict()
-    return {
+    extra = {}
+    if isinstance(trainer.model, SuperNet):
+        extra["op_counts"] = op_counts(trainer.model)
+    return {**extra,
         "kind": "shared",
         "stage1_hash": stage1_hash(cfg),
         "model_name": cfg.model,
@@ -75,6 +82,19 @@ def pretrain(cfg: SearchConfig, device: Any = None, data: Any = None,
         "lr": float(trainer.optimizer.param_groups[0]["lr"]),
         "val_acc": float(val_acc),
     }
+
+
+def op_counts(model: SuperNet) -> dict[str, list[int]]:
+    """How often stage 1 trained each op, per block (``zero``: how often a block was skipped)."""
+    counts = model.op_counts.tolist()
+    return {op: [row[i] for row in counts] for i, op in enumerate(OPS)}
+
+
+def trajectory_arch(policy: Policy) -> Arch | None:
+    """The architecture a NAS + AWS trajectory fine-tunes: its sampling policy carries it (in
+    its ``meta``, ``arch``), so every executor hands it to the worker with the policy."""
+    ops = policy.meta.get("arch")
+    return Arch(tuple(ops)) if ops is not None else None
 
 
 @dataclass
@@ -135,6 +155,7 @@ class FineTuner:
             group["lr"] = self.lr
         pairs = torch.Generator().manual_seed(pair_seed) if pair_seed is not None else None
         t.set_policy(PolicyAugment(policy, self.fill, pair_generator=pairs))
+        self._set_path(trajectory_arch(policy))
         k = policy.space.num_ops
         counts = torch.zeros(k, k, dtype=torch.long)
         images, start = 0, time.perf_counter()
@@ -142,6 +163,33 @@ class FineTuner:
             images += t.train_epoch(pair_counts=counts, on_batch=on_batch)[3]
             after_epoch()
         return counts, images, time.perf_counter() - start
+
+    def _set_path(self, arch: Arch | None) -> None:
+        """NAS + AWS: the supernet (loaded with the shared weights) runs ``arch`` from now on,
+        its batch-norm statistics recomputed over ``nas.bn_batches`` training batches."""
+        model = self.trainer.model
+        if not isinstance(model, SuperNet):
+            if arch is not None:
+                raise AWSAAError(f"a trajectory names architecture {arch.describe()}, but the search trains "
+                                 f"{self.cfg.model}, not the supernet")
+            return
+        if arch is None:
+            raise AWSAAError("a NAS + AWS trajectory names no architecture")
+        model.set_path(arch)
+        n = self.cfg.nas.bn_batches if self.cfg.nas is not None else 0
+        if n:
+            model.recalibrate(arch, self.trainer.input_batches(n))
+
+    def one_shot(self, arch: Arch, seed: int, policy: Policy | None = None) -> float:
+        """The one-shot score of ``arch``: the shared weights' path, its batch-norm statistics
+        recomputed (under ``policy``, default uniform), evaluated without any fine-tune."""
+        t = self.trainer
+        torch.manual_seed(seed)
+        t.generator.manual_seed(seed)
+        t.model.load_state_dict(self.shared["model"])
+        t.set_policy(PolicyAugment(policy or Policy.uniform(), self.fill))
+        self._set_path(arch)
+        return self._score(*t.evaluate(t.val_set))
 
     def _evaluated(self) -> torch.nn.Module:
         """The network that :meth:`Trainer.evaluate` evaluates (the EMA's when there is one)."""

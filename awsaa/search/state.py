@@ -12,6 +12,8 @@ Run directory::
                           (awsaa.search.result): the paper's best loop for PPO, the average
                           of the last updates for ES
     policy_last.json      the policy after the last update
+    arch.json             NAS + AWS (``nas``): the architecture found (awsaa.arch), the most
+                          probable one within the budget after the last update
     policy_heatmap.png    the result's 36 x 36 probabilities
     reward_curve.png      mean reward and baseline per loop
 
@@ -31,6 +33,7 @@ from typing import Any
 import torch
 import yaml
 
+from awsaa.arch import Arch
 from awsaa.augment.space import SearchSpace
 from awsaa.config import SearchConfig, config_hash, from_dict, parse_yaml, to_dict
 from awsaa.errors import AWSAAError
@@ -38,6 +41,7 @@ from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_
 from awsaa.plots import plot_policy, plot_rewards
 from awsaa.policy import Policy
 from awsaa.search.agents import UpdateRefused
+from awsaa.search.arch_agent import ArchAgent
 from awsaa.search.registry import make_agent
 from awsaa.search.report import op_mass
 from awsaa.search.result import ResultTracker, resolve
@@ -107,6 +111,8 @@ class SearchState:
         self.cfg = cfg
         self.space = SearchSpace.default()
         self.agent = make_agent(cfg.agent, self.space, cfg.agent_config, seed=cfg.seed)
+        # NAS + AWS: the architecture distribution, learned from the same rewards
+        self.arch_agent = ArchAgent(cfg.nas, seed=cfg.seed) if cfg.nas is not None else None
         self.rule = resolve(cfg.result, cfg.agent)
         self.result = ResultTracker(self.rule, cfg.result_loops)
         self.history: list[dict[str, Any]] = []
@@ -178,6 +184,11 @@ class SearchState:
             state.history = list(raw["history"])
             state.result.load_state_dict(raw["result"])
             state.pending = raw["pending"]
+            if state.arch_agent is not None:
+                state.arch_agent.load_state_dict(raw["arch_agent"])
+                if state.arch_agent.loops_done != state.agent.loops_done:
+                    raise ValueError(f"the architecture agent has {state.arch_agent.loops_done} loops, the policy "
+                                     f"agent {state.agent.loops_done}")
             if len(state.history) != state.agent.loops_done:
                 raise ValueError(f"{len(state.history)} history entries for {state.agent.loops_done} loops")
         except (KeyError, TypeError, ValueError, RuntimeError, AWSAAError) as e:
@@ -198,16 +209,37 @@ class SearchState:
         if loop != self.loops_done:
             raise AWSAAError(f"policies asked for loop {loop}, but the next loop is {self.loops_done}")
         if self.pending is None or self.pending["loop"] != loop:
-            policies = self.agent.ask(self.cfg.trajectories)
-            self.pending = {"loop": loop, "policies": [p.to_dict() for p in policies]}
+            if self.arch_agent is None:
+                policies = self.agent.ask(self.cfg.trajectories)
+                self.pending = {"loop": loop, "policies": [p.to_dict() for p in policies]}
+            else:
+                self.pending = self._ask_grid(loop)
             self.save()
         return self.pending["policies"]
 
-    def _control(self, loop: int, rewards: list[float]) -> list[float]:
-        """What the agent hears under the config's null control."""
+    def _ask_grid(self, loop: int) -> dict[str, Any]:
+        """NAS + AWS: ``nas.archs`` architectures x P sampling policies, trajectory ``a * P + p``
+        the fine-tune of architecture ``a`` under policy ``p`` (each policy carries its
+        trajectory's architecture in its meta). With ``nas.learn: arch`` the P policies are the
+        agent's current one, unperturbed."""
+        assert self.arch_agent is not None and self.cfg.nas is not None
+        per = self.cfg.policies_per_loop()
+        policies = self.agent.ask(per) if self.cfg.nas.learn != "arch" else [self.agent.policy()] * per
+        archs = self.arch_agent.ask(self.cfg.nas.archs)
+        grid = []
+        for arch in archs:
+            for pol in policies:
+                d = pol.to_dict()
+                d["meta"] = {**d.get("meta", {}), "arch": list(arch.ops)}
+                grid.append(d)
+        return {"loop": loop, "policies": grid, "archs": [list(a.ops) for a in archs], "per_arch": per}
+
+    def _control(self, loop: int, rewards: list[float], stream: int = 0) -> list[float]:
+        """What an agent hears under the config's null control (``stream`` 1: the architecture
+        agent's, shuffled or noised apart from the policy agent's)."""
         if self.cfg.control == "none" or not rewards:
             return rewards
-        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + loop + 17)
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + loop + 17 + 7919 * stream)
         if self.cfg.control == "shuffle":
             return [rewards[i] for i in torch.randperm(len(rewards), generator=g).tolist()]
         mean = sum(rewards) / len(rewards)
@@ -238,24 +270,34 @@ class SearchState:
                                  f"{t['sampling_hash']}, not the {asked} it was given")
             details.append({**{k: v for k, v in t.items() if k != "counts"}, "sampling_hash": asked,
                             "sampling_op_mass": [round(float(x), 6) for x in op_mass(pol)]})
+            if "arch" in pol.meta:
+                details[-1]["arch"] = pol.meta["arch"]
         entry: dict[str, Any] = {"loop": loop + 1, "trajectories": len(good), "failed": bad, "rewards": rewards,
                                  "entropy_before": used.entropy(), "policy_hash": policy_hash(used),
                                  "top_pairs": _top_pairs(used), "wall_seconds": wall_seconds, "time": time.time(),
                                  "details": details}
-        refused = None
-        if good:
-            heard = self._control(loop, rewards)
+        told = self._told(good)
+        refused, stats, heard = None, None, None
+        if good and told is not None:
+            heard = self._control(loop, told[0])
             try:
-                stats = self.agent.tell(heard, [t["counts"] for t in good], [t["traj"] for t in good])
+                stats = self.agent.tell(heard, told[1], told[2])
             except UpdateRefused as e:  # the agent is as it was; the loop is recorded as failed
                 refused = str(e)
         if good and refused is None:
             mean = sum(rewards) / len(rewards)
-            entry.update(mean_reward=mean, baseline=stats.baseline, advantages=stats.advantages,
-                         kl=stats.kl, inner_steps=stats.inner_steps, entropy=stats.entropy, lr=stats.lr)
-            if heard is not rewards:
-                entry["agent_rewards"] = heard
-            self.result.observe(loop + 1, before, self.agent.params(), mean)
+            if stats is not None:
+                entry.update(mean_reward=mean, baseline=stats.baseline, advantages=stats.advantages,
+                             kl=stats.kl, inner_steps=stats.inner_steps, entropy=stats.entropy, lr=stats.lr)
+                if told is not None and heard is not told[0]:
+                    entry["agent_rewards"] = heard
+                self.result.observe(loop + 1, before, self.agent.params(), mean)
+            else:  # nas.learn: arch: the policy hears nothing and stays as it is
+                self.agent.skip()
+                base = self.agent.baseline if self.agent.baseline is not None else mean
+                entry.update(mean_reward=mean, baseline=base, advantages=[], kl=0.0, inner_steps=0,
+                             entropy=used.entropy(), lr=None)
+                self.result.observe(loop + 1, before, before, mean)
         else:  # every trajectory failed, or the update was refused: the agent is unchanged, the loop counts
             self.agent.skip()
             entry.update(mean_reward=None, baseline=self.agent.baseline, advantages=[], kl=0.0, inner_steps=0,
@@ -263,6 +305,8 @@ class SearchState:
             if refused is not None:
                 entry["update_refused"] = refused
             self.result.observe(loop + 1, before, before, None)
+        if self.arch_agent is not None:
+            entry["nas"] = self._tell_arch(loop, good if refused is None else [])
         entry["kl_uniform"] = max(0.0, math.log(self.space.num_pairs) - entry["entropy"])
         self.pending = None
         entry = _finite(entry)
@@ -273,12 +317,80 @@ class SearchState:
                              f"after it: fix the cause, then continue with --resume")
         return entry
 
+    def _grid(self, good: list[dict[str, Any]]) -> tuple[int, int, dict[tuple[int, int], dict[str, Any]]]:
+        """NAS + AWS: (architectures, policies, the results by (architecture, policy))."""
+        assert self.pending is not None
+        per = int(self.pending["per_arch"])
+        return len(self.pending["archs"]), per, {(t["traj"] // per, t["traj"] % per): t for t in good}
+
+    def _told(self, good: list[dict[str, Any]]) -> tuple[list[float], list[Any], list[int]] | None:
+        """What the policy agent hears: (rewards, pair counts, which of the asked policies).
+        Without ``nas``, every trajectory's. With it, each policy's reward is its mean over the
+        loop's architectures (the policy's main effect in the grid; the counts are summed);
+        None when ``nas.learn: arch`` (the policy learns nothing)."""
+        if self.arch_agent is None:
+            return [float(t["reward"]) for t in good], [t["counts"] for t in good], [t["traj"] for t in good]
+        assert self.cfg.nas is not None
+        if self.cfg.nas.learn == "arch":
+            return None
+        n_arch, per, cells = self._grid(good)
+        rewards, counts, which = [], [], []
+        for p in range(per):
+            col = [cells[a, p] for a in range(n_arch) if (a, p) in cells]
+            if col:
+                rewards.append(sum(float(t["reward"]) for t in col) / len(col))
+                counts.append(sum(t["counts"] for t in col))
+                which.append(p)
+        return rewards, counts, which
+
+    def _tell_arch(self, loop: int, good: list[dict[str, Any]]) -> dict[str, Any]:
+        """NAS + AWS: tell the architecture agent each architecture's mean reward over the loop's
+        policies (its main effect in the grid), unless ``nas.learn: policy``; returns the
+        history's ``nas`` entry: the architectures, both sets of main effects, and their spread
+        beside the interaction's (a complete grid: reward = mean + architecture + policy +
+        residual)."""
+        assert self.arch_agent is not None and self.cfg.nas is not None and self.pending is not None
+        n_arch, per, cells = self._grid(good)
+        archs = [Arch(tuple(a)) for a in self.pending["archs"]]
+        rows: list[float | None] = []
+        for a in range(n_arch):
+            row = [float(cells[a, p]["reward"]) for p in range(per) if (a, p) in cells]
+            rows.append(sum(row) / len(row) if row else None)
+        cols: list[float | None] = []
+        for p in range(per):
+            col = [float(cells[a, p]["reward"]) for a in range(n_arch) if (a, p) in cells]
+            cols.append(sum(col) / len(col) if col else None)
+        present = [a for a in range(n_arch) if rows[a] is not None]
+        out: dict[str, Any] = {"archs": [a.describe() for a in archs], "block_params": [a.block_params for a in archs],
+                               "arch_rewards": rows, "policy_rewards": cols, "effects": None}
+        if len(cells) == n_arch * per:
+            grand = sum(float(t["reward"]) for t in cells.values()) / len(cells)
+            resid = [float(cells[a, p]["reward"]) - (rows[a] or 0.0) - (cols[p] or 0.0) + grand
+                     for a in range(n_arch) for p in range(per)]
+            rms = lambda xs: math.sqrt(sum(x * x for x in xs) / len(xs))  # noqa: E731
+            out["effects"] = {"arch_sd": rms([(r or 0.0) - grand for r in rows]),
+                              "policy_sd": rms([(c or 0.0) - grand for c in cols]), "residual_sd": rms(resid)}
+        if present and self.cfg.nas.learn != "policy":
+            heard = self._control(loop, [float(rows[a] or 0.0) for a in present], stream=1)
+            stats = self.arch_agent.tell(heard, [archs[a] for a in present])
+            out.update(arch_baseline=stats["baseline"], arch_kl=stats["kl"])
+            if heard is not None and self.cfg.control != "none":
+                out["arch_agent_rewards"] = heard
+        else:
+            self.arch_agent.skip()
+        best = self.arch_agent.best()
+        out.update(arch_entropy=self.arch_agent.entropy(), result_arch=best.describe(),
+                   result_block_params=best.block_params)
+        return out
+
     # ------------------------------------------------------------------ persistence
     def save(self) -> None:
         save_checkpoint(self.run_dir / "state.pt", {"kind": "search-state", "identity": self.identity,
                                                     "agent": self.agent.state_dict(),
                                                     "history": self.history, "result": self.result.state_dict(),
-                                                    "pending": self.pending})
+                                                    "pending": self.pending,
+                                                    **({"arch_agent": self.arch_agent.state_dict()}
+                                                       if self.arch_agent is not None else {})})
         self.export()
 
     def result_policy(self) -> Policy | None:
@@ -320,6 +432,25 @@ class SearchState:
             result = self.result_policy()
             if result is not None:
                 result.save(d / "policy.json")
+        if only is None or "arch.json" in only:
+            arch = self.result_arch()
+            if arch is not None:
+                arch.save(d / "arch.json")
+
+    def result_arch(self) -> Arch | None:
+        """NAS + AWS: the architecture found, the most probable one within the budget after the
+        last update (None without ``nas``, before the first loop, or when only the policy learns)."""
+        a = self.arch_agent
+        if a is None or self.loops_done == 0 or a.cfg.learn == "policy":
+            return None
+        best = a.best()
+        meta: dict[str, Any] = {"run": self.run_dir.name, "after_loop": self.loops_done,
+                                "block_params": best.block_params, "max_block_params": a.cfg.max_block_params,
+                                "note": "the most probable architecture within the budget after the last update",
+                                **self._provenance()}
+        if self.data is not None:
+            meta["params"] = best.param_count(self.data["num_classes"], self.data["channels"])
+        return Arch(best.ops, meta)
 
     def restore_exports(self) -> list[str]:
         """Rebuild, from state.pt, the exported files that are missing or unreadable (a removed
@@ -332,10 +463,15 @@ class SearchState:
     def missing_exports(self) -> list[str]:
         """The exported files that are missing, unreadable or not what state.pt holds."""
         bad = []
-        for name in ("history.jsonl", "policy_last.json", "policy.json"):
+        names = ["history.jsonl", "policy_last.json", "policy.json"]
+        if self.result_arch() is not None:
+            names.append("arch.json")
+        for name in names:
             f = self.run_dir / name
             try:
-                if name.endswith(".json"):
+                if name == "arch.json":
+                    Arch.load(f)
+                elif name.endswith(".json"):
                     Policy.load(f)
                 else:
                     lines = read_text(f, "history").splitlines()

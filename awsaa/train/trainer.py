@@ -288,6 +288,22 @@ class Trainer:
         x = (images.float() - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last)
 
+    def input_batches(self, n: int):
+        """``n`` training batches as the network sees them (augmented by the pipeline,
+        normalized), epoch after epoch as needed, without training: what recomputes a
+        supernet path's batch-norm statistics. Draws from the trainer's random streams."""
+        done = 0
+        while done < n:
+            before = done
+            for images, labels, needs_crop in self._train_batches():
+                images, _, _ = self.pipeline(images, labels, self.generator, crop=needs_crop)
+                yield self.normalize(images)
+                done += 1
+                if done == n:
+                    return
+            if done == before:  # an epoch of no batches (fewer images than a batch)
+                return
+
     def set_policy(self, policy: BatchAugment | None) -> None:
         """Replace the policy step of the training pipeline (the search's fine-tunes give each
         trajectory its own); ``None``: crop, flip and Cutout only."""

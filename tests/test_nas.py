@@ -1,0 +1,254 @@
+"""NAS + AWS (ProxylessNAS + AWS): the supernet's stage 1, the architecture distribution and its
+hard budget, a path's batch-norm statistics, and a whole joint search in this process and on
+Ray (the same rewards), resumed at loop granularity."""
+
+import math
+import random
+import signal
+
+import numpy as np
+import pytest
+import torch
+from helpers import history, tiny_search
+
+from awsaa.arch import Arch, block_params, min_block_params, op_params, slots
+from awsaa.config import NasConfig, SearchConfig, from_dict
+from awsaa.models import ChoiceNet, SuperNet
+from awsaa.models.choice import op_parameter_counts
+from awsaa.search import run
+from awsaa.search.arch_agent import ArchAgent
+from awsaa.signals import Interrupted
+
+# the tiny joint search: the supernet on digits (100 images to train on, 100 to validate on),
+# 2 architectures x 2 ES policies a loop, a budget that rules out the largest networks
+TINY_NAS = tiny_search(
+    model="supernet", dataset="digits", train_size=None, val_size=100, cutout=4, crop_padding=2, hflip=False,
+    loops=3, trajectories=4, agent="es", eval_batch_size=500,
+    nas={"archs": 2, "bn_batches": 2, "max_block_params": 60_000},
+    pretrain={"epochs": 3, "stop_epoch": 2, "batch_size": 50},
+    finetune={"epochs": 2, "batch_size": 50, "common_random_numbers": True})
+
+
+def test_parameters_are_counted_without_building_a_network():
+    for slot, built in zip(slots(), op_parameter_counts(), strict=True):
+        assert {op: op_params(op, slot) for op in slot.choices} == built
+    for arch in [Arch.sample(random.Random(i)) for i in range(5)]:
+        net = ChoiceNet(arch, num_classes=7, in_channels=3)
+        assert arch.param_count(7, 3) == sum(p.numel() for p in net.parameters())
+    assert min_block_params() == block_params(["zero" if "zero" in s.choices else "mb3_e3" for s in slots()])
+
+
+def test_the_supernet_draws_a_path_per_training_batch_and_counts_it():
+    net = SuperNet(num_classes=10, in_channels=1)
+    net.seed_paths(0)
+    x = torch.randn(2, 1, 16, 16)
+    net.train()
+    for _ in range(30):
+        net(x)
+    assert net.op_counts.sum(1).tolist() == [30] * len(slots())  # one op per block per batch
+    assert (net.op_counts[:, :5] > 0).all()  # every op drawn (zero where a block takes it)
+    net.eval()
+    net(x)
+    net.train()
+    arch = Arch.uniform_op("mb3_e6")
+    net.set_path(arch)
+    net(x)
+    assert net.op_counts.sum(1).tolist() == [30] * len(slots())  # evaluation and a set path count nothing
+    # the path travels with the weights: a snapshot loaded elsewhere runs the same path
+    other = SuperNet(num_classes=10, in_channels=1)
+    other.load_state_dict(net.state_dict())
+    assert other.active_path() == arch
+    other.eval()
+    net.eval()
+    assert torch.equal(other(x), net(x))
+
+
+def test_a_path_s_batch_norm_statistics_are_recomputed_from_its_own_batches():
+    torch.manual_seed(0)
+    net = SuperNet(num_classes=10, in_channels=1)
+    arch = Arch.sample(random.Random(1))
+    batches = [torch.randn(8, 1, 16, 16) * 3 + 1 for _ in range(3)]
+    net.train()
+    for _ in range(5):  # other paths move the shared batch norms' statistics
+        net(torch.randn(8, 1, 16, 16))
+    weights = {k: v.clone() for k, v in net.state_dict().items() if not k.endswith(("running_mean", "running_var"))}
+    assert net.recalibrate(arch, iter(batches)) == 3
+    stem = net.stem[0](torch.cat(batches))
+    # the stem's statistics are the plain average over the three batches
+    per_batch = torch.stack([stem[i * 8:(i + 1) * 8].mean((0, 2, 3)) for i in range(3)])
+    assert torch.allclose(net.stem[1].running_mean, per_batch.mean(0), atol=1e-5)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in weights.items() if "num_batches" not in k)
+    assert net.stem[1].momentum == 0.1 and net.training
+    net.eval()
+    x = torch.randn(4, 1, 16, 16)
+    assert torch.equal(net.extract(arch).eval()(x), net(x, arch))
+
+
+def _all_archs():
+    """Every architecture's block parameters and ops' indices, by brute force (7 million)."""
+    costs = [np.array([op_params(op, s) for op in s.choices]) for s in slots()]
+    total = np.zeros(1, dtype=np.int64)
+    for c in costs:
+        total = (total[:, None] + c[None, :]).reshape(-1)
+    return total
+
+
+@pytest.mark.parametrize("budget", [None, 15_000, 40_000])
+def test_the_distribution_never_draws_over_the_budget_and_its_result_is_the_most_probable_within(budget):
+    agent = ArchAgent(NasConfig(max_block_params=budget), seed=3)
+    with torch.no_grad():
+        for g in agent.logits:
+            g.copy_(torch.randn(len(g), generator=torch.Generator().manual_seed(len(g) + 7), dtype=torch.float64) * 2)
+    draws = agent.ask(300)
+    if budget is not None:
+        assert max(a.block_params for a in draws) <= budget
+    assert len({a.ops for a in draws}) > (1 if budget == 15_000 else 100)  # 15,000: few fit (the least is 13,584)
+    params = _all_archs()
+    if budget == 15_000:
+        # few architectures fit: the constrained sampler's exact probabilities (_log_q) sum to
+        # 1 over them, and the draws come at those frequencies
+        where = np.unravel_index(np.flatnonzero(params <= budget), [len(s.choices) for s in slots()])
+        fits = [Arch(tuple(s.choices[k] for s, k in zip(slots(), idx, strict=True)))
+                for idx in zip(*where, strict=True)]
+        with torch.no_grad():
+            q = {a.ops: math.exp(float(agent._log_q(a))) for a in fits}
+        assert sum(q.values()) == pytest.approx(1.0, abs=1e-9)
+        for ops, p in q.items():
+            seen = sum(a.ops == ops for a in draws) / len(draws)
+            assert abs(seen - p) < 4 * math.sqrt(p * (1 - p) / len(draws)) + 1e-9
+    # the result: the most probable architecture within the budget, by brute force over the space
+    logp = [torch.log_softmax(g.detach(), 0).numpy() for g in agent.logits]
+    total_lp = np.zeros(1)
+    for lp in logp:
+        total_lp = (total_lp[:, None] + lp[None, :]).reshape(-1)
+    ok = params <= budget if budget is not None else np.ones_like(params, dtype=bool)
+    best = agent.best()
+    assert best.block_params <= (budget or math.inf)
+    lp_best = sum(lp[s.choices.index(op)] for lp, s, op in zip(logp, slots(), best.ops, strict=True))
+    assert lp_best == pytest.approx(total_lp[ok].max(), abs=1e-9)
+
+
+def test_reinforce_moves_the_distribution_toward_rewarded_ops_and_resumes_exactly():
+    agent = ArchAgent(NasConfig(lr=0.2), seed=0)
+    first = slots()[0].choices.index("wrn")
+    p0 = agent.probs()[0][first]
+    for _ in range(15):
+        archs = agent.ask(4)
+        agent.tell([1.0 if a.ops[0] == "wrn" else 0.0 for a in archs], archs)
+    assert agent.probs()[0][first] > p0 + 0.2
+    copy = ArchAgent(NasConfig(lr=0.2), seed=0)
+    copy.load_state_dict(agent.state_dict())
+    assert copy.ask(6) == agent.ask(6)
+    archs = agent.ask(2)
+    copy.tell([1.0, 0.0], archs)
+    agent.tell([1.0, 0.0], archs)
+    assert copy.probs() == agent.probs() and copy.best() == agent.best()
+    with pytest.raises(Exception, match="non-finite"):
+        agent.tell([float("nan"), 1.0], archs)
+
+
+def test_a_joint_search_in_process_its_grid_its_files_and_its_resume(tmp_path):
+    cfg = from_dict(SearchConfig, TINY_NAS)
+    lines: list[str] = []
+    whole = run(cfg, storage=tmp_path, name="whole", log=lines.append)
+    assert any(x.startswith("stage 1 trained each op") for x in lines)
+    h = history(whole.run_dir)
+    assert [e["loop"] for e in h] == [1, 2, 3]
+    for e in h:
+        nas = e["nas"]
+        assert len(nas["archs"]) == 2 and len(nas["policy_rewards"]) == 2 and nas["effects"] is not None
+        assert max(nas["block_params"]) <= 60_000
+        by_cell = {(d["traj"] // 2, d["traj"] % 2): d for d in e["details"]}
+        assert len(by_cell) == 4
+        # the policy agent hears each policy's mean over the architectures, the architecture
+        # agent each architecture's mean over the policies
+        for p in range(2):
+            assert nas["policy_rewards"][p] == pytest.approx((by_cell[0, p]["reward"] + by_cell[1, p]["reward"]) / 2)
+        for a in range(2):
+            assert nas["arch_rewards"][a] == pytest.approx((by_cell[a, 0]["reward"] + by_cell[a, 1]["reward"]) / 2)
+            assert by_cell[a, 0]["arch"] == by_cell[a, 1]["arch"] and Arch(tuple(by_cell[a, 0]["arch"])).describe() \
+                == nas["archs"][a]
+        assert by_cell[0, 0]["sampling_hash"] == by_cell[1, 0]["sampling_hash"] != by_cell[0, 1]["sampling_hash"]
+    arch = Arch.load(whole.run_dir / "arch.json")
+    assert arch.block_params <= 60_000 and arch.meta["after_loop"] == 3
+    assert arch.meta["params"] == sum(p.numel() for p in ChoiceNet(arch, 10, 1).parameters())
+    assert arch.describe() == h[-1]["nas"]["result_arch"]
+
+    # stopped after its first loop, then resumed: the same rewards, architecture and policy
+    def stop_after_first(line: str) -> None:
+        if line.startswith("loop   1/3"):
+            raise Interrupted(signal.SIGINT)
+
+    with pytest.raises(Interrupted, match="saved after loop 1 of 3"):
+        run(cfg, storage=tmp_path, name="stopped", log=stop_after_first)
+    assert len(history(tmp_path / "stopped")) == 1
+    assert Arch.load(tmp_path / "stopped" / "arch.json").meta["after_loop"] == 1
+    resumed = run(resume=tmp_path / "stopped", log=lines.append)
+    assert [r.rewards for r in resumed.loops] == [r.rewards for r in whole.loops]
+    assert Arch.load(resumed.run_dir / "arch.json") == arch == whole.arch and resumed.policy == whole.policy
+    (resumed.run_dir / "arch.json").unlink()  # an export lost is rebuilt from state.pt
+    from awsaa.search.state import SearchState
+
+    assert SearchState.load(resumed.run_dir).restore_exports() == ["arch.json"]
+    assert Arch.load(resumed.run_dir / "arch.json") == arch
+
+
+def test_learning_one_side_only_keeps_the_other_as_it_was(tmp_path, tiny_nas_pretrained):
+    arch_only = from_dict(SearchConfig, {**TINY_NAS, "loops": 2, "nas": {**TINY_NAS["nas"], "learn": "arch"}})
+    r = run(arch_only, storage=tmp_path, name="arch", pretrained=tiny_nas_pretrained, log=lambda x: None)
+    h = history(r.run_dir)
+    assert all(len({d["sampling_hash"] for d in e["details"]}) == 1 for e in h)  # one unperturbed policy
+    k = r.policy.space.num_ops
+    assert torch.allclose(r.policy.probs(), torch.full((k, k), 1 / k**2, dtype=r.policy.probs().dtype))
+    assert (r.run_dir / "arch.json").exists()
+    policy_only = from_dict(SearchConfig, {**TINY_NAS, "loops": 2, "nas": {**TINY_NAS["nas"], "learn": "policy"}})
+    r = run(policy_only, storage=tmp_path, name="policy", pretrained=tiny_nas_pretrained, log=lambda x: None)
+    assert not (r.run_dir / "arch.json").exists()  # the distribution stayed uniform: no architecture found
+    assert all("arch_kl" not in e["nas"] for e in history(r.run_dir))
+    assert len({len(e["nas"]["archs"]) for e in history(r.run_dir)}) == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_nas_pretrained(tmp_path_factory):
+    """Stage 1 of the tiny joint search, as a file."""
+    from awsaa.search.stages import pretrain
+    from awsaa.train.checkpoint import save_checkpoint
+
+    shared = pretrain(from_dict(SearchConfig, TINY_NAS))
+    assert sum(shared["op_counts"]["wrn"]) > 0 and set(shared["op_counts"]) == {
+        "wrn", "mb3_e3", "mb3_e6", "mb5_e3", "mb5_e6", "zero"}
+    path = tmp_path_factory.mktemp("nas") / "supernet.pt"
+    save_checkpoint(path, shared)
+    return path
+
+
+def test_the_supernet_s_stage1_counts_each_op_about_uniformly(tiny_nas_pretrained):
+    from awsaa.train.checkpoint import load_checkpoint
+
+    counts = load_checkpoint(tiny_nas_pretrained, kind="shared")["op_counts"]
+    batches = 2 * 2  # 2 epochs of 100 images in batches of 50
+    for i, slot in enumerate(slots()):
+        per = [counts[op][i] for op in slot.choices]
+        assert sum(per) == batches and all(c >= 0 for c in per)
+    assert sum(counts["zero"]) > 0  # blocks were skipped too
+
+
+def test_the_joint_search_runs_on_ray_workers_with_the_same_rewards(tmp_path, tiny_nas_pretrained, ray_local,
+                                                                    capsys):
+    import yaml
+
+    from awsaa.cli.search import main
+
+    cfg = {**TINY_NAS, "loops": 2}
+    path = tmp_path / "nas.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["-c", str(path), "--storage", str(tmp_path), "--name", "ray", "--pretrained",
+                 str(tiny_nas_pretrained)]) == 0
+    out = capsys.readouterr().out
+    assert "arch entropy" in out and "effects SD arch" in out and f"architecture: {tmp_path / 'ray'}/arch.json" in out
+    assert f"--model {tmp_path / 'ray'}/arch.json --aug" in out
+    here = run(from_dict(SearchConfig, cfg), storage=tmp_path, name="here", pretrained=tiny_nas_pretrained,
+               log=lambda x: None)
+    on_ray = history(tmp_path / "ray")
+    assert [e["rewards"] for e in on_ray] == [r.rewards for r in here.loops]
+    assert Arch.load(tmp_path / "ray" / "arch.json") == Arch.load(here.run_dir / "arch.json")
