@@ -103,9 +103,13 @@ def ends_params(num_classes: int, in_channels: int) -> int:
     return 9 * in_channels * STEM + 2 * STEM + 2 * WIDTHS[-1] + WIDTHS[-1] * num_classes + num_classes
 
 
-def min_block_params() -> int:
-    """The fewest block parameters an architecture of the space has."""
-    return sum(min(op_params(op, s) for op in s.choices) for s in slots())
+def min_block_params(max_zero_blocks: int | None = None, start: int = 0) -> int:
+    """The fewest parameters the blocks from ``start`` on can hold, with at most
+    ``max_zero_blocks`` of them ``zero`` (None: any number)."""
+    rest = slots()[start:]
+    cheapest = [min(op_params(op, s) for op in s.choices if op != "zero") for s in rest]
+    savings = sorted((c for c, s in zip(cheapest, rest, strict=True) if "zero" in s.choices), reverse=True)
+    return sum(cheapest) - sum(savings[:max_zero_blocks])
 
 
 @dataclass(frozen=True)

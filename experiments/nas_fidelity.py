@@ -166,6 +166,7 @@ def main() -> None:
     p.add_argument("what", choices=["scores", "train", "table"])
     p.add_argument("--storage", type=Path, default=ROOT / "runs/nas_fidelity")
     a = p.parse_args()
+    a.storage.mkdir(parents=True, exist_ok=True)
     {"scores": scores, "train": train, "table": table}[a.what](a.storage)
 
 

@@ -144,6 +144,43 @@ def test_controller_killed_mid_search(tmp_path, ray_local, fault_plan):
     count("controller SIGKILL")
 
 
+def test_a_joint_nas_search_survives_killed_workers_and_controller_with_the_same_rewards(tmp_path, ray_local,
+                                                                                       fault_plan):
+    """NAS + AWS on Ray: a worker SIGKILLed mid-trajectory in loop 1 and in a validation pass in
+    loop 2, the controller SIGKILLed when loop 3 is asked for. The architectures ride in the
+    sampling policies and the architecture distribution in the controller's state, so the
+    search ends with exactly the rewards, architecture and policy of an unfaulted run in this
+    process from the same stage 1."""
+    from test_nas import TINY_NAS
+
+    from awsaa.arch import Arch
+    from awsaa.search import run as search_run
+    from awsaa.search.stages import pretrain
+    from awsaa.train.checkpoint import save_checkpoint
+
+    cfg = {**TINY_NAS, "loops": 3}
+    stage1 = tmp_path / "supernet.pt"
+    save_checkpoint(stage1, pretrain(from_dict(SearchConfig, cfg)))
+    kills = [(0, 2, "mid"), (1, 1, "eval0")]
+    fault_plan({"worker": [{"loop": loop, "traj": t, "at": at, "do": "kill"} for loop, t, at in kills],
+                "controller": [{"loop": 2, "do": "kill"}]})
+    path = tmp_path / "nas.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert search_main(["-c", str(path), "--storage", str(tmp_path / "runs"), "--name", "n", "--pretrained",
+                        str(stage1)]) == 0
+    assert all(faultplan.fired(faultplan.name("worker", loop=loop, traj=t, at=at)) for loop, t, at in kills)
+    assert faultplan.fired("controller-2") is not None
+    h = assert_every_loop_once(tmp_path / "runs" / "n", 3, trajectories=4)
+    fault_plan({})
+    here = search_run(from_dict(SearchConfig, cfg), storage=tmp_path, name="here", pretrained=stage1,
+                      log=lambda line: None)
+    assert [e["rewards"] for e in h] == [r.rewards for r in here.loops]
+    assert [e["nas"]["archs"] for e in h] == [e["nas"]["archs"] for e in history(here.run_dir)]
+    assert Arch.load(tmp_path / "runs" / "n" / "arch.json") == here.arch
+    count("fine-tune worker SIGKILL", injected=len(kills))
+    count("controller SIGKILL")
+
+
 def test_search_stopped_by_ctrl_c(tmp_path, fault_plan):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while loop 2 is in
     flight (a worker holds it): a clear message, exit 130, the run saved after loop 1. (SIGTERM

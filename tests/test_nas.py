@@ -84,26 +84,30 @@ def test_a_path_s_batch_norm_statistics_are_recomputed_from_its_own_batches():
     assert torch.equal(net.extract(arch).eval()(x), net(x, arch))
 
 
-def _all_archs():
-    """Every architecture's block parameters and ops' indices, by brute force (7 million)."""
-    costs = [np.array([op_params(op, s) for op in s.choices]) for s in slots()]
-    total = np.zeros(1, dtype=np.int64)
-    for c in costs:
+def _all_archs(per_op):
+    """``per_op(op, slot)`` summed over the blocks of every architecture (7 million, in the
+    order of numpy's unravel_index over the blocks' choices), by brute force."""
+    total = np.zeros(1)
+    for s in slots():
+        c = np.array([per_op(op, s) for op in s.choices], dtype=float)
         total = (total[:, None] + c[None, :]).reshape(-1)
     return total
 
 
-@pytest.mark.parametrize("budget", [None, 15_000, 40_000])
-def test_the_distribution_never_draws_over_the_budget_and_its_result_is_the_most_probable_within(budget):
-    agent = ArchAgent(NasConfig(max_block_params=budget), seed=3)
+@pytest.mark.parametrize("budget, zeros", [(None, None), (15_000, None), (40_000, None), (60_000, 2), (None, 0)])
+def test_draws_keep_the_constraints_and_the_result_is_the_most_probable_within_them(budget, zeros):
+    agent = ArchAgent(NasConfig(max_block_params=budget, max_zero_blocks=zeros), seed=3)
     with torch.no_grad():
         for g in agent.logits:
             g.copy_(torch.randn(len(g), generator=torch.Generator().manual_seed(len(g) + 7), dtype=torch.float64) * 2)
     draws = agent.ask(300)
     if budget is not None:
         assert max(a.block_params for a in draws) <= budget
+    if zeros is not None:
+        assert max(a.ops.count("zero") for a in draws) <= zeros
     assert len({a.ops for a in draws}) > (1 if budget == 15_000 else 100)  # 15,000: few fit (the least is 13,584)
-    params = _all_archs()
+    params = _all_archs(op_params)
+    n_zero = _all_archs(lambda op, s: op == "zero")
     if budget == 15_000:
         # few architectures fit: the constrained sampler's exact probabilities (_log_q) sum to
         # 1 over them, and the draws come at those frequencies
@@ -121,9 +125,10 @@ def test_the_distribution_never_draws_over_the_budget_and_its_result_is_the_most
     total_lp = np.zeros(1)
     for lp in logp:
         total_lp = (total_lp[:, None] + lp[None, :]).reshape(-1)
-    ok = params <= budget if budget is not None else np.ones_like(params, dtype=bool)
+    cap = math.inf if zeros is None else zeros
+    ok = (params <= (budget or math.inf)) & (n_zero <= cap)
     best = agent.best()
-    assert best.block_params <= (budget or math.inf)
+    assert best.block_params <= (budget or math.inf) and best.ops.count("zero") <= cap
     lp_best = sum(lp[s.choices.index(op)] for lp, s, op in zip(logp, slots(), best.ops, strict=True))
     assert lp_best == pytest.approx(total_lp[ok].max(), abs=1e-9)
 
@@ -252,3 +257,49 @@ def test_the_joint_search_runs_on_ray_workers_with_the_same_rewards(tmp_path, ti
     on_ray = history(tmp_path / "ray")
     assert [e["rewards"] for e in on_ray] == [r.rewards for r in here.loops]
     assert Arch.load(tmp_path / "ray" / "arch.json") == Arch.load(here.run_dir / "arch.json")
+
+
+# ----------------------------------------------------------------------------- gradient-based NAS + AWS
+
+def test_the_zero_cap_holds_against_logits_that_favour_the_parameter_free_op():
+    """The collapse guard: logits that put zero first everywhere (what a gradient search drifts
+    to: the parameter-free op lowers the loss first) still give at most max_zero_blocks."""
+    def favour_zero(agent):
+        with torch.no_grad():
+            for g, s in zip(agent.logits, slots(), strict=True):
+                g.zero_()
+                if "zero" in s.choices:
+                    g[s.choices.index("zero")] = 5.0
+        return agent
+
+    free = favour_zero(ArchAgent(NasConfig(), seed=0))
+    assert free.best().ops.count("zero") == 7  # every block that can be zero is
+    capped = favour_zero(ArchAgent(NasConfig(max_zero_blocks=2), seed=0))
+    assert capped.best().ops.count("zero") == 2
+    assert max(a.ops.count("zero") for a in capped.ask(200)) == 2
+
+
+def test_a_gradient_search_learns_the_logits_in_stage1_after_its_warm_up_and_starts_stage2_there(tmp_path):
+    grad = {**TINY_NAS["nas"], "method": "gradient", "grad_lr": 0.05, "warmup_fraction": 0.5, "max_zero_blocks": 1,
+            "max_block_params": 100_000}
+    cfg = from_dict(SearchConfig, {**TINY_NAS, "loops": 2, "nas": grad,
+                                   "pretrain": {**TINY_NAS["pretrain"], "epochs": 6, "stop_epoch": 4}})
+    assert cfg.stage1_key() != from_dict(SearchConfig, {**TINY_NAS, "loops": 2}).stage1_key()  # its own stage 1
+    lines: list[str] = []
+    r = run(cfg, storage=tmp_path, name="g", log=lines.append)
+    learned = [x for x in lines if x.startswith("stage 1 learned the architecture logits")]
+    # 4 epochs of 2 batches, the logits learning in the last 2: 4 steps on validation batches
+    assert len(learned) == 1 and "(4 steps on validation batches)" in learned[0]
+    from awsaa.train.checkpoint import load_checkpoint
+
+    shared = load_checkpoint(next((tmp_path / "pretrained").glob("*.pt")), kind="shared")
+    assert all(g.abs().max() > 0 for g in shared["arch_logits"])
+    h = history(r.run_dir)
+    assert all(Arch(tuple(d["arch"])).ops.count("zero") <= 1 for e in h for d in e["details"])
+    assert r.arch is not None and r.arch.ops.count("zero") <= 1
+    # the warm-up: with all of stage 1 warm-up, the logits never move
+    still = from_dict(SearchConfig, {**TINY_NAS, "nas": {**grad, "warmup_fraction": 0.999}})
+    from awsaa.search.stages import pretrain
+
+    s = pretrain(still)
+    assert s["arch_steps"] == 0 and all(torch.equal(g, torch.zeros_like(g)) for g in s["arch_logits"])

@@ -174,12 +174,27 @@ class NasConfig:
     bn_batches: Annotated[NonNegative, Field(
         description="Training batches that recompute a path's batch-norm statistics before its fine-tune "
                     "(the supernet's are a mixture over paths); 0 = keep the supernet's.")] = 8
+    max_zero_blocks: Annotated[NonNegative | None, Field(
+        description="Hard cap on the zero blocks of any architecture drawn or returned (a guard against the "
+                    "collapse onto the parameter-free op); null = none.")] = None
+    method: Annotated[Literal["sample", "gradient"], Field(
+        description="How stage 1 treats the architecture: sample (ProxylessNAS + AWS: a uniform path per batch; "
+                    "the distribution learns from the rewards only) or gradient (gradient-based NAS + AWS: after "
+                    "the warm-up, paths are drawn by Gumbel-max from per-block logits learned by gradient on "
+                    "validation batches, and those logits start the distribution of stage 2).")] = "sample"
+    grad_lr: Annotated[Float, Field(
+        gt=0, le=10, description="method gradient: Adam learning rate of the architecture logits in stage 1.")] = 1e-3
+    warmup_fraction: Annotated[Fraction, Field(
+        description="method gradient: the fraction of stage 1 (of its stop epoch) that trains the weights on "
+                    "uniform paths before the logits learn (a guard against collapse onto the ops that learn "
+                    "fastest, the parameter-free zero first).")] = 0.5
 
     def __post_init__(self) -> None:
-        low = min_block_params()
+        low = min_block_params(self.max_zero_blocks)
         _require(self.max_block_params is None or self.max_block_params >= low,
                  f"max_block_params {self.max_block_params} admits no architecture: the smallest holds "
-                 f"{low:,} block parameters")
+                 f"{low:,} block parameters" + ("" if self.max_zero_blocks is None else
+                                                f" with at most {self.max_zero_blocks} zero blocks"))
 
 
 @dataclass(config=SECTION)
@@ -311,6 +326,9 @@ class SearchConfig:
         keep = ("model", "dataset", "val_size", "train_size", "fill", "cutout", "crop_padding", "hflip",
                 "pretrain", "seed")
         key = {k: d[k] for k in keep}
+        if self.nas is not None and self.nas.method == "gradient":  # the logits learn in stage 1
+            n = d["nas"]
+            key["nas_gradient"] = {k: n[k] for k in ("grad_lr", "warmup_fraction")}
         if is_own(self.dataset):  # what is read, and what was there to read (editing the data retrains)
             key.update(image_size=self.image_size, data=d["data"], data_fingerprint=fingerprint(self.dataset))
         if self.stage1_aug() != "uniform":  # the uniform policy's key stays as it was (cached files)

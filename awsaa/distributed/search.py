@@ -3,7 +3,8 @@
 * The **controller** is a named, detached actor (pinned to the head node when the cluster
   offers the ``awsaa_head`` resource). It holds a :class:`~awsaa.search.state.SearchState`
   and saves it atomically after every loop; a restart reruns ``__init__``, which reloads
-  that state. It exports the loop, mean reward, baseline and entropy as Ray metrics.
+  that state. It exports the loop, mean reward, baseline and entropy as Ray metrics (with
+  ``nas``, also the architecture distribution's entropy and the found architecture's size).
 * Each **fine-tune worker** gets the shared stage-1 state once, through the object store,
   builds its data and network once, and runs one trajectory per call.
 * The **driver** (:func:`run_search`) owns a run's life: a new run or a resumed one
@@ -87,6 +88,10 @@ class _Controller:
                 "mean_reward": Gauge("awsaa_search_mean_reward", "mean reward of the last loop", tag_keys=tags),
                 "baseline": Gauge("awsaa_search_baseline", "the agent's reward baseline", tag_keys=tags),
                 "entropy": Gauge("awsaa_search_entropy", "entropy of the policy (nats)", tag_keys=tags),
+                "arch_entropy": Gauge("awsaa_search_arch_entropy", "NAS + AWS: entropy of the architecture "
+                                      "distribution (nats)", tag_keys=tags),
+                "arch_block_params": Gauge("awsaa_search_arch_block_params", "NAS + AWS: block parameters of "
+                                           "the architecture found so far", tag_keys=tags),
             }
         except Exception:  # metrics are a convenience; never fail the search for them
             self.gauges = {}
@@ -97,6 +102,8 @@ class _Controller:
         values = {"loop": self.state.loops_done, "entropy": self.state.policy().entropy()}
         if h is not None:
             values.update(mean_reward=h["mean_reward"], baseline=h["baseline"])
+        if h is not None and "nas" in h:
+            values.update(arch_entropy=h["nas"]["arch_entropy"], arch_block_params=h["nas"]["result_block_params"])
         for key, value in values.items():
             if key in self.gauges and value is not None:
                 self.gauges[key].set(float(value), tags={"run": self.run})

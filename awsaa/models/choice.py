@@ -81,9 +81,13 @@ class SuperNet(_Ends):
     The path: the one given, else the one set with :meth:`set_path` (a buffer, so it travels
     with the weights: a fine-tune's snapshot evaluated elsewhere runs the same path), else one
     drawn uniformly per forward from the supernet's own generator (:meth:`seed_paths`), as
-    stage 1 of NAS + AWS trains it: one uniformly sampled path per batch. ``op_counts``
-    (blocks x :data:`~awsaa.arch.OPS`, a buffer) counts, in training mode, how often each op
-    of each block was drawn, ``zero`` included."""
+    stage 1 of NAS + AWS trains it: one uniformly sampled path per batch. With
+    ``arch_logits`` set (gradient-based NAS + AWS: one tensor per block over the ops it takes,
+    not parameters of the network), a training forward draws its path by Gumbel-max from them
+    instead, and scales each block's output by a straight-through gate (1 in value, the
+    Gumbel-softmax weight of the op drawn in gradient; GDAS's estimator), so a loss's gradient
+    reaches the logits. ``op_counts`` (blocks x :data:`~awsaa.arch.OPS`, a buffer) counts, in
+    training mode, how often each op of each block was drawn, ``zero`` included."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__(num_classes, in_channels)
@@ -96,6 +100,8 @@ class SuperNet(_Ends):
         self.register_buffer("active", torch.full((n,), -1, dtype=torch.long))
         self.register_buffer("op_counts", torch.zeros(n, len(OPS), dtype=torch.long))
         self.paths = torch.Generator().manual_seed(0)
+        self.arch_logits: list[torch.Tensor] | None = None
+        self.tau = 1.0  # the Gumbel-softmax temperature of the gates
 
     def seed_paths(self, seed: int) -> None:
         """Seed the draws of the paths (stage 1)."""
@@ -122,6 +128,19 @@ class SuperNet(_Ends):
             ops.append(slot.choices[i])
         return Arch(tuple(ops))
 
+    def gumbel_path(self) -> tuple[Arch, list[torch.Tensor]]:
+        """A path drawn by Gumbel-max from ``arch_logits``, and each block's straight-through gate."""
+        assert self.arch_logits is not None
+        ops, gates = [], []
+        for slot, logits in zip(slots(), self.arch_logits, strict=True):
+            u = torch.rand(len(slot.choices), generator=self.paths).clamp_(1e-10, 1 - 1e-10)
+            y = (logits - torch.log(-torch.log(u)).to(logits)) / self.tau
+            k = int(y.argmax())
+            w = torch.softmax(y, 0)[k]
+            gates.append(w - w.detach() + 1.0)
+            ops.append(slot.choices[k])
+        return Arch(tuple(ops)), gates
+
     def path(self, arch: Arch) -> list[nn.Module | None]:
         """The module of ``arch``'s op in each block (None for ``zero``)."""
         out: list[nn.Module | None] = []
@@ -131,18 +150,24 @@ class SuperNet(_Ends):
         return out
 
     def forward(self, x: torch.Tensor, arch: Arch | None = None) -> torch.Tensor:
+        gates: list[torch.Tensor] | None = None
         if arch is None:
             arch = self.active_path()
             if arch is None:
-                arch = self.sample_path()
+                if self.training and self.arch_logits is not None:
+                    arch, gates = self.gumbel_path()
+                else:
+                    arch = self.sample_path()
                 if self.training:
                     with torch.no_grad():
                         for i, op in enumerate(arch.ops):
                             self.op_counts[i, OPS.index(op)] += 1
         x = self.stem(x)
-        for module in self.path(arch):
+        for i, module in enumerate(self.path(arch)):
             if module is not None:
                 x = module(x)
+            if gates is not None:
+                x = x * gates[i].to(x.dtype)
         return self.head(x)
 
     def path_parameters(self, arch: Arch) -> list[nn.Parameter]:

@@ -1,18 +1,21 @@
 """The architecture distribution of NAS + AWS: one categorical per choice block over the ops it
 takes (ProxylessNAS's architecture parameters), learned by REINFORCE from the loops' rewards.
 
-* **Sampling under a hard budget.** With ``max_block_params`` an architecture is drawn block by
-  block, each block's op from the ops that still leave room, given the ops drawn before it, for
-  the cheapest ops of the blocks after it: every draw fits the budget, none is rejected, and the
+* **Sampling under hard constraints.** With ``max_block_params`` an architecture is drawn block
+  by block, each block's op from the ops that still leave room, given the ops drawn before it,
+  for the cheapest ops of the blocks after it; with ``max_zero_blocks``, ``zero`` is no longer
+  offered once that many blocks took it. Every draw fits, none is rejected, and the
   log-probability of the draw under this constrained sampler is exact, so the REINFORCE
   gradient is that of the distribution actually sampled (no soft penalty, no bias from
   rejection).
 * **Update.** One Adam step (betas 0.5 / 0.999, the policy agents') on
   ``-mean_a (R_a - b) log q(a)``, with the baseline ``b`` a moving average of the loops' mean
   rewards, updated before the advantages (as :mod:`awsaa.search.agents`).
-* **The result** is the most probable architecture within the budget, found exactly by a
-  Pareto sweep over the blocks (parameters against log-probability), not by taking each
-  block's favourite op and hoping it fits.
+* **The result** is the most probable architecture within the constraints, found exactly by a
+  Pareto sweep over the blocks (parameters against log-probability, for each count of zero
+  blocks), not by taking each block's favourite op and hoping it fits.
+* **Gradient-based NAS + AWS** (``nas.method: gradient``) starts the logits from those stage 1
+  learned by gradient (:meth:`start_from`).
 
 Plain torch, no Ray; its state is saved with the search's (``state.pt``).
 """
@@ -27,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from awsaa.arch import Arch, op_params, slots
+from awsaa.arch import Arch, min_block_params, op_params, slots
 from awsaa.config import NasConfig
 from awsaa.errors import AWSAAError
 
@@ -42,10 +45,13 @@ class ArchAgent:
         self.logits = [torch.zeros(len(s.choices), dtype=torch.float64, requires_grad=True) for s in self.slots]
         self.optimizer = torch.optim.Adam(self.logits, lr=cfg.lr, betas=(0.5, 0.999))
         self.costs = [[op_params(op, s) for op in s.choices] for s in self.slots]
-        # the fewest parameters the blocks from i on can hold
-        self._floor = [sum(min(c) for c in self.costs[i:]) for i in range(len(self.slots) + 1)]
+        # the fewest parameters the blocks from i on can hold, with z zero blocks still allowed
+        n, cap = len(self.slots), cfg.max_zero_blocks
+        self._floor = {(i, z): min_block_params(z, i) for i in range(n + 1)
+                       for z in (range(cap + 1) if cap is not None else [None])}
         self.baseline: float | None = None
         self.loops_done = 0
+        self.from_stage1 = False  # the logits were started from stage 1's (method gradient)
 
     # ------------------------------------------------------------------ the distribution
     def probs(self) -> list[list[float]]:
@@ -58,25 +64,45 @@ class ArchAgent:
         with torch.no_grad():
             return float(sum(-(torch.softmax(g, 0) * torch.log_softmax(g, 0)).sum() for g in self.logits))
 
-    def _allowed(self, i: int, used: int) -> list[bool]:
-        """Which ops of block ``i`` leave room for the cheapest rest, ``used`` parameters spent."""
-        budget = self.cfg.max_block_params
-        if budget is None:
-            return [True] * len(self.costs[i])
-        return [used + c + self._floor[i + 1] <= budget for c in self.costs[i]]
+    def _allowed(self, i: int, used: int, zeros: int) -> list[bool]:
+        """Which ops of block ``i`` keep a draw within the constraints, ``used`` parameters and
+        ``zeros`` zero blocks spent: room left for the cheapest rest, and ``zero`` only below the cap."""
+        budget, cap = self.cfg.max_block_params, self.cfg.max_zero_blocks
+        out = []
+        for op, c in zip(self.slots[i].choices, self.costs[i], strict=True):
+            z = zeros + (op == "zero")
+            if cap is not None and z > cap:
+                out.append(False)
+                continue
+            rest = self._floor[i + 1, cap - z if cap is not None else None]
+            out.append(budget is None or used + c + rest <= budget)
+        return out
+
+    def start_from(self, logits: Sequence[Tensor]) -> None:
+        """Start the distribution from ``logits`` (one tensor per block, over its ops: what stage 1
+        of gradient-based NAS + AWS learned). Only before the first loop."""
+        if self.loops_done:
+            raise AWSAAError("the architecture distribution can be started from stage 1 only before its first loop")
+        if [len(g) for g in logits] != [len(g) for g in self.logits]:
+            raise AWSAAError("stage 1's architecture logits do not fit this architecture space")
+        with torch.no_grad():
+            for g, src in zip(self.logits, logits, strict=True):
+                g.copy_(src)
+        self.from_stage1 = True
 
     def _log_q(self, arch: Arch) -> Tensor:
         """log q(arch) under the constrained sampler, differentiable in the logits."""
         total = torch.zeros((), dtype=torch.float64)
-        used = 0
+        used = zeros = 0
         for i, (op, slot, g) in enumerate(zip(arch.ops, self.slots, self.logits, strict=True)):
-            ok = torch.tensor(self._allowed(i, used))
+            ok = torch.tensor(self._allowed(i, used, zeros))
             k = slot.choices.index(op)
             if not ok[k]:
-                raise AWSAAError(f"architecture {arch.describe()} is over the budget of "
-                                 f"{self.cfg.max_block_params:,} block parameters")
+                raise AWSAAError(f"architecture {arch.describe()} breaks the constraints (nas.max_block_params "
+                                 f"{self.cfg.max_block_params}, nas.max_zero_blocks {self.cfg.max_zero_blocks})")
             total = total + torch.log_softmax(g.masked_fill(~ok, -math.inf), 0)[k]
             used += self.costs[i][k]
+            zeros += op == "zero"
         return total
 
     def ask(self, n: int) -> list[Arch]:
@@ -86,13 +112,14 @@ class ArchAgent:
         out = []
         with torch.no_grad():
             for _ in range(n):
-                ops, used = [], 0
+                ops, used, zeros = [], 0, 0
                 for i, (slot, logits) in enumerate(zip(self.slots, self.logits, strict=True)):
-                    ok = torch.tensor(self._allowed(i, used))
+                    ok = torch.tensor(self._allowed(i, used, zeros))
                     p = torch.softmax(logits.masked_fill(~ok, -math.inf), 0)
                     k = int(torch.multinomial(p, 1, generator=g))
                     ops.append(slot.choices[k])
                     used += self.costs[i][k]
+                    zeros += slot.choices[k] == "zero"
                 out.append(Arch(tuple(ops)))
         return out
 
@@ -126,22 +153,31 @@ class ArchAgent:
 
     # ------------------------------------------------------------------ the result
     def best(self) -> Arch:
-        """The most probable architecture within the budget (exact: a sweep over the blocks
-        keeping, for each parameter count reached, only the paths no cheaper path beats)."""
+        """The most probable architecture within the constraints (exact: a sweep over the blocks
+        keeping, for each count of zero blocks and each parameter count reached, only the paths
+        that no cheaper path with as many zero blocks beats)."""
         with torch.no_grad():
             logp = [torch.log_softmax(g, 0).tolist() for g in self.logits]
-        budget = self.cfg.max_block_params
-        front: list[tuple[int, float, tuple[str, ...]]] = [(0, 0.0, ())]
+        # per count of zero blocks: (parameters, log-probability, ops), cheapest first
+        fronts: dict[int, list[tuple[int, float, tuple[str, ...]]]] = {0: [(0, 0.0, ())]}
         for i, slot in enumerate(self.slots):
-            grown = [(used + c, lp + logp[i][k], (*ops, slot.choices[k]))
-                     for used, lp, ops in front for k, c in enumerate(self.costs[i])
-                     if budget is None or used + c + self._floor[i + 1] <= budget]
-            grown.sort(key=lambda t: (t[0], -t[1]))
-            front = []
-            for t in grown:  # keep a path only when it beats every cheaper one
-                if not front or t[1] > front[-1][1]:
-                    front.append(t)
-        return Arch(max(front, key=lambda t: t[1])[2])
+            grown: dict[int, list[tuple[int, float, tuple[str, ...]]]] = {}
+            for zeros, front in fronts.items():
+                for used, lp, ops in front:
+                    ok = self._allowed(i, used, zeros)
+                    for k, c in enumerate(self.costs[i]):
+                        if ok[k]:
+                            z = zeros + (slot.choices[k] == "zero")
+                            grown.setdefault(z, []).append((used + c, lp + logp[i][k], (*ops, slot.choices[k])))
+            fronts = {}
+            for z, paths in grown.items():
+                paths.sort(key=lambda t: (t[0], -t[1]))
+                kept: list[tuple[int, float, tuple[str, ...]]] = []
+                for t in paths:  # keep a path only when it beats every cheaper one
+                    if not kept or t[1] > kept[-1][1]:
+                        kept.append(t)
+                fronts[z] = kept
+        return Arch(max((t for front in fronts.values() for t in front), key=lambda t: t[1])[2])
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -149,7 +185,7 @@ class ArchAgent:
         # loaded elsewhere would otherwise share them with this agent
         return {"logits": [g.detach().clone() for g in self.logits],
                 "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-                "baseline": self.baseline, "loops_done": self.loops_done,
+                "baseline": self.baseline, "loops_done": self.loops_done, "from_stage1": self.from_stage1,
                 "ops": [list(s.choices) for s in self.slots]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -161,3 +197,4 @@ class ArchAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.baseline = state["baseline"]
         self.loops_done = int(state["loops_done"])
+        self.from_stage1 = bool(state.get("from_stage1", False))

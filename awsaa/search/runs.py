@@ -299,6 +299,8 @@ def execute(run: SearchRun, executor: Executor, log: Log = print) -> dict[str, A
                 + cache_stage1(run.cache, shared))
             if "op_counts" in shared:
                 log(op_count_line(shared["op_counts"]))
+        if "arch_logits" in shared:
+            start_from_stage1(run.run_dir, shared, log)
         return run_loops(cfg, executor.open(run, shared, log), log)
     except BaseException as e:
         stop = as_interrupted(e)
@@ -325,6 +327,21 @@ def run_loops(cfg: SearchConfig, session: Session, log: Log = print) -> dict[str
         eta = (cfg.loops - loop - 1) * sum(loop_seconds) / len(loop_seconds)
         log(_loop_line(cfg, loop, entry, wall, eta))
     return {**session.finish(), "workers_released": released}
+
+
+def start_from_stage1(run_dir: Path, shared: dict[str, Any], log: Log) -> None:
+    """Gradient-based NAS + AWS: the architecture distribution starts from the logits stage 1
+    learned (once, before the first loop; saved before any executor reads the state)."""
+    state = SearchState.load(run_dir)
+    agent = state.arch_agent
+    if agent is None or agent.from_stage1:
+        return
+    agent.start_from(shared["arch_logits"])
+    state.save()
+    best = agent.best()
+    log(f"stage 1 learned the architecture logits ({shared.get('arch_steps', 0)} steps on validation batches): "
+        f"most probable {best.describe()} ({best.ops.count('zero')} zero blocks, {best.block_params:,} block "
+        f"parameters); stage 2 starts its distribution there")
 
 
 def op_count_line(counts: dict[str, list[int]]) -> str:

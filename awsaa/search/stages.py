@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from awsaa.arch import OPS, Arch
+from awsaa.arch import OPS, Arch, slots
 from awsaa.augment.space import SearchSpace
 from awsaa.config import SearchConfig, TrainConfig, config_hash
 from awsaa.errors import AWSAAError
@@ -62,16 +62,27 @@ def pretrain(cfg: SearchConfig, device: Any = None, data: Any = None,
     if isinstance(trainer.model, SuperNet):  # NAS + AWS: one uniformly drawn path per batch
         trainer.model.seed_paths(cfg.seed)
     stop = cfg.pretrain.stop_epoch or cfg.pretrain.epochs
+    learner, start, net = None, 0, trainer.model
+    if cfg.nas is not None and cfg.nas.method == "gradient" and isinstance(net, SuperNet):
+        learner = LogitLearner(trainer, cfg.nas.grad_lr)
+        start = round(stop * cfg.nas.warmup_fraction)
     val_acc = float("nan")
     while trainer.epoch < stop:
-        loss, _, seconds, _ = trainer.train_epoch()
+        on_batch = None
+        if learner is not None and isinstance(net, SuperNet) and trainer.epoch >= start:
+            net.arch_logits = learner.logits  # after the warm-up, paths come from the logits
+            on_batch = learner.step
+        loss, _, seconds, _ = trainer.train_epoch(on_batch=on_batch)
         val_acc = trainer.evaluate(trainer.val_set)[0]
         if on_epoch is not None:
             on_epoch(trainer.epoch, stop, loss, val_acc, seconds)
     weights = trainer.ema.module.state_dict() if trainer.ema is not None else trainer.model.state_dict()
-    extra = {}
+    extra: dict[str, Any] = {}
     if isinstance(trainer.model, SuperNet):
         extra["op_counts"] = op_counts(trainer.model)
+    if learner is not None:
+        extra["arch_logits"] = [g.detach().clone() for g in learner.logits]
+        extra["arch_steps"] = learner.steps
     return {**extra,
         "kind": "shared",
         "stage1_hash": stage1_hash(cfg),
@@ -82,6 +93,45 @@ def pretrain(cfg: SearchConfig, device: Any = None, data: Any = None,
         "lr": float(trainer.optimizer.param_groups[0]["lr"]),
         "val_acc": float(val_acc),
     }
+
+
+class LogitLearner:
+    """Gradient-based NAS + AWS, stage 1: the supernet's architecture logits (one tensor per
+    block over its ops), one Adam step (betas 0.5 / 0.999) on a validation batch after each
+    training step, DARTS's first-order alternation: the weights learn on training batches
+    under the uniform policy, the logits on clean validation batches, through the
+    straight-through gates of a Gumbel-max path (:class:`SuperNet`). Only the logits get the
+    validation gradient; the validation batches do pass through the path's batch norms in
+    training mode (batch statistics, as the weights' steps see them)."""
+
+    def __init__(self, trainer: Trainer, lr: float) -> None:
+        self.trainer = trainer
+        self.logits = [torch.zeros(len(s.choices), requires_grad=True) for s in slots()]
+        self.optimizer = torch.optim.Adam(self.logits, lr=lr, betas=(0.5, 0.999))
+        self.steps = 0
+        self._batches = iter(())
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        t = self.trainer
+        if t.val_set is None:
+            raise AWSAAError("nas.method gradient learns the architecture on the validation split: set val_size")
+        for _ in range(2):
+            try:
+                return next(self._batches)
+            except StopIteration:
+                self._batches = iter(t.eval_batches(t.val_set))
+        raise AWSAAError("the validation split has no images")
+
+    def step(self, _: int = 0) -> None:
+        images, labels = self._next_batch()
+        t = self.trainer
+        loss = torch.nn.functional.cross_entropy(t.model(t.normalize(images)).float(), labels)
+        grads = torch.autograd.grad(loss, self.logits)
+        self.optimizer.zero_grad()
+        for g, d in zip(self.logits, grads, strict=True):
+            g.grad = d
+        self.optimizer.step()
+        self.steps += 1
 
 
 def op_counts(model: SuperNet) -> dict[str, list[int]]:

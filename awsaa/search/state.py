@@ -374,7 +374,7 @@ class SearchState:
             heard = self._control(loop, [float(rows[a] or 0.0) for a in present], stream=1)
             stats = self.arch_agent.tell(heard, [archs[a] for a in present])
             out.update(arch_baseline=stats["baseline"], arch_kl=stats["kl"])
-            if heard is not None and self.cfg.control != "none":
+            if self.cfg.control != "none":
                 out["arch_agent_rewards"] = heard
         else:
             self.arch_agent.skip()

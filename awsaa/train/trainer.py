@@ -275,6 +275,11 @@ class Trainer:
             for x, y in self._loader:
                 yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True), False
 
+    def eval_batches(self, dataset: Any):
+        """``dataset``'s (images, labels) batches as evaluation reads them: uint8 images, not
+        augmented, not normalized (:meth:`normalize`)."""
+        return self._eval_batches(dataset)
+
     def _eval_batches(self, dataset: Any):
         if isinstance(dataset, ImageTensors):
             b = self.cfg.eval_batch_size

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# RESULTS.md section 7: NAS + AWS on digits (configs/search/nas_digits.yaml) with controls.
+#   experiments/nas_campaign.sh [STORAGE]          (default runs/nas; hours on 2 cores)
+# 1. searches, 3 seeds each: joint (architecture and policy), null (the same with shuffled
+#    rewards: control=shuffle, both agents), architecture only (nas.learn=arch: the policy stays
+#    uniform). A seed's first search trains its supernet; the others reuse it (same stage-1 config).
+# 2. every found architecture trained standalone (configs/train/digits.yaml, 3 seeds) under the
+#    uniform policy (the truth of experiments/nas_fidelity.py, so it ranks against that
+#    experiment's 20 random architectures of its size bin) and under its own found policy.
+# 3. sequential, architecture then policy: an AWS policy search (configs/search/digits.yaml,
+#    validation-loss reward) on each architecture-only result, then that pair trained.
+# A run that exists is skipped, so the script continues where it stopped. Wall times: $S/walls.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${1:-runs/nas}
+BIN=${BIN:-.venv/bin}
+mkdir -p "$S"
+timed() {  # timed NAME CMD...: run CMD, log to $S/NAME.log, its wall time to walls.txt
+    local name=$1; shift
+    local t0=$(date +%s)
+    "$@" > "$S/$name.log" 2>&1
+    echo "$name $(( $(date +%s) - t0 )) s" >> "$S/walls.txt"
+}
+search() {  # search NAME CONFIG --set ...
+    local name=$1 config=$2; shift 2
+    [ -e "$S/search/$name/arch.json" ] || [ -e "$S/search/$name/policy.json" ] && return 0
+    rm -rf "$S/search/$name"
+    timed "$name" $BIN/awsaa-search -c "$config" --storage "$S/search" --name "$name" "$@"
+}
+train() {  # train NAME ARCH AUG...
+    local name=$1 arch=$2; shift 2
+    [ -e "$S/train/$name/summary.json" ] && return 0
+    rm -rf "$S/train/$name"
+    timed "train-$name" $BIN/awsaa-train -c configs/train/digits.yaml --model "$arch" --aug "$@" --seeds 0 1 2 \
+        --cpus-per-trial 1 --storage "$S/train" --name "$name"
+}
+for seed in 0 1 2; do
+    search "joint-s$seed" configs/search/nas_digits.yaml --set seed=$seed
+    search "null-s$seed" configs/search/nas_digits.yaml --set seed=$seed control=shuffle
+done
+for seed in 0 1 2; do
+    search "archonly-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=arch
+done
+for run in joint null archonly; do
+    for seed in 0 1 2; do
+        r="$S/search/$run-s$seed"
+        train "$run-s$seed" "$r/arch.json" uniform "$r/policy.json"
+    done
+done
+for seed in 0 1 2; do
+    a="$S/search/archonly-s$seed/arch.json"
+    search "seqpolicy-s$seed" configs/search/digits.yaml --set seed=$seed model="$(realpath "$a")" \
+        finetune.metric=neg_loss
+    train "seq-s$seed" "$a" "$S/search/seqpolicy-s$seed/policy.json"
+done
