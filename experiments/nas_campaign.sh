@@ -9,7 +9,8 @@
 #    experiment's 20 random architectures of its size bin) and under its own found policy.
 # 3. sequential, architecture then policy: an AWS policy search (configs/search/digits.yaml,
 #    validation-loss reward) on each architecture-only result, then that pair trained.
-# A run that exists is skipped, so the script continues where it stopped. Wall times: $S/walls.txt.
+# Seed by seed. A finished run is skipped and an unfinished one resumed, so the script continues
+# where it stopped. Wall times: $S/walls.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${1:-runs/nas}
@@ -21,11 +22,14 @@ timed() {  # timed NAME CMD...: run CMD, log to $S/NAME.log, its wall time to wa
     "$@" > "$S/$name.log" 2>&1
     echo "$name $(( $(date +%s) - t0 )) s" >> "$S/walls.txt"
 }
-search() {  # search NAME CONFIG --set ...
+search() {  # search NAME CONFIG --set ...: a new run, or the rest of an unfinished one
     local name=$1 config=$2; shift 2
-    [ -e "$S/search/$name/arch.json" ] || [ -e "$S/search/$name/policy.json" ] && return 0
-    rm -rf "$S/search/$name"
-    timed "$name" $BIN/awsaa-search -c "$config" --storage "$S/search" --name "$name" "$@"
+    if [ -e "$S/search/$name/run.json" ]; then
+        grep -q "^train with it" "$S/$name.log" 2>/dev/null && return 0
+        timed "$name" $BIN/awsaa-search --resume "$S/search/$name"
+    else
+        timed "$name" $BIN/awsaa-search -c "$config" --storage "$S/search" --name "$name" "$@"
+    fi
 }
 train() {  # train NAME ARCH AUG...
     local name=$1 arch=$2; shift 2
@@ -37,17 +41,11 @@ train() {  # train NAME ARCH AUG...
 for seed in 0 1 2; do
     search "joint-s$seed" configs/search/nas_digits.yaml --set seed=$seed
     search "null-s$seed" configs/search/nas_digits.yaml --set seed=$seed control=shuffle
-done
-for seed in 0 1 2; do
     search "archonly-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=arch
-done
-for run in joint null archonly; do
-    for seed in 0 1 2; do
+    for run in joint null archonly; do
         r="$S/search/$run-s$seed"
         train "$run-s$seed" "$r/arch.json" uniform "$r/policy.json"
     done
-done
-for seed in 0 1 2; do
     a="$S/search/archonly-s$seed/arch.json"
     search "seqpolicy-s$seed" configs/search/digits.yaml --set seed=$seed model="$(realpath "$a")" \
         finetune.metric=neg_loss

@@ -369,8 +369,8 @@ def _nas_part(entry: dict[str, Any]) -> str:
     if nas is None:
         return ""
     eff = nas["effects"]
-    spread = (f"  effects SD arch {eff['arch_sd']:.2f} policy {eff['policy_sd']:.2f} residual "
-              f"{eff['residual_sd']:.2f}") if eff else ""
+    spread = (f"  effects SD arch {eff['arch_sd']:.3g} policy {eff['policy_sd']:.3g} residual "
+              f"{eff['residual_sd']:.3g}") if eff else ""
     return f"  arch entropy {nas['arch_entropy']:.2f}{spread}  arch {nas['result_arch']}"
 
 
