@@ -303,3 +303,20 @@ def test_a_gradient_search_learns_the_logits_in_stage1_after_its_warm_up_and_sta
 
     s = pretrain(still)
     assert s["arch_steps"] == 0 and all(torch.equal(g, torch.zeros_like(g)) for g in s["arch_logits"])
+
+
+def test_a_policy_search_on_an_architecture_file_records_the_file_by_its_absolute_path(tmp_path, monkeypatch):
+    """Architecture first, then its policy (the sequential baseline): a search config naming
+    an architecture file by a relative path runs, and its run records the absolute path, so
+    workers elsewhere and a --resume from another directory find the same file."""
+    import yaml
+
+    Arch.uniform_op("mb3_e3").save(tmp_path / "a.json")
+    monkeypatch.chdir(tmp_path)
+    cfg = from_dict(SearchConfig, tiny_search(model="a.json", dataset="digits", train_size=None, val_size=100,
+                                              loops=1, eval_batch_size=500,
+                                              pretrain={"epochs": 2, "stop_epoch": 1, "batch_size": 50},
+                                              finetune={"epochs": 1, "reward_top_k": 1, "batch_size": 50}))
+    r = run(cfg, storage=tmp_path / "runs", name="seq", log=lambda x: None)
+    saved = yaml.safe_load((r.run_dir / "config.yaml").read_text())
+    assert saved["model"] == str(tmp_path / "a.json") and len(r.loops) == 1 and r.arch is None

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import torch
 
-from awsaa.arch import Arch
+from awsaa.arch import Arch, is_arch_file
 from awsaa.config import SearchConfig, config_hash, load
 from awsaa.data import Dataset, content_hash, is_handed_in, is_own
 from awsaa.data.datasets import ensure_dataset, facts
@@ -89,6 +89,8 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
         raise AWSAAError(f"run directory {run_dir} already exists; choose another --name or --resume it")
     if is_own(cfg.dataset):  # workers run elsewhere: the data by its absolute path
         cfg = dataclasses.replace(cfg, dataset=str(Path(cfg.dataset).expanduser().resolve()))
+    if is_arch_file(cfg.model):  # and an architecture file by its own (a resume from elsewhere too)
+        cfg = dataclasses.replace(cfg, model=str(Path(cfg.model).expanduser().resolve()))
     _check_handed_in(cfg, data)
     recorded = None
     if data is not None:
