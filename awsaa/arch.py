@@ -20,6 +20,7 @@ checked anywhere.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -57,14 +58,15 @@ class Slot:
         return OPS if self.keeps_shape else tuple(op for op in OPS if op != "zero")
 
 
-def slots() -> list[Slot]:
-    """The space's choice blocks, in order."""
+@functools.cache
+def slots() -> tuple[Slot, ...]:
+    """The space's choice blocks, in order (computed once: every architecture checks against them)."""
     out, cin = [], STEM
     for width, stride in zip(WIDTHS, STRIDES, strict=True):
         for b in range(BLOCKS_PER_STAGE):
             out.append(Slot(cin, width, stride if b == 0 else 1))
             cin = width
-    return out
+    return tuple(out)
 
 
 def space_size() -> int:

@@ -109,7 +109,7 @@ def _tau(x: list[float], y: list[float]) -> float:
     return 0.0 if t != t else float(t)  # nan (a constant side) counts as no agreement
 
 
-def table(storage: Path) -> None:
+def table(storage: Path, resamples: int = 2000) -> None:
     from awsaa.arch import Arch
 
     sc = json.loads((storage / "scores.json").read_text())
@@ -124,10 +124,10 @@ def table(storage: Path) -> None:
     proxies = {"AWS fine-tune score": "aws", "one-shot score": "one_shot", "parameters alone": "params"}
     rng = random.Random(0)
     n = len(rows)
-    boots = [[rng.randrange(n) for _ in range(n)] for _ in range(2000)]
+    boots = [[rng.randrange(n) for _ in range(n)] for _ in range(resamples)]
     bins = sorted({r["bin"] for r in rows})
     in_bin = {b: [i for i, r in enumerate(rows) if r["bin"] == b] for b in bins}
-    boots_bin = [{b: [rng.choice(ix) for _ in ix] for b, ix in in_bin.items()} for _ in range(2000)]
+    boots_bin = [{b: [rng.choice(ix) for _ in ix] for b, ix in in_bin.items()} for _ in range(resamples)]
 
     def overall(key: str, idx: list[int]) -> float:
         return _tau([rows[i][key] for i in idx], [truth[i] for i in idx])

@@ -2,6 +2,8 @@
 hard budget, a path's batch-norm statistics, and a whole joint search in this process and on
 Ray (the same rewards), resumed at loop granularity."""
 
+import itertools
+import json
 import math
 import random
 import signal
@@ -320,3 +322,32 @@ def test_a_policy_search_on_an_architecture_file_records_the_file_by_its_absolut
     r = run(cfg, storage=tmp_path / "runs", name="seq", log=lambda x: None)
     saved = yaml.safe_load((r.run_dir / "config.yaml").read_text())
     assert saved["model"] == str(tmp_path / "a.json") and len(r.loops) == 1 and r.arch is None
+
+
+def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_intervals(tmp_path, capsys):
+    """experiments/nas_fidelity.py's own path, tiny: 20 architectures in 4 size bins, and its
+    table on made-up scores where one proxy ranks perfectly and one backwards."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import nas_fidelity
+
+    files = nas_fidelity.archs(tmp_path)
+    assert nas_fidelity.archs(tmp_path) == files and len(files) == 20  # drawn once
+    archs = [Arch.load(f) for f in files]
+    bins = [[a.block_params for a in archs if a.meta["bin"] == b] for b in range(4)]
+    assert [len(b) for b in bins] == [5] * 4 and all(max(b) <= min(c) for b, c in itertools.pairwise(bins))
+    scores = {}
+    for i, f in enumerate(files):
+        err = 5.0 - 0.1 * i  # the truth: later files train better
+        (tmp_path / "train" / f.stem).mkdir(parents=True)
+        (tmp_path / "train" / f.stem / "summary.json").write_text(json.dumps(
+            [{"status": "done", "final_test_error": err}, {"status": "done", "final_test_error": err}]))
+        scores[f.stem] = {"aws": float(i), "one_shot": float(-i)}  # aws ranks perfectly, one-shot backwards
+    (tmp_path / "scores.json").write_text(json.dumps(scores))
+    nas_fidelity.table(tmp_path, resamples=100)
+    out = capsys.readouterr().out
+    assert "| AWS fine-tune score | +1.00 [+1.00, +1.00] | +1.00 [+1.00, +1.00] |" in out
+    assert "| one-shot score | -1.00 [-1.00, -1.00] | -1.00 [-1.00, -1.00] |" in out
+    assert "AWS minus one_shot: all +2.00 [+2.00, +2.00]" in out
