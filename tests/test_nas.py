@@ -351,3 +351,13 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
     assert "| AWS fine-tune score | +1.00 [+1.00, +1.00] | +1.00 [+1.00, +1.00] |" in out
     assert "| one-shot score | -1.00 [-1.00, -1.00] | -1.00 [-1.00, -1.00] |" in out
     assert "AWS minus one_shot: all +2.00 [+2.00, +2.00]" in out
+
+
+def test_the_logits_steps_on_validation_batches_count_no_op_as_trained():
+    from awsaa.search.stages import pretrain
+
+    grad = {**TINY_NAS["nas"], "method": "gradient", "warmup_fraction": 0.5}
+    s = pretrain(from_dict(SearchConfig, {**TINY_NAS, "nas": grad}))
+    assert s["arch_steps"] == 2  # the second of 2 epochs, 2 batches
+    for i, slot in enumerate(slots()):
+        assert sum(s["op_counts"][op][i] for op in slot.choices) == 4  # the 4 training batches only

@@ -102,6 +102,7 @@ class SuperNet(_Ends):
         self.paths = torch.Generator().manual_seed(0)
         self.arch_logits: list[torch.Tensor] | None = None
         self.tau = 1.0  # the Gumbel-softmax temperature of the gates
+        self.counting = True  # off: a training-mode forward that trains no weights (the logits' steps)
 
     def seed_paths(self, seed: int) -> None:
         """Seed the draws of the paths (stage 1)."""
@@ -158,7 +159,7 @@ class SuperNet(_Ends):
                     arch, gates = self.gumbel_path()
                 else:
                     arch = self.sample_path()
-                if self.training:
+                if self.training and self.counting:
                     with torch.no_grad():
                         for i, op in enumerate(arch.ops):
                             self.op_counts[i, OPS.index(op)] += 1

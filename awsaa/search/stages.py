@@ -9,6 +9,11 @@ the mean of the ``reward_top_k`` best validation top-1 accuracies. With ``reward
 it fine-tunes nothing: the reward is the accuracy of the unchanged network on the validation
 split augmented by the trajectory's policy (:meth:`FineTuner.density`). Neither stage looks
 at the test set.
+
+NAS + AWS (``nas``; docs/design.md, section 3b): stage 1 trains the supernet, one path per
+batch (uniform, or after a warm-up drawn from logits learned by gradient: ``nas.method:
+gradient``); a trajectory's sampling policy names its architecture, whose path the fine-tune
+sets and whose batch-norm statistics it recomputes before training.
 """
 
 from __future__ import annotations
@@ -57,7 +62,9 @@ def train_config(cfg: SearchConfig, stage: str, lr: float | None = None) -> Trai
 def pretrain(cfg: SearchConfig, device: Any = None, data: Any = None,
              on_epoch: Callable[[int, int, float, float, float], None] | None = None) -> dict[str, Any]:
     """Stage 1. Returns the shared state: weights (the EMA's when ``ema_decay``), optimizer
-    state, the learning rate where the schedule was cut, and the stage-1 config hash."""
+    state, the learning rate where the schedule was cut, and the stage-1 config hash. With
+    ``nas`` (``model: supernet``), also how often each op was trained (``op_counts``), and with
+    ``nas.method: gradient`` the architecture logits learned (:class:`LogitLearner`)."""
     trainer = Trainer(train_config(cfg, "pretrain"), device=device, data=data)
     if isinstance(trainer.model, SuperNet):  # NAS + AWS: one uniformly drawn path per batch
         trainer.model.seed_paths(cfg.seed)
@@ -125,7 +132,13 @@ class LogitLearner:
     def step(self, _: int = 0) -> None:
         images, labels = self._next_batch()
         t = self.trainer
-        loss = torch.nn.functional.cross_entropy(t.model(t.normalize(images)).float(), labels)
+        net = t.model
+        assert isinstance(net, SuperNet)
+        net.counting = False  # op_counts count the batches that train weights
+        try:
+            loss = torch.nn.functional.cross_entropy(net(t.normalize(images)).float(), labels)
+        finally:
+            net.counting = True
         grads = torch.autograd.grad(loss, self.logits)
         self.optimizer.zero_grad()
         for g, d in zip(self.logits, grads, strict=True):
