@@ -153,10 +153,12 @@ class AgentConfig:
 
 @dataclass(config=SECTION)
 class NasConfig:
-    """NAS + AWS (ProxylessNAS + AWS): the network searched with its augmentation. Stage 1 trains
-    the supernet (``model: supernet``) with one uniformly drawn path per batch under the uniform
-    policy; each loop is a grid of ``archs`` architectures x ``trajectories / archs`` sampling
-    policies, every cell a fine-tune of that path from the shared weights under that policy."""
+    """NAS + AWS: the network searched with its augmentation (docs/design.md, section 3b). Stage 1
+    trains the supernet (``model: supernet``) under the uniform policy with one path per batch,
+    drawn uniformly (``method: sample``, ProxylessNAS + AWS) or, after a warm-up, from logits it
+    learns by gradient (``method: gradient``); each loop is a grid of ``archs`` architectures x
+    ``trajectories / archs`` sampling policies, every cell a fine-tune of that path from the
+    shared weights under that policy."""
 
     archs: Annotated[Positive, Field(
         description="Architectures per loop, drawn from the architecture distribution; trajectories must be a "
