@@ -361,3 +361,14 @@ def test_the_logits_steps_on_validation_batches_count_no_op_as_trained():
     assert s["arch_steps"] == 2  # the second of 2 epochs, 2 batches
     for i, slot in enumerate(slots()):
         assert sum(s["op_counts"][op][i] for op in slot.choices) == 4  # the 4 training batches only
+
+
+def test_an_architecture_out_of_bounds_is_refused_and_leaves_the_distribution_as_it_was():
+    agent = ArchAgent(NasConfig(max_block_params=40_000), seed=0)
+    before = agent.state_dict()
+    big = Arch.uniform_op("wrn")
+    with pytest.raises(Exception, match="breaks the constraints"):
+        agent.tell([1.0], [big])
+    after = agent.state_dict()
+    assert after["baseline"] == before["baseline"] and after["loops_done"] == before["loops_done"]
+    assert all(torch.equal(a, b) for a, b in zip(after["logits"], before["logits"], strict=True))

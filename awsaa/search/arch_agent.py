@@ -131,16 +131,16 @@ class ArchAgent:
             raise AWSAAError(f"{len(rewards)} rewards for {len(archs)} architectures")
         if not all(math.isfinite(r) for r in rewards):
             raise AWSAAError(f"non-finite architecture rewards {list(rewards)}")
+        log_q = [self._log_q(arch) for arch in archs]  # refuses an architecture out of bounds, before any change
         mean = sum(rewards) / len(rewards)
         m = self.cfg.baseline_momentum
         self.baseline = mean if self.baseline is None else m * self.baseline + (1 - m) * mean
         before = [p[:] for p in self.probs()]
         adv = [r - self.baseline for r in rewards]
-        loss = -sum(a * self._log_q(arch) for a, arch in zip(adv, archs, strict=True)) / len(archs)
+        loss = -torch.stack([a * lq for a, lq in zip(adv, log_q, strict=True)]).sum() / len(archs)
         self.optimizer.zero_grad()
-        if isinstance(loss, Tensor) and loss.requires_grad:
-            loss.backward()
-            self.optimizer.step()
+        loss.backward()
+        self.optimizer.step()
         self.loops_done += 1
         after = self.probs()
         kl = sum(sum(p * math.log(p / q) for p, q in zip(b, a, strict=True) if p > 0)
