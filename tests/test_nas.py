@@ -176,6 +176,7 @@ def test_a_joint_search_in_process_its_grid_its_files_and_its_resume(tmp_path):
             assert by_cell[a, 0]["arch"] == by_cell[a, 1]["arch"] and Arch(tuple(by_cell[a, 0]["arch"])).describe() \
                 == nas["archs"][a]
         assert by_cell[0, 0]["sampling_hash"] == by_cell[1, 0]["sampling_hash"] != by_cell[0, 1]["sampling_hash"]
+    assert "its 3 steps" in whole.verdict  # the sign-flip test hears the grid's policies: a pair a loop
     arch = Arch.load(whole.run_dir / "arch.json")
     assert arch.block_params <= 60_000 and arch.meta["after_loop"] == 3
     assert arch.meta["params"] == sum(p.numel() for p in ChoiceNet(arch, 10, 1).parameters())

@@ -91,8 +91,12 @@ def es_steps(history: list[dict[str, Any]], agent_config: Any, seed: int) -> tor
     agent = ESAgent(None, agent_config, seed=seed)
     rows = []
     for t, h in enumerate(history):
-        done = {d["traj"] for d in h.get("details", []) if d.get("reward") is not None}
-        m = int(h["trajectories"])
+        if "nas" in h:  # NAS + AWS: the agent heard one reward per policy of the grid (a column's mean)
+            done = {p for p, r in enumerate(h["nas"]["policy_rewards"]) if r is not None}
+            m = len(h["nas"]["policy_rewards"])
+        else:
+            done = {d["traj"] for d in h.get("details", []) if d.get("reward") is not None}
+            m = int(h["trajectories"])
         pairs = [k for k in range(m // 2) if 2 * k in done and 2 * k + 1 in done]
         adv = h.get("advantages") or []
         if len(adv) != len(pairs):  # a loop whose trajectories all failed: no step

@@ -1,0 +1,88 @@
+"""NAS + AWS on digits (RESULTS.md 7): the tables of experiments/nas_campaign.sh, read beside the
+20 random architectures of experiments/nas_fidelity.py.
+
+* **Found against random.** Each search's architecture trained standalone under the uniform
+  policy (3 seeds), placed among the random architectures trained the same way (2 seeds each):
+  its size bin (the bins' parameter ranges of the fidelity draw), its rank in that bin and among
+  all 20, by mean final test error (lower is better).
+* **The pairs.** Each search's architecture with its own policy, and the sequential pair
+  (architecture only, then a policy search on it), mean ± SD over 3 seeds.
+
+    .venv/bin/python experiments/nas_results.py [--campaign runs/nas] [--fidelity runs/nas_fidelity]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def errors(summary: Path, aug: str | None = None) -> list[float]:
+    """The final test errors in a training's summary (of the trials whose label names ``aug``)."""
+    rows = json.loads(summary.read_text())
+    return [r["final_test_error"] for r in rows if r["status"] == "done" and (aug is None or f"-{aug}-seed" in
+                                                                               r["label"])]
+
+
+def main() -> None:
+    from awsaa.arch import Arch
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--campaign", type=Path, default=ROOT / "runs/nas")
+    p.add_argument("--fidelity", type=Path, default=ROOT / "runs/nas_fidelity")
+    a = p.parse_args()
+    random = []
+    for f in sorted(a.fidelity.glob("arch-*.json")):
+        s = a.fidelity / "train" / f.stem / "summary.json"
+        if s.exists():
+            arch = Arch.load(f)
+            random.append({"bin": arch.meta["bin"], "params": arch.block_params,
+                           "err": statistics.mean(errors(s))})
+    bins = sorted({r["bin"] for r in random})
+    edges = {b: (min(r["params"] for r in random if r["bin"] == b), max(r["params"] for r in random if r["bin"] == b))
+             for b in bins}
+
+    def bin_of(params: int) -> int:
+        return min(bins, key=lambda b: 0 if edges[b][0] <= params <= edges[b][1] else
+                   min(abs(params - edges[b][0]), abs(params - edges[b][1])))
+
+    print(f"{len(random)} random architectures trained (the fidelity draw); bins by block parameters: "
+          + ", ".join(f"{b}: {lo:,}-{hi:,}" for b, (lo, hi) in edges.items()))
+    print()
+    print("| search | architecture | block params | bin | test error %, uniform policy (3 seeds) | rank in its bin "
+          "| rank among all |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    pairs = []
+    for run in sorted((a.campaign / "search").glob("*-s*")):
+        if not (run / "arch.json").exists() or not (a.campaign / "train" / run.name / "summary.json").exists():
+            continue
+        arch = Arch.load(run / "arch.json")
+        summary = a.campaign / "train" / run.name / "summary.json"
+        uni = errors(summary, "uniform")
+        own = errors(summary, "policy")  # a policy file's trials are labelled "policy"
+        m = statistics.mean(uni)
+        b = bin_of(arch.block_params)
+        in_bin = sorted(r["err"] for r in random if r["bin"] == b)
+        rank_bin = 1 + sum(e < m for e in in_bin)
+        rank_all = 1 + sum(r["err"] < m for r in random)
+        print(f"| {run.name} | {arch.describe()} | {arch.block_params:,} | {b} | {m:.2f} ± "
+              f"{statistics.pstdev(uni):.2f} | {rank_bin} of {len(in_bin) + 1} | {rank_all} of {len(random) + 1} |")
+        pairs.append((run.name, own))
+    for seq in sorted((a.campaign / "train").glob("seq-s*")):
+        pairs.append((f"{seq.name} (archonly-{seq.name[4:]} + seqpolicy-{seq.name[4:]})",
+                      errors(seq / "summary.json")))
+    print()
+    print("| pair | test error %, its architecture with its policy (3 seeds) |")
+    print("| --- | --- |")
+    for name, errs in pairs:
+        if errs:
+            sd = statistics.pstdev(errs) if len(errs) > 1 else 0.0
+            print(f"| {name} | {statistics.mean(errs):.2f} ± {sd:.2f} ({', '.join(f'{e:.2f}' for e in errs)}) |")
+
+
+if __name__ == "__main__":
+    main()
