@@ -373,3 +373,11 @@ def test_an_architecture_out_of_bounds_is_refused_and_leaves_the_distribution_as
     after = agent.state_dict()
     assert after["baseline"] == before["baseline"] and after["loops_done"] == before["loops_done"]
     assert all(torch.equal(a, b) for a, b in zip(after["logits"], before["logits"], strict=True))
+
+
+def test_a_ppo_joint_search_s_verdict_simulates_what_its_agent_heard(tmp_path, tiny_nas_pretrained):
+    """PPO's null comparison simulates the agent's own budget: one reward per policy of the
+    grid (2 a loop here), at the spread of those rewards, not of the 4 trajectories'."""
+    cfg = from_dict(SearchConfig, {**TINY_NAS, "loops": 2, "agent": "ppo"})
+    r = run(cfg, storage=tmp_path, name="ppo", pretrained=tiny_nas_pretrained, log=lambda x: None)
+    assert "2 loops x 2, pure-noise rewards" in r.verdict

@@ -52,10 +52,13 @@ def kl_from_uniform(policy: Policy) -> float:
 
 
 def within_loop_sd(history: list[dict[str, Any]]) -> float | None:
-    """The pooled standard deviation of the rewards within a loop (loops with >= 2 rewards)."""
+    """The pooled standard deviation of the rewards within a loop (loops with >= 2 rewards): of
+    what the agent heard (with ``nas``, each policy's mean over the loop's architectures)."""
     ss, dof = 0.0, 0
     for h in history:
         r = h.get("rewards") or []
+        if "nas" in h:  # NAS + AWS: what the policy agent heard, one mean per policy of the grid
+            r = [x for x in h["nas"]["policy_rewards"] if x is not None]
         if len(r) >= 2:
             m = sum(r) / len(r)
             ss += sum((x - m) ** 2 for x in r)
@@ -154,13 +157,14 @@ def verdict(state: Any, kl: float) -> str:
     if sd is None or sd == 0:
         return "verdict: no null comparison (fewer than 2 rewards per loop)"
     images = [d["images"] for h in state.history for d in h["details"] if d.get("images")]
-    runs = max(10, min(40, 20_000 // max(1, state.loops_done * cfg.trajectories)))
+    heard = cfg.policies_per_loop()  # rewards the agent heard per loop
+    runs = max(10, min(40, 20_000 // max(1, state.loops_done * heard)))
     per_traj = min(8000, round(sum(images) / len(images))) if images else 8000
-    null = null_kl(cfg.agent, cfg.agent_config, state.loops_done, cfg.trajectories, sd, state.rule,
+    null = null_kl(cfg.agent, cfg.agent_config, state.loops_done, heard, sd, state.rule,
                    cfg.result_loops, images=per_traj, runs=runs)
     q95 = quantile(null, 0.95)
     where = (f"KL {kl:.4f} vs {q95:.4f}, the 95th percentile of {runs} simulated null runs (same agent, "
-             f"{state.loops_done} loops x {cfg.trajectories}, pure-noise rewards of SD {sd:.2f})")
+             f"{state.loops_done} loops x {heard}, pure-noise rewards of SD {sd:.2f})")
     if kl <= q95:
         return f"verdict: the policy did NOT move more than a null run would: {where}"
     return f"verdict: the policy moved further than a null run would: {where}"
