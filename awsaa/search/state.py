@@ -317,11 +317,20 @@ class SearchState:
                              f"after it: fix the cause, then continue with --resume")
         return entry
 
-    def _grid(self, good: list[dict[str, Any]]) -> tuple[int, int, dict[tuple[int, int], dict[str, Any]]]:
-        """NAS + AWS: (architectures, policies, the results by (architecture, policy))."""
+    def _grid(self, good: list[dict[str, Any]]) -> tuple[dict[tuple[int, int], dict[str, Any]],
+                                                        list[float | None], list[float | None]]:
+        """NAS + AWS: the loop's results by (architecture, policy), and each architecture's and
+        each policy's mean reward (its main effect in the grid; None where none came back)."""
         assert self.pending is not None
-        per = int(self.pending["per_arch"])
-        return len(self.pending["archs"]), per, {(t["traj"] // per, t["traj"] % per): t for t in good}
+        per, n_arch = int(self.pending["per_arch"]), len(self.pending["archs"])
+        cells = {(t["traj"] // per, t["traj"] % per): t for t in good}
+
+        def mean(ts: list[dict[str, Any]]) -> float | None:
+            return sum(float(t["reward"]) for t in ts) / len(ts) if ts else None
+
+        rows = [mean([cells[a, p] for p in range(per) if (a, p) in cells]) for a in range(n_arch)]
+        cols = [mean([cells[a, p] for a in range(n_arch) if (a, p) in cells]) for p in range(per)]
+        return cells, rows, cols
 
     def _told(self, good: list[dict[str, Any]]) -> tuple[list[float], list[Any], list[int]] | None:
         """What the policy agent hears: (rewards, pair counts, which of the asked policies).
@@ -330,18 +339,13 @@ class SearchState:
         None when ``nas.learn: arch`` (the policy learns nothing)."""
         if self.arch_agent is None:
             return [float(t["reward"]) for t in good], [t["counts"] for t in good], [t["traj"] for t in good]
-        assert self.cfg.nas is not None
+        assert self.cfg.nas is not None and self.pending is not None
         if self.cfg.nas.learn == "arch":
             return None
-        n_arch, per, cells = self._grid(good)
-        rewards, counts, which = [], [], []
-        for p in range(per):
-            col = [cells[a, p] for a in range(n_arch) if (a, p) in cells]
-            if col:
-                rewards.append(sum(float(t["reward"]) for t in col) / len(col))
-                counts.append(sum(t["counts"] for t in col))
-                which.append(p)
-        return rewards, counts, which
+        cells, _, cols = self._grid(good)
+        which = [p for p, c in enumerate(cols) if c is not None]
+        counts = [sum(t["counts"] for (_, q), t in cells.items() if q == p) for p in which]
+        return [c for c in cols if c is not None], counts, which
 
     def _tell_arch(self, loop: int, good: list[dict[str, Any]]) -> dict[str, Any]:
         """NAS + AWS: tell the architecture agent each architecture's mean reward over the loop's
@@ -350,16 +354,9 @@ class SearchState:
         beside the interaction's (a complete grid: reward = mean + architecture + policy +
         residual)."""
         assert self.arch_agent is not None and self.cfg.nas is not None and self.pending is not None
-        n_arch, per, cells = self._grid(good)
+        cells, rows, cols = self._grid(good)
+        n_arch, per = len(rows), len(cols)
         archs = [Arch(tuple(a)) for a in self.pending["archs"]]
-        rows: list[float | None] = []
-        for a in range(n_arch):
-            row = [float(cells[a, p]["reward"]) for p in range(per) if (a, p) in cells]
-            rows.append(sum(row) / len(row) if row else None)
-        cols: list[float | None] = []
-        for p in range(per):
-            col = [float(cells[a, p]["reward"]) for a in range(n_arch) if (a, p) in cells]
-            cols.append(sum(col) / len(col) if col else None)
         present = [a for a in range(n_arch) if rows[a] is not None]
         out: dict[str, Any] = {"archs": [a.describe() for a in archs], "block_params": [a.block_params for a in archs],
                                "arch_rewards": rows, "policy_rewards": cols, "effects": None}

@@ -278,9 +278,6 @@ class Trainer:
     def eval_batches(self, dataset: Any):
         """``dataset``'s (images, labels) batches as evaluation reads them: uint8 images, not
         augmented, not normalized (:meth:`normalize`)."""
-        return self._eval_batches(dataset)
-
-    def _eval_batches(self, dataset: Any):
         if isinstance(dataset, ImageTensors):
             b = self.cfg.eval_batch_size
             for i in range(0, len(dataset), b):
@@ -366,7 +363,7 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         loss_sum = torch.zeros((), device=self.device)
         n = 0
-        for images, labels in self._eval_batches(dataset):
+        for images, labels in self.eval_batches(dataset):
             if augment is not None:
                 images, pairs = augment(images, 1, generator)
                 if pair_counts is not None and pairs is not None:
