@@ -7,6 +7,9 @@
   all 20, by mean final test error (lower is better).
 * **The pairs.** Each search's architecture with its own policy, and the sequential pair
   (architecture only, then a policy search on it), mean ± SD over 3 seeds.
+* **By variant** (joint, null, archonly, grad, seq), over the search seeds run so far: each
+  seed's rank in its bin, how many are in the top 20% of their bin (issue 27's goal), and the
+  mean over seeds of the found network's error under `uniform` and of the pair's.
 
     .venv/bin/python experiments/nas_results.py [--campaign runs/nas] [--fidelity runs/nas_fidelity]
 """
@@ -57,6 +60,7 @@ def main() -> None:
           "| rank among all |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     pairs = []
+    variants: dict[str, dict[str, list]] = {}
     for run in sorted((a.campaign / "search").glob("*-s*")):
         if not (run / "arch.json").exists() or not (a.campaign / "train" / run.name / "summary.json").exists():
             continue
@@ -72,9 +76,16 @@ def main() -> None:
         print(f"| {run.name} | {arch.describe()} | {arch.block_params:,} | {b} | {m:.2f} ± "
               f"{statistics.pstdev(uni):.2f} | {rank_bin} of {len(in_bin) + 1} | {rank_all} of {len(random) + 1} |")
         pairs.append((run.name, own))
+        v = variants.setdefault(run.name.rsplit("-s", 1)[0], {"ranks": [], "uniform": [], "pair": []})
+        v["ranks"].append((rank_bin, len(in_bin) + 1))
+        v["uniform"].append(m)
+        if own:
+            v["pair"].append(statistics.mean(own))
     for seq in sorted((a.campaign / "train").glob("seq-s*")):
-        pairs.append((f"{seq.name} (archonly-{seq.name[4:]} + seqpolicy-{seq.name[4:]})",
-                      errors(seq / "summary.json")))
+        errs = errors(seq / "summary.json")
+        pairs.append((f"{seq.name} (archonly-{seq.name[4:]} + seqpolicy-{seq.name[4:]})", errs))
+        if errs:
+            variants.setdefault("seq", {"ranks": [], "uniform": [], "pair": []})["pair"].append(statistics.mean(errs))
     print()
     print("| pair | test error %, its architecture with its policy (3 seeds) |")
     print("| --- | --- |")
@@ -82,6 +93,22 @@ def main() -> None:
         if errs:
             sd = statistics.pstdev(errs) if len(errs) > 1 else 0.0
             print(f"| {name} | {statistics.mean(errs):.2f} ± {sd:.2f} ({', '.join(f'{e:.2f}' for e in errs)}) |")
+    print()
+    print("| variant | search seeds | rank in its bin, each seed | in the top 20% of its bin | test error %, "
+          "uniform policy (mean over seeds ± SD) | its pair (mean over seeds ± SD) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+
+    def spread(xs: list[float]) -> str:
+        if not xs:
+            return "-"
+        return f"{statistics.mean(xs):.2f} ± {statistics.pstdev(xs):.2f}" if len(xs) > 1 else f"{xs[0]:.2f}"
+
+    for name, v in variants.items():
+        ranks = v["ranks"]
+        top = f"{sum(r <= 0.2 * n for r, n in ranks)} of {len(ranks)}" if ranks else "-"
+        each = ", ".join(f"{r} of {n}" for r, n in ranks) or "-"
+        print(f"| {name} | {max(len(ranks), len(v['pair']))} | {each} | {top} | {spread(v['uniform'])} | "
+              f"{spread(v['pair'])} |")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Plain helpers the tests share (fixtures live in conftest.py): the tiny search every search
-test starts from, a run's history, ports, and what an attacker plants in a run."""
+test starts from and its NAS + AWS twin, a run's history, ports, and what an attacker plants
+in a run."""
 
 import copy
 import json
@@ -32,6 +33,16 @@ def tiny_search(**changes) -> dict:
         return out
 
     return merge(TINY_SEARCH, changes)
+
+
+# the tiny joint search: the supernet on digits (100 images to train on, 100 to validate on),
+# 2 architectures x 2 ES policies a loop, a budget that rules out the largest networks
+TINY_NAS = tiny_search(
+    model="supernet", dataset="digits", train_size=None, val_size=100, cutout=4, crop_padding=2, hflip=False,
+    loops=3, trajectories=4, agent="es", eval_batch_size=500,
+    nas={"archs": 2, "bn_batches": 2, "max_block_params": 60_000},
+    pretrain={"epochs": 3, "stop_epoch": 2, "batch_size": 50},
+    finetune={"epochs": 2, "batch_size": 50, "common_random_numbers": True})
 
 
 def history(run: Path) -> list[dict]:

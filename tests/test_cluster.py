@@ -4,6 +4,8 @@ logical GPUs, both started with ``ray start``; search and training submitted as 
 Marked ``slow``: the default ``make test`` skips it, ``make test-all`` (and CI) runs it."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import free_port, history, tiny_search, wait_port
+from helpers import TINY_NAS, free_port, history, tiny_search, wait_port
 
 from awsaa import faultplan
 
@@ -59,9 +61,27 @@ def cli(tool: str, *args: str, env: dict, timeout: int = 900) -> subprocess.Comp
                           text=True, timeout=timeout)
 
 
-def controller_gauges(port: int, run: str, deadline: float) -> dict[str, float]:
+def submit_search(env: dict, jobs: str, config: Path, storage: Path, name: str, outputs: list[str]) -> str:
+    """``awsaa-search --no-wait`` as a job: its id (what it printed goes to ``outputs``)."""
+    r = cli("search", "--address", jobs, "-c", str(config), "--storage", str(storage), "--name", name, "--no-wait",
+            env=env)
+    outputs.append(r.stdout + r.stderr)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("submitted job ")[1].split(":")[0]
+
+
+def assert_succeeds(env: dict, jobs: str, job_id: str, deadline: float, late: str) -> None:
+    """Job ``job_id`` ends, before ``deadline`` (else ``late``), and succeeds."""
+    while (job := jobs_info(env, jobs)[job_id])["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"):
+        assert time.time() < deadline, late
+        time.sleep(3)
+    assert job["status"] == "SUCCEEDED", job["logs"][-3000:]
+
+
+def controller_gauges(port: int, run: str, deadline: float, need: tuple[str, ...] = ()) -> dict[str, float]:
     """awsaa's ``ray_awsaa_search_*`` gauges of ``run`` as the node's metrics endpoint serves
-    them, once loop 1's are there (the metrics agent starts a little after its node)."""
+    them, once loop 1's are there with every gauge in ``need`` (the metrics agent starts a
+    little after its node)."""
     import urllib.request
 
     seen: dict[str, float] = {}
@@ -73,7 +93,7 @@ def controller_gauges(port: int, run: str, deadline: float) -> dict[str, float]:
         for line in text.splitlines():
             if line.startswith("ray_awsaa_search_") and f'run="{run}"' in line:
                 seen[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
-        if seen.get("ray_awsaa_search_loop", 0) >= 1 and "ray_awsaa_search_mean_reward" in seen:
+        if seen.get("ray_awsaa_search_loop", 0) >= 1 and {"ray_awsaa_search_mean_reward", *need} <= set(seen):
             return seen
         time.sleep(1)
     raise AssertionError(f"loop 1's gauges never reached the head's metrics endpoint: {seen}")
@@ -81,8 +101,9 @@ def controller_gauges(port: int, run: str, deadline: float) -> dict[str, float]:
 
 def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_nodes, fault_plan):
     """On a token-auth cluster, as gpu.yaml makes it: a search job that loses its GPU node (and
-    its gauges on the head's metrics endpoint), training jobs, a failing job; at the end, the
-    token is nowhere to be read."""
+    its gauges on the head's metrics endpoint), training jobs, a NAS + AWS search job that loses
+    a worker (and its architecture gauges), a failing job; at the end, the token is nowhere to
+    be read."""
     import secrets
     import tempfile
 
@@ -110,11 +131,7 @@ def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_
     outputs = []
     fault_plan({"worker": [{"loop": 1, "traj": 0, "at": "start", "do": "hang"}]})
     config.write_text(yaml.safe_dump(dict(TINY, loops=4)))
-    r = cli("search", "--address", jobs, "-c", str(config), "--storage", str(storage), "--name", "b", "--no-wait",
-            env=env)
-    outputs.append(r.stdout + r.stderr)
-    assert r.returncode == 0, r.stderr
-    job_id = r.stdout.split("submitted job ")[1].split(":")[0]
+    job_id = submit_search(env, jobs, config, storage, "b", outputs)
     deadline = time.time() + 600
     while not faultplan.fired("worker-1-0-start") and time.time() < deadline:
         time.sleep(0.5)
@@ -127,10 +144,7 @@ def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_
     assert 0 < gauges["ray_awsaa_search_entropy"] <= 7.2
     ray_nodes.kill(gpu_node)
     ray_nodes.start(f"--address={gcs}", "--num-cpus=2", "--num-gpus=2")
-    while (job := jobs_info(env, jobs)[job_id])["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"):
-        assert time.time() < deadline, "the search did not finish after the node was replaced"
-        time.sleep(3)
-    assert job["status"] == "SUCCEEDED", job["logs"][-3000:]
+    assert_succeeds(env, jobs, job_id, deadline, "the search did not finish after the node was replaced")
     h = history(storage / "b")
     assert [e["loop"] for e in h] == [1, 2, 3, 4]
     for e in h:
@@ -162,6 +176,29 @@ def test_search_and_training_as_jobs_on_two_nodes_and_a_lost_node(tmp_path, ray_
     outputs.append(r.stdout + r.stderr)
     assert r.returncode == 0 and "done       1/1" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
     assert list((tmp_path / "train2").glob("*/summary.json"))
+
+    # 3. a NAS + AWS search as a job on the GPU node's workers: its worker on loop 2's second
+    # trajectory hangs; the architecture gauges of loop 1 reach the head; that worker is
+    # SIGKILLed and its trajectory runs again; the search ends with its architecture file
+    fault_plan({"worker": [{"loop": 1, "traj": 1, "at": "start", "do": "hang"}]})
+    config.write_text(yaml.safe_dump({**TINY_NAS, "loops": 2, "workers": TINY["workers"]}))
+    nas_job = submit_search(env, jobs, config, storage, "nas", outputs)
+    deadline = time.time() + 600
+    while not (hung := faultplan.fired("worker-1-1-start")):
+        assert time.time() < deadline, "the NAS search did not reach loop 2"
+        time.sleep(0.5)
+    arch_gauges = ("ray_awsaa_search_arch_entropy", "ray_awsaa_search_arch_block_params")
+    gauges = controller_gauges(head_metrics, "nas", deadline, need=arch_gauges)
+    loop1 = history(storage / "nas")[0]["nas"]
+    assert gauges["ray_awsaa_search_loop"] == 1
+    assert gauges["ray_awsaa_search_arch_entropy"] == pytest.approx(loop1["arch_entropy"], rel=1e-6)
+    assert gauges["ray_awsaa_search_arch_block_params"] == loop1["result_block_params"] <= 60_000
+    os.kill(hung["pid"], signal.SIGKILL)
+    assert_succeeds(env, jobs, nas_job, deadline, "the NAS search did not finish after its worker was killed")
+    h = history(storage / "nas")
+    assert [e["loop"] for e in h] == [1, 2] and all(len(e["nas"]["archs"]) == 2 for e in h)
+    assert sorted(d["traj"] for d in h[1]["details"]) == [0, 1, 2, 3]
+    assert json.loads((storage / "nas" / "arch.json").read_text())["format"] == "awsaa.arch"
 
     # 4. a job that fails: one line with the job id, non-zero exit
     bad = dict(TINY, dataroot="/nonexistent")

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 from fault_accounting import count
-from helpers import history, tiny_run, tiny_search
+from helpers import TINY_NAS, history, tiny_run, tiny_search
 
 from awsaa import Policy, faultplan
 from awsaa.cli.search import main as search_main
@@ -151,7 +151,6 @@ def test_a_joint_nas_search_survives_killed_workers_and_controller_with_the_same
     sampling policies and the architecture distribution in the controller's state, so the
     search ends with exactly the rewards, architecture and policy of an unfaulted run in this
     process from the same stage 1."""
-    from test_nas import TINY_NAS
 
     from awsaa.arch import Arch
     from awsaa.search import run as search_run

@@ -12,7 +12,7 @@ import signal
 import numpy as np
 import pytest
 import torch
-from helpers import history, tiny_search
+from helpers import TINY_NAS, history, tiny_search
 
 from awsaa.arch import Arch, block_params, min_block_params, op_params, slots
 from awsaa.config import NasConfig, SearchConfig, from_dict
@@ -21,15 +21,6 @@ from awsaa.models.choice import op_parameter_counts
 from awsaa.search import run
 from awsaa.search.arch_agent import ArchAgent
 from awsaa.signals import Interrupted
-
-# the tiny joint search: the supernet on digits (100 images to train on, 100 to validate on),
-# 2 architectures x 2 ES policies a loop, a budget that rules out the largest networks
-TINY_NAS = tiny_search(
-    model="supernet", dataset="digits", train_size=None, val_size=100, cutout=4, crop_padding=2, hflip=False,
-    loops=3, trajectories=4, agent="es", eval_batch_size=500,
-    nas={"archs": 2, "bn_batches": 2, "max_block_params": 60_000},
-    pretrain={"epochs": 3, "stop_epoch": 2, "batch_size": 50},
-    finetune={"epochs": 2, "batch_size": 50, "common_random_numbers": True})
 
 
 def test_parameters_are_counted_without_building_a_network():
