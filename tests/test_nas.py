@@ -147,6 +147,23 @@ def test_reinforce_moves_the_distribution_toward_rewarded_ops_and_resumes_exactl
         agent.tell([float("nan"), 1.0], archs)
 
 
+def test_by_default_only_the_differences_within_a_loop_move_the_distribution():
+    """The default baseline is the loop's own mean: what every architecture of a loop shares
+    (its policies, its data) moves nothing, however large; a moving baseline (momentum 0.9)
+    lets the same shared shift move the distribution."""
+    own, moving = ArchAgent(NasConfig(), seed=0), ArchAgent(NasConfig(baseline_momentum=0.9), seed=0)
+    before = own.probs()
+    for shift in (0.0, 0.5, -0.3, 0.8):  # both architectures of each loop equally good, the level shifting
+        for agent in (own, moving):
+            archs = agent.ask(2)
+            agent.tell([shift, shift], archs)
+    assert own.probs() == before
+    assert moving.probs() != before
+    archs = own.ask(2)
+    own.tell([0.9, 0.1], archs)  # a difference within the loop does
+    assert own.probs() != before
+
+
 def test_a_joint_search_in_process_its_grid_its_files_and_its_resume(tmp_path):
     cfg = from_dict(SearchConfig, TINY_NAS)
     lines: list[str] = []

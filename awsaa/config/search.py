@@ -169,7 +169,11 @@ class NasConfig:
                     "drawn uniformly).")] = "both"
     lr: Annotated[Float, Field(gt=0, le=10, description="Adam learning rate of the architecture logits.")] = 0.1
     baseline_momentum: Annotated[Fraction, Field(
-        description="Momentum of the architecture reward's baseline (a moving average of the loops' means).")] = 0.9
+        description="Momentum of the architecture reward's baseline, a moving average of the loops' means. 0 "
+                    "(the default): each loop's own mean, so an architecture is judged only against the others "
+                    "of its loop, which ran with the same policies and common random numbers (RESULTS.md 7.6: "
+                    "with 0.9, what the loops share swamps the architectures' differences). Needs archs >= 2."
+    )] = 0.0
     max_block_params: Annotated[Positive | None, Field(
         description="Hard budget: no architecture whose choice blocks hold more parameters is ever drawn or "
                     "returned (the stem and head, the same for all, are not counted); null = none.")] = None
@@ -192,6 +196,9 @@ class NasConfig:
                     "fastest, the parameter-free zero first).")] = 0.5
 
     def __post_init__(self) -> None:
+        _require(self.archs > 1 or self.baseline_momentum > 0 or self.learn == "policy",
+                 "nas.archs 1 with nas.baseline_momentum 0 learns no architecture (the loop's mean is its one "
+                 "reward): draw nas.archs >= 2 a loop, or set a baseline_momentum above 0")
         low = min_block_params(self.max_zero_blocks)
         _require(self.max_block_params is None or self.max_block_params >= low,
                  f"max_block_params {self.max_block_params} admits no architecture: the smallest holds "

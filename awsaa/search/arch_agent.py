@@ -10,7 +10,12 @@ takes (ProxylessNAS's architecture parameters), learned by REINFORCE from the lo
   rejection).
 * **Update.** One Adam step (betas 0.5 / 0.999, the policy agents') on
   ``-mean_a (R_a - b) log q(a)``, with the baseline ``b`` a moving average of the loops' mean
-  rewards, updated before the advantages (as :mod:`awsaa.search.agents`).
+  rewards, updated before the advantages (as :mod:`awsaa.search.agents`). Its default momentum
+  is 0: ``b`` is the loop's own mean, so only the differences between the loop's
+  architectures, which ran with the same policies and random numbers, move the distribution;
+  what the loop shares (its policies, its data) cancels. On digits the loops' means vary 2.5
+  times as much as the architectures do, and a moving baseline let that noise drive the
+  update (RESULTS.md 7.6).
 * **The result** is the most probable architecture within the constraints, found exactly by a
   Pareto sweep over the blocks (parameters against log-probability, for each count of zero
   blocks), not by taking each block's favourite op and hoping it fits.
