@@ -25,11 +25,10 @@ import math
 import os
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from awsaa.errors import AWSAAError
-from awsaa.fileio import atomic_write_json, check_header, parse_json, read_text
+from awsaa.fileio import atomic_write_json, check_header, load_json_file
 
 FORMAT = "awsaa.arch"
 VERSION = 1
@@ -169,12 +168,7 @@ class Arch:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Arch:
         """Read and validate an architecture file; errors name the file and the problem."""
-        path = Path(path)
-        d = parse_json(read_text(path, "architecture file"), f"architecture file {path}")
-        try:
-            return cls.from_dict(d)
-        except AWSAAError as e:
-            raise AWSAAError(f"architecture file {path}: {e}") from None
+        return load_json_file(path, "architecture file", cls.from_dict)
 
     @property
     def block_params(self) -> int:

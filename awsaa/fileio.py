@@ -13,9 +13,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from awsaa.errors import AWSAAError
+
+T = TypeVar("T")
 
 
 def refuse_link(path: str | os.PathLike) -> None:
@@ -165,6 +167,17 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(f"duplicate key {key!r}")
         out[key] = value
     return out
+
+
+def load_json_file(path: str | os.PathLike, what: str, parse: Callable[[Any], T]) -> T:
+    """A versioned JSON file (an architecture, a latency table) read and handed to ``parse``;
+    every error one line that names ``what``, the file and the problem."""
+    path = Path(path)
+    d = parse_json(read_text(path, what), f"{what} {path}")
+    try:
+        return parse(d)
+    except AWSAAError as e:
+        raise AWSAAError(f"{what} {path}: {e}") from None
 
 
 def parse_json(text: str, what: str, error: type[Exception] | None = None, **kwargs: Any) -> Any:

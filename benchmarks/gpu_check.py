@@ -8,6 +8,8 @@ most about 5 minutes, ending in one table.
 3. A 2-loop search with two fine-tune workers sharing the GPU (``workers.num_gpus: 0.5``) on
    Fashion-MNIST, loops per minute (needs the data: ``--dataroot``, ``$AWSAA_DATA`` or
    Debian's ``dataset-fashion-mnist``; the row says so when it is missing).
+4. The NAS + AWS latency table on the GPU (``awsaa.latency``, CIFAR-shaped images, batch 1
+   and 128): the predicted range of a network, and the table's error against 5 whole networks.
 
 On a machine without CUDA it says so in one line and exits 0.
 
@@ -100,6 +102,17 @@ def search(dataroot: str | None, loops: int = 2) -> tuple[str, str]:
     return f"{60 * len(walls) / sum(walls):.1f} loops/min", f"{loops} loops x 4 trajectories, 2 workers x 0.5 GPU"
 
 
+def latency(device: str, batch: int, min_run_time: float = 0.2, image_size: int = 32) -> tuple[str, str]:
+    """The latency table's prediction range and its error against whole networks."""
+    from awsaa.arch import Arch, slots
+    from awsaa.latency import measure
+
+    t = measure(device, batch_size=batch, image_size=image_size, channels=3, check=5, min_run_time=min_run_time)
+    lo = t.predict(Arch(tuple(min(s.choices, key=b.__getitem__) for b, s in zip(t.blocks, slots(), strict=True))))
+    hi = t.predict(Arch(tuple(max(s.choices, key=b.__getitem__) for b, s in zip(t.blocks, slots(), strict=True))))
+    return f"{lo:.3f}-{hi:.3f} ms", f"mean relative error {t.error:.1%} over {len(t.check)} networks"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epoch-images", type=int, default=10_000, help="images in the throughput epoch")
@@ -118,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"WRN-40-2 epoch, bf16 {'on' if bf16 else 'off'}, channels_last {'on' if cl else 'off'}",
                          f"{ips:,.0f} img/s", f"{ips / base:.2f}x fp32 contiguous"))
     rows.append(("search, 2 workers sharing the GPU", *search(args.dataroot)))
+    for batch in (1, 128):
+        rows.append((f"latency table, batch {batch}", *latency("cuda", batch)))
     width = max(len(r[0]) for r in rows)
     print(f"| {'check'.ljust(width)} | result | detail |")
     print(f"| {'-' * width} | --- | --- |")

@@ -45,6 +45,16 @@ TINY_NAS = tiny_search(
     finetune={"epochs": 2, "batch_size": 50, "common_random_numbers": True})
 
 
+def synthetic_latency(image_size: int = 16, channels: int = 1, classes: int = 10):
+    """A latency table with made-up, fixed times (an op's parameters / 10,000 ms; ``zero``
+    1 us): what a search's latency budget reads, without timing anything."""
+    from awsaa.arch import op_params, slots
+    from awsaa.latency import LatencyTable
+
+    blocks = tuple({op: (op_params(op, s) / 10_000 if op != "zero" else 0.001) for op in s.choices} for s in slots())
+    return LatencyTable("synthetic", 1, image_size, channels, classes, 0.25, blocks)
+
+
 def history(run: Path) -> list[dict]:
     """A run's history.jsonl, one dict per loop (empty when there is none yet)."""
     f = run / "history.jsonl"

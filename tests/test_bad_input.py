@@ -27,10 +27,11 @@ import pytest
 import torch
 import yaml
 from fault_accounting import count
-from helpers import plant, tiny_search
+from helpers import plant, synthetic_latency, tiny_search
 from PIL import Image
 
 from awsaa import Policy
+from awsaa.cli.latency import main as latency_main
 from awsaa.cli.policy import main as policy_main
 from awsaa.cli.search import main as search_main
 from awsaa.cli.train import main as train_main
@@ -120,6 +121,19 @@ def open_run(d: Path, loops: int = 3) -> Path:
     run = d / "runs" / "open"
     SearchState.create(run, cfg, {"name": "open", "pretrained": str(d / "none.pt")})
     return run
+
+
+def latency_json(d: Path, image_size: int = 28, channels: int = 1) -> Path:
+    """A valid latency table (made-up times) for Fashion-MNIST's images, or others."""
+    path = d / f"latency-{image_size}x{channels}.json"
+    synthetic_latency(image_size, channels).save(path)
+    return path
+
+
+def policy_json(d: Path) -> Path:
+    path = d / "policy.json"
+    Policy.uniform().save(path)
+    return path
 
 
 def search_yaml(d: Path, **changes) -> Path:
@@ -228,6 +242,25 @@ CASES = [
     ("nas-one-arch-loop-baseline", "search",
      lambda d: ["-c", str(search_yaml(d, model="supernet", trajectories=2, nas={"archs": 1}))],
      "nas.archs 1 with nas.baseline_momentum 0 learns no architecture"),
+    ("nas-latency-budget-without-table", "search",
+     lambda d: ["-c", str(search_yaml(d, model="supernet", nas={"max_latency_ms": 5}))],
+     "nas.max_latency_ms needs nas.latency_table"),
+    ("nas-two-budgets", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
+        "max_latency_ms": 5, "latency_table": str(latency_json(d)), "max_block_params": 100_000}))],
+     "choose one budget"),
+    ("nas-latency-table-missing", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
+        "max_latency_ms": 5, "latency_table": str(d / "none.json")}))], "latency table"),
+    ("nas-latency-table-is-a-policy", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
+        "max_latency_ms": 5, "latency_table": str(policy_json(d))}))], "not an awsaa latency table"),
+    ("nas-latency-table-for-other-images", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
+        "max_latency_ms": 5, "latency_table": str(latency_json(d, image_size=32, channels=3))}))],
+     "was measured for 32x32x3 images"),
+    ("nas-latency-budget-admits-nothing", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
+        "max_latency_ms": 0.5, "latency_table": str(latency_json(d))}))], "admits no architecture"),
+    ("latency-bad-device", "latency", lambda d: ["-o", str(d / "t.json"), "--device", "tpu:0"], "is not a device"),
+    ("latency-no-such-gpu", "latency", lambda d: ["-o", str(d / "t.json"), "--device", "cuda:99"], "--device cuda:99"),
+    ("latency-output-is-a-directory", "latency", lambda d: ["-o", str(_mkdir(d / "out")), "--device", "cpu"],
+     "is a directory"),
     ("nas-negative-zero-cap", "search",
      lambda d: ["-c", str(search_yaml(d, model="supernet", nas={"max_zero_blocks": -1}))], "nas.max_zero_blocks"),
     ("nas-budget-with-zero-cap-admits-nothing", "search",
@@ -662,7 +695,7 @@ def _evil_state(run: Path) -> Path:
     return run
 
 
-MAINS = {"train": train_main, "search": search_main, "policy": policy_main}
+MAINS = {"train": train_main, "search": search_main, "policy": policy_main, "latency": latency_main}
 
 
 def snapshot(d: Path) -> dict[str, object]:

@@ -27,3 +27,9 @@ def test_the_throughput_epoch_runs_and_counts_images(bf16, channels_last):
 def test_the_search_row_says_when_the_data_is_missing(tmp_path):
     result, detail = gpu_check.search(str(tmp_path / "nowhere"))
     assert result == "skipped" and "--dataroot" in detail
+
+
+def test_the_latency_row_gives_a_range_and_the_table_s_error():
+    result, detail = gpu_check.latency("cpu", 2, min_run_time=0.005, image_size=8)
+    lo, hi = (float(x) for x in result.removesuffix(" ms").split("-"))
+    assert 0 < lo < hi and "mean relative error" in detail and "over 5 networks" in detail

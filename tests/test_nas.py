@@ -7,12 +7,13 @@ import itertools
 import json
 import math
 import random
+import re
 import signal
 
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_NAS, history, tiny_search
+from helpers import TINY_NAS, history, synthetic_latency, tiny_search
 
 from awsaa.arch import Arch, block_params, min_block_params, op_params, slots
 from awsaa.config import NasConfig, SearchConfig, from_dict
@@ -128,6 +129,68 @@ def test_draws_keep_the_constraints_and_the_result_is_the_most_probable_within_t
     assert lp_best == pytest.approx(total_lp[ok].max(), abs=1e-9)
 
 
+def test_a_latency_table_times_every_op_and_says_how_far_its_sums_are_from_whole_networks(tmp_path, capsys):
+    from awsaa.errors import AWSAAError
+    from awsaa.latency import LatencyTable, measure
+
+    t = measure("cpu", batch_size=2, image_size=8, channels=1, num_classes=10, check=2, min_run_time=0.005)
+    assert [set(b) for b in t.blocks] == [set(s.choices) for s in slots()]
+    assert all(v > 0 for b in t.blocks for op, v in b.items() if op != "zero") and t.ends_ms > 0
+    assert len(t.check) == 2 and all(c["measured_ms"] > 0 for c in t.check)
+    assert all(c["predicted_ms"] == pytest.approx(t.predict(Arch(tuple(c["ops"]))), abs=1e-5) for c in t.check)
+    assert t.error is not None and 0 <= t.error < math.inf
+    t.save(tmp_path / "t.json")
+    assert LatencyTable.load(tmp_path / "t.json") == t
+    from awsaa.cli.latency import main as latency_main  # the tool: the same table, and what it says of it
+
+    assert latency_main(["-o", str(tmp_path / "cli.json"), "--device", "cpu", "--image-size", "8", "--channels", "1",
+                         "--batch-size", "2", "--check", "1", "--min-run-time", "0.005"]) == 0
+    said = capsys.readouterr().out
+    made = LatencyTable.load(tmp_path / "cli.json")
+    assert (made.image_size, made.channels, made.batch_size, len(made.check)) == (8, 1, 2, 1)
+    assert f"mean relative error {made.error:.1%}" in said and said.rstrip().endswith("cli.json")
+    good = t.to_dict()
+    for breakage, complaint in [
+        (lambda d: d["blocks"][0].pop("wrn"), "block 0 must time exactly its ops"),
+        (lambda d: d["blocks"][4].update(mb3_e3=-1.0), "finite number of milliseconds"),
+        (lambda d: d.update(format="awsaa.arch"), "not an awsaa latency table"),
+        (lambda d: d["check"][0].update(measured_ms=0), "must be above 0"),
+        (lambda d: d.pop("ends_ms"), "lacks ['ends_ms']"),
+        (lambda d: d.update(image_size=0), "'image_size' must be an integer >= 1"),
+    ]:
+        d = json.loads(json.dumps(good))
+        breakage(d)
+        (tmp_path / "bad.json").write_text(json.dumps(d))
+        with pytest.raises(AWSAAError, match=re.escape(complaint)):
+            LatencyTable.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("budget_ms, zeros", [(2.0, None), (6.0, 2)])
+def test_a_latency_budget_is_hard_and_the_result_the_most_probable_within_it(budget_ms, zeros):
+    table = synthetic_latency()
+    cfg = NasConfig(latency_table="t.json", max_latency_ms=budget_ms, max_zero_blocks=zeros)
+    agent = ArchAgent(cfg, seed=1, latency=table)
+    with torch.no_grad():
+        for g in agent.logits:
+            g.copy_(torch.randn(len(g), generator=torch.Generator().manual_seed(len(g) + 3), dtype=torch.float64) * 2)
+    draws = agent.ask(300)
+    assert max(table.predict(a) for a in draws) <= budget_ms + 1e-9 and len({a.ops for a in draws}) > 1
+    assert max(a.block_params for a in draws) > 0 and agent.latency is table
+    us = _all_archs(lambda op, s: round((op_params(op, s) / 10_000 if op != "zero" else 0.001) * 1000))
+    n_zero = _all_archs(lambda op, s: op == "zero")
+    ok = (us <= round(budget_ms * 1000) - 250) & (n_zero <= (math.inf if zeros is None else zeros))
+    logp = [torch.log_softmax(g.detach(), 0).numpy() for g in agent.logits]
+    total_lp = np.zeros(1)
+    for lp in logp:
+        total_lp = (total_lp[:, None] + lp[None, :]).reshape(-1)
+    best = agent.best()
+    assert table.predict(best) <= budget_ms + 1e-9
+    assert sum(lp[s.choices.index(op)] for lp, s, op in zip(logp, slots(), best.ops, strict=True)) == \
+        pytest.approx(total_lp[ok].max(), abs=1e-9)
+    with pytest.raises(Exception, match=r"admits no architecture: the fastest takes 1\.6"):
+        ArchAgent(NasConfig(latency_table="t.json", max_latency_ms=1.0), latency=table)
+
+
 def test_reinforce_moves_the_distribution_toward_rewarded_ops_and_resumes_exactly():
     agent = ArchAgent(NasConfig(lr=0.2), seed=0)
     first = slots()[0].choices.index("wrn")
@@ -240,6 +303,36 @@ def tiny_nas_pretrained(tmp_path_factory):
     path = tmp_path_factory.mktemp("nas") / "supernet.pt"
     save_checkpoint(path, shared)
     return path
+
+
+def test_a_search_under_a_latency_budget_keeps_its_table_and_never_leaves_the_budget(tmp_path, tiny_nas_pretrained):
+    from awsaa.errors import AWSAAError
+    from awsaa.latency import LatencyTable
+    from awsaa.search.state import SearchState
+
+    table = synthetic_latency()  # digits: 16x16 images, 1 channel, 10 classes
+    table.save(tmp_path / "lat.json")
+    nas = {**TINY_NAS["nas"], "max_block_params": None, "latency_table": "lat.json", "max_latency_ms": 6.0}
+    cfg = from_dict(SearchConfig, {**TINY_NAS, "loops": 2, "nas": nas})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)  # a relative path, as a user writes it in a config: the run records it absolute
+        r = run(cfg, storage=tmp_path / "runs", name="lat", pretrained=tiny_nas_pretrained, log=lambda x: None)
+    assert SearchState.read_run(r.run_dir)[1].nas.latency_table == str(tmp_path / "lat.json")
+    assert LatencyTable.load(r.run_dir / "latency.json") == table  # the run's own copy
+    for e in history(r.run_dir):
+        for d in e["details"]:
+            assert table.predict(Arch(tuple(d["arch"]))) <= 6.0
+        assert e["nas"]["result_latency_ms"] <= 6.0
+    arch = Arch.load(r.run_dir / "arch.json")
+    assert arch.meta["latency_ms"] == pytest.approx(table.predict(arch), abs=1e-4) and table.predict(arch) <= 6.0
+    assert arch.meta["latency_table"]["device"] == "synthetic"
+    (tmp_path / "lat.json").unlink()  # the run reads its own copy from now on
+    assert SearchState.load(r.run_dir).arch_agent.latency == table
+    bumped = table.to_dict()
+    bumped["blocks"][0]["wrn"] += 1.0
+    (r.run_dir / "latency.json").write_text(json.dumps(bumped))  # a table edited under the run
+    with pytest.raises(AWSAAError, match="costs differ from those the run started with"):
+        SearchState.load(r.run_dir)
 
 
 def test_the_supernet_s_stage1_counts_each_trained_batch_once_per_block(tiny_nas_pretrained):

@@ -84,6 +84,8 @@ def print_summary(result: SearchResult) -> None:
     if result.arch is not None:
         a = result.arch
         size = f"{a.meta['params']:,} parameters" if "params" in a.meta else f"{a.block_params:,} block parameters"
+        if isinstance(a.meta.get("latency_ms"), int | float):
+            size += f", {a.meta['latency_ms']:.3f} ms predicted"
         print(f"architecture: {where}/arch.json  ({a.describe()}; {size})")
         model = f" --model {where}/arch.json"
     print(f"history: {where}/history.jsonl   heatmap: {where}/policy_heatmap.png   rewards: {where}/reward_curve.png")

@@ -177,6 +177,14 @@ class NasConfig:
     max_block_params: Annotated[Positive | None, Field(
         description="Hard budget: no architecture whose choice blocks hold more parameters is ever drawn or "
                     "returned (the stem and head, the same for all, are not counted); null = none.")] = None
+    latency_table: Annotated[str | None, Field(
+        description="A latency table of the space measured on the target device (awsaa-latency -o FILE): the "
+                    "run keeps a copy as latency.json, and arch.json gives the found network's predicted "
+                    "latency; null = none.")] = None
+    max_latency_ms: Annotated[Annotated[Float, Field(gt=0)] | None, Field(
+        description="Hard budget: no architecture whose latency, predicted by latency_table (the stem and head "
+                    "included), exceeds this many milliseconds is ever drawn or returned; null = none. Not with "
+                    "max_block_params.")] = None
     bn_batches: Annotated[NonNegative, Field(
         description="Training batches that recompute a path's batch-norm statistics before its fine-tune "
                     "(the supernet's are a mixture over paths); 0 = keep the supernet's.")] = 8
@@ -199,6 +207,11 @@ class NasConfig:
         _require(self.archs > 1 or self.baseline_momentum > 0 or self.learn == "policy",
                  "nas.archs 1 with nas.baseline_momentum 0 learns no architecture (the loop's mean is its one "
                  "reward): draw nas.archs >= 2 a loop, or set a baseline_momentum above 0")
+        _require(self.max_latency_ms is None or self.latency_table is not None,
+                 "nas.max_latency_ms needs nas.latency_table, a table measured on the target device "
+                 "(awsaa-latency -o FILE)")
+        _require(self.max_latency_ms is None or self.max_block_params is None,
+                 "choose one budget: nas.max_block_params or nas.max_latency_ms, not both")
         low = min_block_params(self.max_zero_blocks)
         _require(self.max_block_params is None or self.max_block_params >= low,
                  f"max_block_params {self.max_block_params} admits no architecture: the smallest holds "

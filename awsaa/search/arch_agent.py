@@ -1,9 +1,10 @@
 """The architecture distribution of NAS + AWS: one categorical per choice block over the ops it
 takes (ProxylessNAS's architecture parameters), learned by REINFORCE from the loops' rewards.
 
-* **Sampling under hard constraints.** With ``max_block_params`` an architecture is drawn block
-  by block, each block's op from the ops that still leave room, given the ops drawn before it,
-  for the cheapest ops of the blocks after it; with ``max_zero_blocks``, ``zero`` is no longer
+* **Sampling under hard constraints.** With a budget (``max_block_params``, or
+  ``max_latency_ms`` summed from a latency table, :mod:`awsaa.latency`) an architecture is
+  drawn block by block, each block's op from the ops that still leave room, given the ops
+  drawn before it, for the cheapest ops of the blocks after it; with ``max_zero_blocks``, ``zero`` is no longer
   offered once that many blocks took it. Every draw fits, none is rejected, and the
   log-probability of the draw under this constrained sampler is exact, so the REINFORCE
   gradient is that of the distribution actually sampled (no soft penalty, no bias from
@@ -35,28 +36,58 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from awsaa.arch import Arch, min_block_params, op_params, slots
+from awsaa.arch import Arch, op_params, slots
 from awsaa.config import NasConfig
 from awsaa.errors import AWSAAError
+from awsaa.latency import LatencyTable
 
 
 class ArchAgent:
     """The distribution over :mod:`awsaa.arch`'s architectures; see the module docstring."""
 
-    def __init__(self, cfg: NasConfig, seed: int = 0) -> None:
+    def __init__(self, cfg: NasConfig, seed: int = 0, latency: LatencyTable | None = None) -> None:
+        """``latency``: the table of ``cfg.latency_table`` (needed with it; its costs and budget
+        replace the parameters' with ``cfg.max_latency_ms``)."""
         self.cfg = cfg
         self.seed = seed
         self.slots = slots()
         self.logits = [torch.zeros(len(s.choices), dtype=torch.float64, requires_grad=True) for s in self.slots]
         self.optimizer = torch.optim.Adam(self.logits, lr=cfg.lr, betas=(0.5, 0.999))
+        if (cfg.latency_table is not None) != (latency is not None):
+            raise AWSAAError("nas.latency_table and the table read from it go together")
+        self.latency = latency
+        # the budget's unit: parameters, or whole microseconds of the table's ops (the stem and
+        # head, the same for every architecture, taken off the budget)
         self.costs = [[op_params(op, s) for op in s.choices] for s in self.slots]
-        # the fewest parameters the blocks from i on can hold, with z zero blocks still allowed
-        n, cap = len(self.slots), cfg.max_zero_blocks
-        self._floor = {(i, z): min_block_params(z, i) for i in range(n + 1)
-                       for z in (range(cap + 1) if cap is not None else [None])}
+        self.budget: int | None = cfg.max_block_params
+        if cfg.max_latency_ms is not None and latency is not None:
+            self.costs = latency.costs_us()
+            self.budget = round(cfg.max_latency_ms * 1000) - round(latency.ends_ms * 1000)
+        self._floor = self._floors(cfg.max_zero_blocks)
+        if self.budget is not None and self._floor[0, cfg.max_zero_blocks] > self.budget and latency is not None:
+            fastest = (self._floor[0, cfg.max_zero_blocks] + round(latency.ends_ms * 1000)) / 1000
+            raise AWSAAError(f"nas.max_latency_ms {cfg.max_latency_ms} admits no architecture: the fastest takes "
+                             f"{fastest:g} ms by the latency table ({latency.device}, batch {latency.batch_size})")
         self.baseline: float | None = None
         self.loops_done = 0
         self.from_stage1 = False  # the logits were started from stage 1's (method gradient)
+
+    def _floors(self, cap: int | None) -> dict[tuple[int, int | None], int]:
+        """The least cost the blocks from ``i`` on can hold with at most ``z`` of them ``zero``
+        (None: any number), for every ``(i, z)``: the room a draw must leave."""
+        n = len(self.slots)
+        zs: list[int | None] = list(range(cap + 1)) if cap is not None else [None]
+        floor: dict[tuple[int, int | None], int] = {(n, z): 0 for z in zs}
+        for i in reversed(range(n)):
+            for z in zs:
+                options = []
+                for op, c in zip(self.slots[i].choices, self.costs[i], strict=True):
+                    if op != "zero":
+                        options.append(c + floor[i + 1, z])
+                    elif z is None or z >= 1:
+                        options.append(c + floor[i + 1, None if z is None else z - 1])
+                floor[i, z] = min(options)
+        return floor
 
     # ------------------------------------------------------------------ the distribution
     def probs(self) -> list[list[float]]:
@@ -72,7 +103,7 @@ class ArchAgent:
     def _allowed(self, i: int, used: int, zeros: int) -> list[bool]:
         """Which ops of block ``i`` keep a draw within the constraints, ``used`` parameters and
         ``zeros`` zero blocks spent: room left for the cheapest rest, and ``zero`` only below the cap."""
-        budget, cap = self.cfg.max_block_params, self.cfg.max_zero_blocks
+        budget, cap = self.budget, self.cfg.max_zero_blocks
         out = []
         for op, c in zip(self.slots[i].choices, self.costs[i], strict=True):
             z = zeros + (op == "zero")
@@ -104,7 +135,8 @@ class ArchAgent:
             k = slot.choices.index(op)
             if not ok[k]:
                 raise AWSAAError(f"architecture {arch.describe()} breaks the constraints (nas.max_block_params "
-                                 f"{self.cfg.max_block_params}, nas.max_zero_blocks {self.cfg.max_zero_blocks})")
+                                 f"{self.cfg.max_block_params}, nas.max_latency_ms {self.cfg.max_latency_ms}, "
+                                 f"nas.max_zero_blocks {self.cfg.max_zero_blocks})")
             total = total + torch.log_softmax(g.masked_fill(~ok, -math.inf), 0)[k]
             used += self.costs[i][k]
             zeros += op == "zero"
@@ -191,11 +223,14 @@ class ArchAgent:
         return {"logits": [g.detach().clone() for g in self.logits],
                 "optimizer": copy.deepcopy(self.optimizer.state_dict()),
                 "baseline": self.baseline, "loops_done": self.loops_done, "from_stage1": self.from_stage1,
-                "ops": [list(s.choices) for s in self.slots]}
+                "ops": [list(s.choices) for s in self.slots], "costs": self.costs, "budget": self.budget}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("ops") != [list(s.choices) for s in self.slots]:
             raise AWSAAError("architecture agent state was made over a different architecture space")
+        if "costs" in state and (state["costs"], state["budget"]) != (self.costs, self.budget):
+            raise AWSAAError("the architecture budget's costs differ from those the run started with (was its "
+                             "latency table changed?)")
         with torch.no_grad():
             for g, saved in zip(self.logits, state["logits"], strict=True):
                 g.copy_(saved)

@@ -36,8 +36,10 @@ from awsaa.data import Dataset, content_hash, is_handed_in, is_own
 from awsaa.data.datasets import ensure_dataset, facts
 from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir, ensure_writable_dir, release_dir
+from awsaa.latency import LatencyTable
 from awsaa.policy import Policy
 from awsaa.search import report
+from awsaa.search.arch_agent import ArchAgent
 from awsaa.search.registry import check_agent
 from awsaa.search.schedule import LoopSchedule, call_record, trajectory_result
 from awsaa.search.stages import FineTuner, pretrain, stage1_hash
@@ -64,6 +66,7 @@ class SearchRun:
     resume: bool
     data: dict[str, Any] | None = None  # the data's facts (awsaa.data.datasets.facts), recorded with the run
     dataset: Dataset | None = None  # the data itself, when handed in from Python (``dataset: python:NAME``)
+    latency: LatencyTable | None = None  # NAS + AWS: the latency table a new run copies (latency.json)
 
 
 def load_shared(path: Path, cfg: SearchConfig) -> dict[str, Any]:
@@ -92,6 +95,13 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
     if is_arch_file(cfg.model):  # and an architecture file by its own (a resume from elsewhere too)
         cfg = dataclasses.replace(cfg, model=str(Path(cfg.model).expanduser().resolve()))
     _check_handed_in(cfg, data)
+    latency = None
+    if cfg.nas is not None and cfg.nas.latency_table is not None:
+        table = Path(cfg.nas.latency_table).expanduser().resolve()
+        nas = dataclasses.replace(cfg.nas, latency_table=str(table))
+        cfg = dataclasses.replace(cfg, nas=nas)
+        latency = LatencyTable.load(table)
+        ArchAgent(nas, latency=latency)  # refuses a budget that admits no architecture
     recorded = None
     if data is not None:
         check_split(cfg, data)
@@ -101,6 +111,12 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
         cfg = dataclasses.replace(cfg, dataroot=root)
         check_split(cfg, ds)
         recorded = facts(ds, cfg.fill)
+    if latency is not None and recorded is not None:
+        shape = (recorded["image_size"], recorded["channels"], recorded["num_classes"])
+        if (latency.image_size, latency.channels, latency.num_classes) != shape:
+            raise AWSAAError(f"latency table {table} was measured for {latency.shape()}; this "
+                             f"data has {shape[0]}x{shape[0]}x{shape[1]} images, {shape[2]} classes: measure one "
+                             f"with awsaa-latency --image-size {shape[0]} --channels {shape[1]} --classes {shape[2]}")
     # data handed in from Python is known by its content, not its name
     suffix = f"-{content_hash(data)}" if data is not None else ""
     cache = storage / "pretrained" / f"{stage1_hash(cfg)}{suffix}.pt"
@@ -111,7 +127,7 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
     elif cache.exists():
         shared = load_shared(cache, cfg)
         log(f"reusing the stage-1 weights of {cache} (same stage-1 config)")
-    return SearchRun(cfg, run_dir, name, cache, shared, resume=False, data=recorded, dataset=data)
+    return SearchRun(cfg, run_dir, name, cache, shared, resume=False, data=recorded, dataset=data, latency=latency)
 
 
 def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str = "the config",
@@ -287,7 +303,7 @@ def execute(run: SearchRun, executor: Executor, log: Log = print) -> dict[str, A
         if not run.resume:
             SearchState.create(run.run_dir, cfg, {"name": run.name, "stage1_hash": stage1_hash(cfg),
                                                   "pretrained": str(run.cache.resolve()), "created": time.time(),
-                                                  "data": run.data})
+                                                  "data": run.data}, latency=run.latency)
             log(f"run {run.run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
                 f"{executor.where(cfg)}, {cfg.model} on {cfg.dataset}")
         shared = run.shared

@@ -38,6 +38,7 @@ from awsaa.augment.space import SearchSpace
 from awsaa.config import SearchConfig, config_hash, from_dict, parse_yaml, to_dict
 from awsaa.errors import AWSAAError
 from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_text, same_version
+from awsaa.latency import LatencyTable
 from awsaa.plots import plot_policy, plot_rewards
 from awsaa.policy import Policy
 from awsaa.search.agents import UpdateRefused
@@ -106,13 +107,16 @@ def _when(t: Any) -> str:
 class SearchState:
     """The agent, the history and the best loop of one search; persisted in ``run_dir``."""
 
-    def __init__(self, run_dir: Path, cfg: SearchConfig) -> None:
+    def __init__(self, run_dir: Path, cfg: SearchConfig, latency: LatencyTable | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.cfg = cfg
         self.space = SearchSpace.default()
         self.agent = make_agent(cfg.agent, self.space, cfg.agent_config, seed=cfg.seed)
-        # NAS + AWS: the architecture distribution, learned from the same rewards
-        self.arch_agent = ArchAgent(cfg.nas, seed=cfg.seed) if cfg.nas is not None else None
+        # NAS + AWS: the architecture distribution, learned from the same rewards; a latency
+        # table is the run's own copy (latency.json, written when the run was created)
+        if cfg.nas is not None and cfg.nas.latency_table is not None and latency is None:
+            latency = LatencyTable.load(self.run_dir / "latency.json")
+        self.arch_agent = ArchAgent(cfg.nas, seed=cfg.seed, latency=latency) if cfg.nas is not None else None
         self.rule = resolve(cfg.result, cfg.agent)
         self.result = ResultTracker(self.rule, cfg.result_loops)
         self.history: list[dict[str, Any]] = []
@@ -132,10 +136,13 @@ class SearchState:
 
     # ------------------------------------------------------------------ creation / loading
     @classmethod
-    def create(cls, run_dir: Path, cfg: SearchConfig, info: dict[str, Any]) -> SearchState:
+    def create(cls, run_dir: Path, cfg: SearchConfig, info: dict[str, Any],
+               latency: LatencyTable | None = None) -> SearchState:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        state = cls(run_dir, cfg)
+        if latency is not None:
+            latency.save(run_dir / "latency.json")
+        state = cls(run_dir, cfg, latency)
         record = {"format": RUN_FORMAT, "version": RUN_VERSION, "config_hash": config_hash(cfg), **info}
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         atomic_write_json(run_dir / "run.json", record)
@@ -378,6 +385,8 @@ class SearchState:
         best = self.arch_agent.best()
         out.update(arch_entropy=self.arch_agent.entropy(), result_arch=best.describe(),
                    result_block_params=best.block_params)
+        if self.arch_agent.latency is not None:
+            out["result_latency_ms"] = round(self.arch_agent.latency.predict(best), 4)
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -445,6 +454,10 @@ class SearchState:
                                 "block_params": best.block_params, "max_block_params": a.cfg.max_block_params,
                                 "note": "the most probable architecture within the budget after the last update",
                                 **self._provenance()}
+        if a.latency is not None:
+            meta.update(latency_ms=round(a.latency.predict(best), 4), max_latency_ms=a.cfg.max_latency_ms,
+                        latency_table={"device": a.latency.device, "batch_size": a.latency.batch_size,
+                                       "error": a.latency.error})
         if self.data is not None:
             meta["params"] = best.param_count(self.data["num_classes"], self.data["channels"])
         return Arch(best.ops, meta)
