@@ -94,9 +94,16 @@ class LatencyTable:
         return self.ends_ms + sum(b[op] for b, op in zip(self.blocks, arch.ops, strict=True))
 
     def costs_us(self) -> list[list[int]]:
-        """Each block's op latencies in whole microseconds, in the block's op order (what the
-        architecture distribution's exact budget sums)."""
-        return [[round(b[op] * 1000) for op in s.choices] for b, s in zip(self.blocks, slots(), strict=True)]
+        """Each block's op latencies in whole microseconds, rounded up, in the block's op order
+        (what the architecture distribution's exact budget sums: a sum within
+        :meth:`budget_us` is a prediction within the budget)."""
+        return [[math.ceil(round(b[op] * 1000, 6)) for op in s.choices] for b, s in zip(self.blocks, slots(),
+                                                                                         strict=True)]
+
+    def budget_us(self, max_ms: float) -> int:
+        """What the blocks may take, in whole microseconds rounded down, for a network within
+        ``max_ms`` (the stem and head taken off)."""
+        return math.floor(round((max_ms - self.ends_ms) * 1000, 6))
 
     @property
     def error(self) -> float | None:

@@ -176,9 +176,9 @@ def test_a_latency_budget_is_hard_and_the_result_the_most_probable_within_it(bud
     draws = agent.ask(300)
     assert max(table.predict(a) for a in draws) <= budget_ms + 1e-9 and len({a.ops for a in draws}) > 1
     assert max(a.block_params for a in draws) > 0 and agent.latency is table
-    us = _all_archs(lambda op, s: round((op_params(op, s) / 10_000 if op != "zero" else 0.001) * 1000))
+    us = _all_archs(lambda op, s: math.ceil(round((op_params(op, s) / 10_000 if op != "zero" else 0.001) * 1000, 6)))
     n_zero = _all_archs(lambda op, s: op == "zero")
-    ok = (us <= round(budget_ms * 1000) - 250) & (n_zero <= (math.inf if zeros is None else zeros))
+    ok = (us <= math.floor(round((budget_ms - 0.25) * 1000, 6))) & (n_zero <= (math.inf if zeros is None else zeros))
     logp = [torch.log_softmax(g.detach(), 0).numpy() for g in agent.logits]
     total_lp = np.zeros(1)
     for lp in logp:

@@ -62,12 +62,12 @@ class ArchAgent:
         self.budget: int | None = cfg.max_block_params
         if cfg.max_latency_ms is not None and latency is not None:
             self.costs = latency.costs_us()
-            self.budget = round(cfg.max_latency_ms * 1000) - round(latency.ends_ms * 1000)
+            self.budget = latency.budget_us(cfg.max_latency_ms)
         self._floor = self._floors(cfg.max_zero_blocks)
         if self.budget is not None and self._floor[0, cfg.max_zero_blocks] > self.budget and latency is not None:
-            fastest = (self._floor[0, cfg.max_zero_blocks] + round(latency.ends_ms * 1000)) / 1000
+            fastest = self._floor[0, cfg.max_zero_blocks] / 1000 + latency.ends_ms
             raise AWSAAError(f"nas.max_latency_ms {cfg.max_latency_ms} admits no architecture: the fastest takes "
-                             f"{fastest:g} ms by the latency table ({latency.device}, batch {latency.batch_size})")
+                             f"{fastest:.3f} ms by the latency table ({latency.device}, batch {latency.batch_size})")
         self.baseline: float | None = None
         self.loops_done = 0
         self.from_stage1 = False  # the logits were started from stage 1's (method gradient)
