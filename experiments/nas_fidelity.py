@@ -21,7 +21,14 @@ others.
 
     .venv/bin/python experiments/nas_fidelity.py scores [--storage DIR]   # minutes
     .venv/bin/python experiments/nas_fidelity.py train [--storage DIR]    # 40 trainings, about 40 min on 2 cores
+    .venv/bin/python experiments/nas_fidelity.py train --seeds 2 3        # more seeds for the truth
     .venv/bin/python experiments/nas_fidelity.py table [--storage DIR]
+
+Every seed trained so far counts in the truth (``train --seeds`` adds runs beside the first).
+The table also says whether the truth replicates: Kendall's tau between the architectures'
+errors under one training seed and under another, for each pair of seeds. Another regime:
+``--search-config`` and ``--train-config`` (a NAS search config and a training recipe on the
+same data).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH = ROOT / "configs/search/nas_digits.yaml"
+TRAIN = ROOT / "configs/train/digits.yaml"
 N_BINS, PER_BIN, SEEDS = 4, 5, (0, 1)
 
 
@@ -56,7 +64,7 @@ def archs(storage: Path) -> list[Path]:
     return sorted(storage.glob("arch-*.json"))
 
 
-def scores(storage: Path) -> None:
+def scores(storage: Path, search: Path = SEARCH) -> None:
     import torch
 
     from awsaa.arch import Arch
@@ -66,7 +74,7 @@ def scores(storage: Path) -> None:
     from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
 
     torch.set_num_threads(1)
-    cfg = load(SearchConfig, SEARCH)
+    cfg = load(SearchConfig, search)
     stage1 = storage / "supernet.pt"
     if not stage1.exists():
         shared = pretrain(cfg, on_epoch=lambda e, n, loss, acc, s: print(f"stage 1 {e}/{n} loss {loss:.3f} "
@@ -90,16 +98,28 @@ def scores(storage: Path) -> None:
     (storage / "scores.json").write_text(json.dumps(out, indent=1))
 
 
-def train(storage: Path) -> None:
+def train(storage: Path, seeds: tuple[int, ...] = SEEDS, recipe: Path = TRAIN) -> None:
     exe = str(Path(sys.executable).with_name("awsaa-train"))
     for f in archs(storage):
-        if (storage / "train" / f.stem / "summary.json").exists():
+        name = f.stem if seeds == SEEDS else f"{f.stem}-seeds-{'-'.join(map(str, seeds))}"
+        if (storage / "train" / name / "summary.json").exists():
             continue
-        cmd = [exe, "-c", str(ROOT / "configs/train/digits.yaml"), "--model", str(f), "--aug", "uniform",
-               "--seeds", *map(str, SEEDS), "--cpus-per-trial", "1", "--storage", str(storage / "train"),
-               "--name", f.stem]
-        with open(storage / f"{f.stem}.log", "w") as log:
+        cmd = [exe, "-c", str(recipe), "--model", str(f), "--aug", "uniform", "--seeds", *map(str, seeds),
+               "--cpus-per-trial", "1", "--storage", str(storage / "train"), "--name", name]
+        with open(storage / f"{name}.log", "w") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+
+
+def seed_errors(storage: Path, stem: str) -> dict[int, float]:
+    """An architecture's final test error by training seed, over every run of it so far."""
+    out: dict[int, float] = {}
+    for summary in sorted([storage / "train" / stem / "summary.json",
+                           *(storage / "train").glob(f"{stem}-seeds-*/summary.json")]):
+        if summary.exists():
+            for r in json.loads(summary.read_text()):
+                if r["status"] == "done":
+                    out[int(r["label"].rsplit("-seed", 1)[1])] = r["final_test_error"]  # labels end "-seedN"
+    return out
 
 
 def _tau(x: list[float], y: list[float]) -> float:
@@ -115,11 +135,11 @@ def table(storage: Path, resamples: int = 2000) -> None:
     sc = json.loads((storage / "scores.json").read_text())
     rows = []
     for f in archs(storage):
-        errs = [r["final_test_error"] for r in json.loads((storage / "train" / f.stem / "summary.json").read_text())
-                if r["status"] == "done"]
+        by_seed = seed_errors(storage, f.stem)
         a = Arch.load(f)
-        rows.append({"name": f.stem, "bin": a.meta["bin"], "params": a.block_params, "err": statistics.mean(errs),
-                     "errs": errs, "one_shot": sc[f.stem]["one_shot"], "aws": sc[f.stem]["aws"]})
+        rows.append({"name": f.stem, "bin": a.meta["bin"], "params": a.block_params,
+                     "err": statistics.mean(by_seed.values()), "errs": list(by_seed.values()), "by_seed": by_seed,
+                     "one_shot": sc[f.stem]["one_shot"], "aws": sc[f.stem]["aws"]})
     truth = [-r["err"] for r in rows]
     proxies = {"AWS fine-tune score": "aws", "one-shot score": "one_shot", "parameters alone": "params"}
     rng = random.Random(0)
@@ -152,8 +172,16 @@ def table(storage: Path, resamples: int = 2000) -> None:
         d_bin = [within("aws", b) - within(other, b) for b in boots_bin]
         print(f"AWS minus {other}: all {overall('aws', list(range(n))) - overall(other, list(range(n))):+.2f} "
               f"{ci(d_all)}, within bins {within('aws', in_bin) - within(other, in_bin):+.2f} {ci(d_bin)}")
+    seeds = sorted(set.intersection(*(set(r["by_seed"]) for r in rows)))
+    pairs = [(s, t) for i, s in enumerate(seeds) for t in seeds[i + 1:]]
+    if pairs:
+        taus = [_tau([r["by_seed"][s] for r in rows], [r["by_seed"][t] for r in rows]) for s, t in pairs]
+        print()
+        print(f"Does the truth replicate? Kendall tau between two training seeds' errors: "
+              + ", ".join(f"seeds {s}/{t} {x:+.2f}" for (s, t), x in zip(pairs, taus, strict=True))
+              + f"; mean {statistics.mean(taus):+.2f}")
     print()
-    print("| arch | bin | block params | test error % (2 seeds) | one-shot (-val loss) | AWS (-val loss) |")
+    print(f"| arch | bin | block params | test error % ({len(seeds)} seeds) | one-shot (-val loss) | AWS (-val loss) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in sorted(rows, key=lambda r: r["err"]):
         seeds = ", ".join(f"{e:.2f}" for e in r["errs"])
@@ -165,9 +193,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["scores", "train", "table"])
     p.add_argument("--storage", type=Path, default=ROOT / "runs/nas_fidelity")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="train: the training seeds")
+    p.add_argument("--search-config", type=Path, default=SEARCH, help="scores: the NAS search config")
+    p.add_argument("--train-config", type=Path, default=TRAIN, help="train: the training recipe")
     a = p.parse_args()
     a.storage.mkdir(parents=True, exist_ok=True)
-    {"scores": scores, "train": train, "table": table}[a.what](a.storage)
+    if a.what == "scores":
+        scores(a.storage, a.search_config)
+    elif a.what == "train":
+        train(a.storage, tuple(a.seeds), a.train_config)
+    else:
+        table(a.storage)
 
 
 if __name__ == "__main__":

@@ -449,7 +449,12 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
         err = 5.0 - 0.1 * i  # the truth: later files train better
         (tmp_path / "train" / f.stem).mkdir(parents=True)
         (tmp_path / "train" / f.stem / "summary.json").write_text(json.dumps(
-            [{"status": "done", "final_test_error": err}, {"status": "done", "final_test_error": err}]))
+            [{"status": "done", "final_test_error": err, "label": f"d-{f.stem}-uniform-seed{k}"} for k in (0, 1)]))
+        # a third seed, trained later: it counts, and disagrees with the first two (the
+        # ranking reversed)
+        (tmp_path / "train" / f"{f.stem}-seeds-2").mkdir(parents=True)
+        (tmp_path / "train" / f"{f.stem}-seeds-2" / "summary.json").write_text(json.dumps(
+            [{"status": "done", "final_test_error": 3.0 + 0.1 * i, "label": f"d-{f.stem}-uniform-seed2"}]))
         scores[f.stem] = {"aws": float(i), "one_shot": float(-i)}  # aws ranks perfectly, one-shot backwards
     (tmp_path / "scores.json").write_text(json.dumps(scores))
     nas_fidelity.table(tmp_path, resamples=100)
@@ -457,6 +462,8 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
     assert "| AWS fine-tune score | +1.00 [+1.00, +1.00] | +1.00 [+1.00, +1.00] |" in out
     assert "| one-shot score | -1.00 [-1.00, -1.00] | -1.00 [-1.00, -1.00] |" in out
     assert "AWS minus one_shot: all +2.00 [+2.00, +2.00]" in out
+    assert "seeds 0/1 +1.00, seeds 0/2 -1.00, seeds 1/2 -1.00; mean -0.33" in out
+    assert "test error % (3 seeds)" in out
 
 
 def test_the_logits_steps_on_validation_batches_count_no_op_as_trained():
