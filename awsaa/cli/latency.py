@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
                     seed=args.seed, min_run_time=args.min_run_time)
     fastest = Arch(tuple(min(s.choices, key=b.__getitem__) for b, s in zip(table.blocks, slots(), strict=True)))
     slowest = Arch(tuple(max(s.choices, key=b.__getitem__) for b, s in zip(table.blocks, slots(), strict=True)))
-    print(f"latency table on {table.device}, batch {table.batch_size}, {table.shape()}")
+    print(f"latency table on {shown(table.device)}, batch {table.batch_size}, {table.shape()}")
     print(f"a network takes {table.predict(fastest):.3f} to {table.predict(slowest):.3f} ms predicted "
           f"(stem and head {table.ends_ms:.3f} ms)")
     if table.error is not None:
