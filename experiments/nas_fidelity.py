@@ -177,7 +177,7 @@ def table(storage: Path, resamples: int = 2000) -> None:
     if pairs:
         taus = [_tau([r["by_seed"][s] for r in rows], [r["by_seed"][t] for r in rows]) for s, t in pairs]
         print()
-        print(f"Does the truth replicate? Kendall tau between two training seeds' errors: "
+        print("Does the truth replicate? Kendall tau between two training seeds' errors: "
               + ", ".join(f"seeds {s}/{t} {x:+.2f}" for (s, t), x in zip(pairs, taus, strict=True))
               + f"; mean {statistics.mean(taus):+.2f}")
     print()
