@@ -3,7 +3,9 @@
 #   experiments/nas_campaign.sh [STORAGE]          (default runs/nas; hours on 2 cores)
 # 1. searches, 3 seeds each: joint (architecture and policy), null (the same with shuffled
 #    rewards: control=shuffle, both agents), architecture only (nas.learn=arch: the policy stays
-#    uniform). A seed's first search trains its supernet; the others reuse it (same stage-1 config).
+#    uniform), gradient (nas.method=gradient: stage 1 learns the logits, stage 2 starts there).
+#    A seed's first search trains its supernet; the others reuse it (same stage-1 config), but
+#    the gradient search trains its own (its stage 1 differs: about 22 minutes on a core).
 # 2. every found architecture trained standalone (configs/train/digits.yaml, 3 seeds) under the
 #    uniform policy (the truth of experiments/nas_fidelity.py, so it ranks against that
 #    experiment's 20 random architectures of its size bin) and under its own found policy.
@@ -42,7 +44,8 @@ for seed in 0 1 2; do
     search "joint-s$seed" configs/search/nas_digits.yaml --set seed=$seed
     search "null-s$seed" configs/search/nas_digits.yaml --set seed=$seed control=shuffle
     search "archonly-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=arch
-    for run in joint null archonly; do
+    search "grad-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.method=gradient
+    for run in joint null archonly grad; do
         r="$S/search/$run-s$seed"
         train "$run-s$seed" "$r/arch.json" uniform "$r/policy.json"
     done
