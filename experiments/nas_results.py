@@ -2,7 +2,8 @@
 20 random architectures of experiments/nas_fidelity.py.
 
 * **Found against random.** Each search's architecture trained standalone under the uniform
-  policy (3 seeds), placed among the random architectures trained the same way (2 seeds each):
+  policy (3 seeds), placed among the random architectures trained the same way (every seed
+  of experiments/nas_fidelity.py's truth so far):
   its size bin (the bins' parameter ranges of the fidelity draw), its rank in that bin and among
   all 20, by mean final test error (lower is better).
 * **The pairs.** Each search's architecture with its own policy, and the sequential pair
@@ -38,13 +39,15 @@ def main() -> None:
     p.add_argument("--campaign", type=Path, default=ROOT / "runs/nas")
     p.add_argument("--fidelity", type=Path, default=ROOT / "runs/nas_fidelity")
     a = p.parse_args()
+    from nas_fidelity import seed_errors  # every training seed of the truth so far
+
     random = []
     for f in sorted(a.fidelity.glob("arch-*.json")):
-        s = a.fidelity / "train" / f.stem / "summary.json"
-        if s.exists():
+        by_seed = seed_errors(a.fidelity, f.stem)
+        if by_seed:
             arch = Arch.load(f)
             random.append({"bin": arch.meta["bin"], "params": arch.block_params,
-                           "err": statistics.mean(errors(s))})
+                           "err": statistics.mean(by_seed.values())})
     bins = sorted({r["bin"] for r in random})
     edges = {b: (min(r["params"] for r in random if r["bin"] == b), max(r["params"] for r in random if r["bin"] == b))
              for b in bins}
