@@ -59,6 +59,35 @@ def test_the_supernet_draws_a_path_per_training_batch_and_counts_it():
     assert torch.equal(other(x), net(x))
 
 
+def test_a_path_s_snapshot_holds_only_what_its_forward_reads_and_evaluates_the_same_elsewhere():
+    """A fine-tune's per-epoch snapshot of the supernet is its path's state (what a spread
+    evaluation ships through Ray's object store): on a supernet whose other ops hold other
+    weights it gives the same outputs, and a state of another shape is refused."""
+    torch.manual_seed(0)
+    a, b = SuperNet(10, 1), SuperNet(10, 1)  # different weights everywhere
+    arch = Arch(("mb3_e3", "zero", "wrn", "mb5_e6", "zero", "mb3_e6", "wrn", "mb5_e3", "zero"))
+    a.set_path(arch)
+    a.eval()
+    with torch.no_grad():
+        for m in a.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)  # statistics of its own, not the defaults
+    state = a.path_state_dict()
+    full = sum(v.numel() for v in a.state_dict().values())
+    assert sum(v.numel() for v in state.values()) < full / 3
+    assert not any(k.startswith(("choices.1.", "choices.4.", "choices.8.")) for k in state)  # zero blocks
+    assert not any(".mb5_e6." in k for k in state if k.startswith("choices.0."))  # other ops
+    b.load_path_state_dict(state)
+    b.eval()
+    x = torch.randn(4, 1, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x)) and b.active_path() == arch
+    with pytest.raises(ValueError, match="keys differ"):
+        b.load_path_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+    with pytest.raises(ValueError, match="no path is set"):
+        SuperNet(10, 1).path_state_dict()
+
+
 def test_a_path_s_batch_norm_statistics_are_recomputed_from_its_own_batches():
     torch.manual_seed(0)
     net = SuperNet(num_classes=10, in_channels=1)

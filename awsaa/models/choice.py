@@ -171,6 +171,30 @@ class SuperNet(_Ends):
                 x = x * gates[i].to(x.dtype)
         return self.head(x)
 
+    def _path_keys(self, arch: Arch) -> set[str]:
+        ops = tuple(f"choices.{i}.{op}." for i, op in enumerate(arch.ops) if op != "zero")
+        return {k for k in self.state_dict() if k == "active" or k.startswith(("stem.", "bn.", "fc.", *ops))}
+
+    def path_state_dict(self) -> dict[str, torch.Tensor]:
+        """The state a forward on the path set with :meth:`set_path` reads: the stem, the path's
+        ops, the head and the path itself, a fifth to a third of the whole supernet's. What a
+        fine-tune's snapshot of each epoch needs to be evaluated on another worker."""
+        arch = self.active_path()
+        if arch is None:
+            raise ValueError("no path is set: set_path first")
+        keys = self._path_keys(arch)
+        return {k: v for k, v in self.state_dict().items() if k in keys}
+
+    def load_path_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a :meth:`path_state_dict` (the path and its weights; the other ops keep theirs,
+        which its forward never reads). Refused unless it holds exactly that path's keys."""
+        if "active" not in state:
+            raise ValueError("not a path's state: it has no 'active' path")
+        arch = Arch(tuple(OPS[i] for i in state["active"].tolist()))
+        if set(state) != self._path_keys(arch):
+            raise ValueError(f"not the state of path {arch.describe()}: its keys differ")
+        self.load_state_dict(state, strict=False)
+
     def path_parameters(self, arch: Arch) -> list[nn.Parameter]:
         """The parameters ``arch`` uses: the shared stem and head, and its op in each block."""
         ops = [m for m in self.path(arch) if m is not None]

@@ -280,7 +280,9 @@ class FineTuner:
         snapshots: list[dict[str, torch.Tensor]] = []
 
         def snapshot() -> None:
-            snapshots.append({k: v.detach().to("cpu", copy=True) for k, v in self._evaluated().state_dict().items()})
+            net = self._evaluated()  # a supernet's: only its path's weights (all an evaluation reads)
+            state = net.path_state_dict() if isinstance(net, SuperNet) else net.state_dict()
+            snapshots.append({k: v.detach().to("cpu", copy=True) for k, v in state.items()})
 
         counts, images, seconds = self._fine_tune(policy, seed, pair_seed, on_batch, snapshot)
         return TrainedTrajectory(snapshots, counts, seconds, images)
@@ -288,7 +290,11 @@ class FineTuner:
     def evaluate(self, weights: dict[str, torch.Tensor]) -> float:
         """The validation score of the network with ``weights`` (one of :meth:`train`'s
         snapshots, from this worker or another): top-1 accuracy (%), or the negative loss."""
-        self._evaluated().load_state_dict(weights)
+        net = self._evaluated()
+        if isinstance(net, SuperNet):
+            net.load_path_state_dict(weights)
+        else:
+            net.load_state_dict(weights)
         return self._score(*self.trainer.evaluate(self.trainer.val_set))
 
     def _score(self, acc: float, loss: float) -> float:
