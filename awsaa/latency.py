@@ -41,9 +41,12 @@ KEYS = {"format", "version", "space", "device", "batch_size", "image_size", "cha
         "blocks", "check", "meta"}
 
 
+MAX_MS = 1e7  # about 3 hours: above it a number is no latency (and would overflow the budget's integers)
+
+
 def _ms(x: Any, what: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x < 0:
-        raise AWSAAError(f"{what} must be a finite number of milliseconds >= 0, got {x!r}")
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or not 0 <= x <= MAX_MS:
+        raise AWSAAError(f"{what} must be a number of milliseconds from 0 to {MAX_MS:g}, got {x!r}")
     return float(x)
 
 

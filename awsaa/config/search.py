@@ -181,7 +181,7 @@ class NasConfig:
         description="A latency table of the space measured on the target device (awsaa-latency -o FILE): the "
                     "run keeps a copy as latency.json, and arch.json gives the found network's predicted "
                     "latency; null = none.")] = None
-    max_latency_ms: Annotated[Annotated[Float, Field(gt=0)] | None, Field(
+    max_latency_ms: Annotated[Annotated[Float, Field(gt=0, le=1e7)] | None, Field(
         description="Hard budget: no architecture whose latency, predicted by latency_table (the stem and head "
                     "included), exceeds this many milliseconds is ever drawn or returned; null = none. Not with "
                     "max_block_params.")] = None
