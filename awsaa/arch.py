@@ -104,13 +104,35 @@ def ends_params(num_classes: int, in_channels: int) -> int:
     return 9 * in_channels * STEM + 2 * STEM + 2 * WIDTHS[-1] + WIDTHS[-1] * num_classes + num_classes
 
 
-def min_block_params(max_zero_blocks: int | None = None, start: int = 0) -> int:
-    """The fewest parameters the blocks from ``start`` on can hold, with at most
+def cost_floors(costs: list[list[int]], max_zero_blocks: int | None) -> dict[tuple[int, int | None], int]:
+    """The least total cost the blocks from ``i`` on can take with at most ``z`` of them
+    ``zero`` (None: any number), for every ``(i, z)`` with ``z`` up to ``max_zero_blocks``;
+    ``costs[i]`` gives block ``i``'s op costs in the order of its choices (parameters, or a
+    latency table's microseconds). What a budgeted draw must leave room for."""
+    where = slots()
+    zs: list[int | None] = list(range(max_zero_blocks + 1)) if max_zero_blocks is not None else [None]
+    floor: dict[tuple[int, int | None], int] = {(len(where), z): 0 for z in zs}
+    for i in reversed(range(len(where))):
+        for z in zs:
+            options = []
+            for op, c in zip(where[i].choices, costs[i], strict=True):
+                if op != "zero":
+                    options.append(c + floor[i + 1, z])
+                elif z is None or z >= 1:
+                    options.append(c + floor[i + 1, None if z is None else z - 1])
+            floor[i, z] = min(options)
+    return floor
+
+
+def param_costs() -> list[list[int]]:
+    """Each block's op parameters, in the order of its choices."""
+    return [[op_params(op, s) for op in s.choices] for s in slots()]
+
+
+def min_block_params(max_zero_blocks: int | None = None) -> int:
+    """The fewest parameters an architecture's blocks can hold, with at most
     ``max_zero_blocks`` of them ``zero`` (None: any number)."""
-    rest = slots()[start:]
-    cheapest = [min(op_params(op, s) for op in s.choices if op != "zero") for s in rest]
-    savings = sorted((c for c, s in zip(cheapest, rest, strict=True) if "zero" in s.choices), reverse=True)
-    return sum(cheapest) - sum(savings[:max_zero_blocks])
+    return cost_floors(param_costs(), max_zero_blocks)[0, max_zero_blocks]
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from awsaa.arch import Arch, op_params, slots
+from awsaa.arch import Arch, cost_floors, param_costs, slots
 from awsaa.config import NasConfig
 from awsaa.errors import AWSAAError
 from awsaa.latency import LatencyTable
@@ -58,12 +58,13 @@ class ArchAgent:
         self.latency = latency
         # the budget's unit: parameters, or whole microseconds of the table's ops (the stem and
         # head, the same for every architecture, taken off the budget)
-        self.costs = [[op_params(op, s) for op in s.choices] for s in self.slots]
+        self.costs = param_costs()
         self.budget: int | None = cfg.max_block_params
         if cfg.max_latency_ms is not None and latency is not None:
             self.costs = latency.costs_us()
             self.budget = latency.budget_us(cfg.max_latency_ms)
-        self._floor = self._floors(cfg.max_zero_blocks)
+        # the least cost the blocks from i on can take, with z zero blocks still allowed
+        self._floor = cost_floors(self.costs, cfg.max_zero_blocks)
         if self.budget is not None and self._floor[0, cfg.max_zero_blocks] > self.budget and latency is not None:
             fastest = self._floor[0, cfg.max_zero_blocks] / 1000 + latency.ends_ms
             raise AWSAAError(f"nas.max_latency_ms {cfg.max_latency_ms} admits no architecture: the fastest takes "
@@ -71,23 +72,6 @@ class ArchAgent:
         self.baseline: float | None = None
         self.loops_done = 0
         self.from_stage1 = False  # the logits were started from stage 1's (method gradient)
-
-    def _floors(self, cap: int | None) -> dict[tuple[int, int | None], int]:
-        """The least cost the blocks from ``i`` on can hold with at most ``z`` of them ``zero``
-        (None: any number), for every ``(i, z)``: the room a draw must leave."""
-        n = len(self.slots)
-        zs: list[int | None] = list(range(cap + 1)) if cap is not None else [None]
-        floor: dict[tuple[int, int | None], int] = {(n, z): 0 for z in zs}
-        for i in reversed(range(n)):
-            for z in zs:
-                options = []
-                for op, c in zip(self.slots[i].choices, self.costs[i], strict=True):
-                    if op != "zero":
-                        options.append(c + floor[i + 1, z])
-                    elif z is None or z >= 1:
-                        options.append(c + floor[i + 1, None if z is None else z - 1])
-                floor[i, z] = min(options)
-        return floor
 
     # ------------------------------------------------------------------ the distribution
     def probs(self) -> list[list[float]]:
