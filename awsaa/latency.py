@@ -108,12 +108,22 @@ class LatencyTable:
         ``max_ms`` (the stem and head taken off)."""
         return math.floor(round((max_ms - self.ends_ms) * 1000, 6))
 
+    def span(self) -> tuple[float, float]:
+        """The predicted latency of the fastest and of the slowest network of the space, ms."""
+        where = slots()
+        fastest = Arch(tuple(min(s.choices, key=b.__getitem__) for b, s in zip(self.blocks, where, strict=True)))
+        slowest = Arch(tuple(max(s.choices, key=b.__getitem__) for b, s in zip(self.blocks, where, strict=True)))
+        return self.predict(fastest), self.predict(slowest)
+
+    def relative_errors(self) -> list[float]:
+        """Each checked network's |predicted - measured| / measured."""
+        return [abs(c["predicted_ms"] - c["measured_ms"]) / c["measured_ms"] for c in self.check]
+
     @property
     def error(self) -> float | None:
         """The mean relative error of the predictions over the checked networks (None: none checked)."""
-        if not self.check:
-            return None
-        return sum(abs(c["predicted_ms"] - c["measured_ms"]) / c["measured_ms"] for c in self.check) / len(self.check)
+        errors = self.relative_errors()
+        return sum(errors) / len(errors) if errors else None
 
     def shape(self) -> str:
         return f"{self.image_size}x{self.image_size}x{self.channels} images, {self.num_classes} classes"

@@ -104,12 +104,10 @@ def search(dataroot: str | None, loops: int = 2) -> tuple[str, str]:
 
 def latency(device: str, batch: int, min_run_time: float = 0.2, image_size: int = 32) -> tuple[str, str]:
     """The latency table's prediction range and its error against whole networks."""
-    from awsaa.arch import Arch, slots
     from awsaa.latency import measure
 
     t = measure(device, batch_size=batch, image_size=image_size, channels=3, check=5, min_run_time=min_run_time)
-    lo = t.predict(Arch(tuple(min(s.choices, key=b.__getitem__) for b, s in zip(t.blocks, slots(), strict=True))))
-    hi = t.predict(Arch(tuple(max(s.choices, key=b.__getitem__) for b, s in zip(t.blocks, slots(), strict=True))))
+    lo, hi = t.span()
     return f"{lo:.3f}-{hi:.3f} ms", f"mean relative error {t.error:.1%} over {len(t.check)} networks"
 
 

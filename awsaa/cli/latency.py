@@ -16,7 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from awsaa.arch import Arch, slots
 from awsaa.cli.common import Parser, float_range, int_range, parse_args, run_main
 from awsaa.config import SEED_END
 from awsaa.errors import AWSAAError
@@ -54,15 +53,12 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     table = measure(device, args.batch_size, args.image_size, args.channels, args.classes, check=args.check,
                     seed=args.seed, min_run_time=args.min_run_time)
-    fastest = Arch(tuple(min(s.choices, key=b.__getitem__) for b, s in zip(table.blocks, slots(), strict=True)))
-    slowest = Arch(tuple(max(s.choices, key=b.__getitem__) for b, s in zip(table.blocks, slots(), strict=True)))
+    lo, hi = table.span()
     print(f"latency table on {shown(table.device)}, batch {table.batch_size}, {table.shape()}")
-    print(f"a network takes {table.predict(fastest):.3f} to {table.predict(slowest):.3f} ms predicted "
-          f"(stem and head {table.ends_ms:.3f} ms)")
+    print(f"a network takes {lo:.3f} to {hi:.3f} ms predicted (stem and head {table.ends_ms:.3f} ms)")
     if table.error is not None:
-        worst = max(abs(c["predicted_ms"] - c["measured_ms"]) / c["measured_ms"] for c in table.check)
         print(f"check: {len(table.check)} networks timed whole against their predicted sum: mean relative error "
-              f"{table.error:.1%} (largest {worst:.1%})")
+              f"{table.error:.1%} (largest {max(table.relative_errors()):.1%})")
     table.save(out)
     print(shown(str(out), PATH_LIMIT))
 

@@ -171,9 +171,11 @@ class SuperNet(_Ends):
                 x = x * gates[i].to(x.dtype)
         return self.head(x)
 
-    def _path_keys(self, arch: Arch) -> set[str]:
+    @staticmethod
+    def _on_path(arch: Arch, keys: Iterable[str]) -> set[str]:
+        """Which of a supernet's state keys a forward on ``arch`` reads."""
         ops = tuple(f"choices.{i}.{op}." for i, op in enumerate(arch.ops) if op != "zero")
-        return {k for k in self.state_dict() if k == "active" or k.startswith(("stem.", "bn.", "fc.", *ops))}
+        return {k for k in keys if k == "active" or k.startswith(("stem.", "bn.", "fc.", *ops))}
 
     def path_state_dict(self) -> dict[str, torch.Tensor]:
         """The state a forward on the path set with :meth:`set_path` reads: the stem, the path's
@@ -182,8 +184,9 @@ class SuperNet(_Ends):
         arch = self.active_path()
         if arch is None:
             raise ValueError("no path is set: set_path first")
-        keys = self._path_keys(arch)
-        return {k: v for k, v in self.state_dict().items() if k in keys}
+        state = self.state_dict()
+        keys = self._on_path(arch, state)
+        return {k: v for k, v in state.items() if k in keys}
 
     def load_path_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load a :meth:`path_state_dict` (the path and its weights; the other ops keep theirs,
@@ -191,7 +194,7 @@ class SuperNet(_Ends):
         if "active" not in state:
             raise ValueError("not a path's state: it has no 'active' path")
         arch = Arch(tuple(OPS[i] for i in state["active"].tolist()))
-        if set(state) != self._path_keys(arch):
+        if set(state) != self._on_path(arch, self.state_dict()):
             raise ValueError(f"not the state of path {arch.describe()}: its keys differ")
         self.load_state_dict(state, strict=False)
 
