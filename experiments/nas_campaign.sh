@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # RESULTS.md section 7: NAS + AWS on digits (configs/search/nas_digits.yaml) with controls.
 #   experiments/nas_campaign.sh [STORAGE]          (default runs/nas; hours on 2 cores)
+#   SEEDS="0 1" experiments/nas_campaign.sh ...   (the search seeds, default 0 1 2)
 # 1. searches, 3 seeds each: joint (architecture and policy), null (the same with shuffled
 #    rewards: control=shuffle, both agents), architecture only (nas.learn=arch: the policy stays
 #    uniform), gradient (nas.method=gradient: stage 1 learns the logits, stage 2 starts there).
@@ -11,6 +12,9 @@
 #    experiment's 20 random architectures of its size bin) and under its own found policy.
 # 3. sequential, architecture then policy: an AWS policy search (configs/search/digits.yaml,
 #    validation-loss reward) on each architecture-only result, then that pair trained.
+# 4. sequential, policy then architecture: a policy-only search on the supernet (nas.learn=policy:
+#    architectures drawn uniformly, the same stage 1), then an architecture-only search under that
+#    policy, fixed (nas.policy), then that pair trained.
 # Seed by seed. A finished run is skipped and an unfinished one resumed, so the script continues
 # where it stopped. Wall times: $S/walls.txt.
 set -euo pipefail
@@ -40,10 +44,14 @@ train() {  # train NAME ARCH AUG...
     timed "train-$name" $BIN/awsaa-train -c configs/train/digits.yaml --model "$arch" --aug "$@" --seeds 0 1 2 \
         --cpus-per-trial 1 --storage "$S/train" --name "$name"
 }
-for seed in 0 1 2; do
+for seed in ${SEEDS:-0 1 2}; do
     search "joint-s$seed" configs/search/nas_digits.yaml --set seed=$seed
     search "null-s$seed" configs/search/nas_digits.yaml --set seed=$seed control=shuffle
     search "archonly-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=arch
+    search "polfirst-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=policy
+    search "seqarch-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=arch \
+        nas.policy="$(realpath "$S/search/polfirst-s$seed/policy.json")"
+    train "seqpa-s$seed" "$S/search/seqarch-s$seed/arch.json" "$S/search/seqarch-s$seed/policy.json"
     search "grad-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.method=gradient
     for run in joint null archonly grad; do
         r="$S/search/$run-s$seed"

@@ -6,9 +6,10 @@
   of experiments/nas_fidelity.py's truth so far):
   its size bin (the bins' parameter ranges of the fidelity draw), its rank in that bin and among
   all 20, by mean final test error (lower is better).
-* **The pairs.** Each search's architecture with its own policy, and the sequential pair
-  (architecture only, then a policy search on it), mean ± SD over 3 seeds.
-* **By variant** (joint, null, archonly, grad, seq), over the search seeds run so far: each
+* **The pairs.** Each search's architecture with its own policy, and the sequential pairs
+  (architecture only, then a policy search on it; a policy-only search, then an architecture
+  search under that policy), mean ± SD over 3 seeds.
+* **By variant** (joint, null, archonly, grad, seq, seqpa), over the search seeds run so far: each
   seed's rank in its bin, how many are in the top 20% of their bin (issue 27's goal), and the
   mean over seeds of the found network's error under `uniform` and of the pair's.
 
@@ -84,11 +85,15 @@ def main() -> None:
         v["uniform"].append(m)
         if own:
             v["pair"].append(statistics.mean(own))
-    for seq in sorted((a.campaign / "train").glob("seq-s*")):
-        errs = errors(seq / "summary.json")
-        pairs.append((f"{seq.name} (archonly-{seq.name[4:]} + seqpolicy-{seq.name[4:]})", errs))
-        if errs:
-            variants.setdefault("seq", {"ranks": [], "uniform": [], "pair": []})["pair"].append(statistics.mean(errs))
+    # the sequential pairs: architecture then policy (seq), policy then architecture (seqpa)
+    for variant, first, then in (("seq", "archonly", "seqpolicy"), ("seqpa", "polfirst", "seqarch")):
+        for seq in sorted((a.campaign / "train").glob(f"{variant}-s*")):
+            errs = errors(seq / "summary.json")
+            s = seq.name.rsplit("-", 1)[1]
+            pairs.append((f"{seq.name} ({first}-{s}, then {then}-{s})", errs))
+            if errs:
+                variants.setdefault(variant, {"ranks": [], "uniform": [], "pair": []})["pair"].append(
+                    statistics.mean(errs))
     print()
     print("| pair | test error %, its architecture with its policy (3 seeds) |")
     print("| --- | --- |")

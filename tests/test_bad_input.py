@@ -257,6 +257,12 @@ CASES = [
      "was measured for 32x32x3 images"),
     ("nas-latency-budget-admits-nothing", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
         "max_latency_ms": 0.5, "latency_table": str(latency_json(d))}))], "admits no architecture"),
+    ("nas-fixed-policy-with-learning-policy", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
+        "policy": str(policy_json(d))}))], "nas.policy fixes the policy, so it needs nas.learn arch"),
+    ("nas-fixed-policy-missing", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
+        "learn": "arch", "policy": str(d / "none.json")}))], "policy file"),
+    ("nas-fixed-policy-is-a-latency-table", "search", lambda d: ["-c", str(search_yaml(d, model="supernet", nas={
+        "learn": "arch", "policy": str(latency_json(d))}))], "not an awsaa policy"),
     ("latency-bad-device", "latency", lambda d: ["-o", str(d / "t.json"), "--device", "tpu:0"], "is not a device"),
     ("latency-no-such-gpu", "latency", lambda d: ["-o", str(d / "t.json"), "--device", "cuda:99"], "--device cuda:99"),
     ("latency-output-is-a-directory", "latency", lambda d: ["-o", str(_mkdir(d / "out")), "--device", "cpu"],

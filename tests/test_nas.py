@@ -365,6 +365,37 @@ def test_a_search_under_a_latency_budget_keeps_its_table_and_never_leaves_the_bu
         SearchState.load(r.run_dir)
 
 
+def test_policy_then_architecture_fixes_the_given_policy_in_every_fine_tune(tmp_path, tiny_nas_pretrained):
+    from awsaa.augment.space import SearchSpace
+    from awsaa.errors import AWSAAError
+    from awsaa.policy import Policy
+    from awsaa.search.state import SearchState, policy_hash
+
+    space = SearchSpace.default()
+    given = Policy.from_params(space, torch.linspace(-2, 2, space.num_ops), torch.zeros(space.num_ops, space.num_ops),
+                               "softmax", {"run": "a policy-only search"})
+    given.save(tmp_path / "first.json")
+    nas = {**TINY_NAS["nas"], "learn": "arch", "policy": "first.json"}
+    cfg = from_dict(SearchConfig, {**TINY_NAS, "loops": 2, "nas": nas})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)  # a relative path, recorded absolute
+        r = run(cfg, storage=tmp_path / "runs", name="pa", pretrained=tiny_nas_pretrained, log=lambda x: None)
+    assert SearchState.read_run(r.run_dir)[1].nas.policy == str(tmp_path / "first.json")
+    assert Policy.load(r.run_dir / "fixed_policy.json") == given  # the run's own copy
+    hashes = {d["sampling_hash"] for e in history(r.run_dir) for d in e["details"]}
+    assert hashes == {policy_hash(given)}  # every fine-tune ran under it, no perturbation
+    assert len({tuple(d["arch"]) for e in history(r.run_dir) for d in e["details"]}) > 1  # the architectures vary
+    assert all(e["entropy"] == pytest.approx(given.entropy()) for e in history(r.run_dir))
+    for name in ("policy.json", "policy_last.json"):
+        assert torch.allclose(Policy.load(r.run_dir / name).probs(), given.probs())
+    assert Arch.load(r.run_dir / "arch.json")
+    (tmp_path / "first.json").unlink()  # the run reads its own copy from now on
+    assert SearchState.load(r.run_dir).fixed_policy == given
+    Policy.uniform().save(r.run_dir / "fixed_policy.json")  # a policy swapped under the run
+    with pytest.raises(AWSAAError, match="is not the policy the run started with"):
+        SearchState.load(r.run_dir)
+
+
 def test_the_supernet_s_stage1_counts_each_trained_batch_once_per_block(tiny_nas_pretrained):
     from awsaa.train.checkpoint import load_checkpoint
 

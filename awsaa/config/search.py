@@ -167,6 +167,11 @@ class NasConfig:
         description="What the rewards update: both (joint), the architecture distribution only (the policies "
                     "stay the agent's current one, unperturbed), or the policy only (the architectures stay "
                     "drawn uniformly).")] = "both"
+    policy: Annotated[str | None, Field(
+        description="learn: arch only: the policy every fine-tune runs under, a policy file (a policy-only "
+                    "search's policy.json, say): the sequential search, policy then architecture. The run keeps "
+                    "a copy as fixed_policy.json, and its policy.json is that policy; null = the agent's "
+                    "initial policy (uniform).")] = None
     lr: Annotated[Float, Field(gt=0, le=10, description="Adam learning rate of the architecture logits.")] = 0.1
     baseline_momentum: Annotated[Fraction, Field(
         description="Momentum of the architecture reward's baseline, a moving average of the loops' means. 0 "
@@ -207,6 +212,8 @@ class NasConfig:
         _require(self.archs > 1 or self.baseline_momentum > 0 or self.learn == "policy",
                  "nas.archs 1 with nas.baseline_momentum 0 learns no architecture (the loop's mean is its one "
                  "reward): draw nas.archs >= 2 a loop, or set a baseline_momentum above 0")
+        _require(self.policy is None or self.learn == "arch",
+                 f"nas.policy fixes the policy, so it needs nas.learn arch (got {self.learn!r})")
         _require(self.max_latency_ms is None or self.latency_table is not None,
                  "nas.max_latency_ms needs nas.latency_table, a table measured on the target device "
                  "(awsaa-latency -o FILE)")

@@ -31,13 +31,14 @@ from typing import Any, Protocol
 import torch
 
 from awsaa.arch import Arch, is_arch_file
+from awsaa.augment.space import SearchSpace
 from awsaa.config import SearchConfig, config_hash, load
 from awsaa.data import Dataset, content_hash, is_handed_in, is_own
 from awsaa.data.datasets import ensure_dataset, facts
 from awsaa.errors import AWSAAError
 from awsaa.fileio import claim_dir, ensure_writable_dir, release_dir
 from awsaa.latency import LatencyTable
-from awsaa.policy import Policy
+from awsaa.policy import Policy, as_policy
 from awsaa.search import report
 from awsaa.search.arch_agent import ArchAgent
 from awsaa.search.registry import check_agent
@@ -67,6 +68,7 @@ class SearchRun:
     data: dict[str, Any] | None = None  # the data's facts (awsaa.data.datasets.facts), recorded with the run
     dataset: Dataset | None = None  # the data itself, when handed in from Python (``dataset: python:NAME``)
     latency: LatencyTable | None = None  # NAS + AWS: the latency table a new run copies (latency.json)
+    fixed_policy: Policy | None = None  # NAS + AWS, nas.policy: the policy a new run copies (fixed_policy.json)
 
 
 def load_shared(path: Path, cfg: SearchConfig) -> dict[str, Any]:
@@ -102,6 +104,11 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
         cfg = dataclasses.replace(cfg, nas=nas)
         latency = LatencyTable.load(table)
         ArchAgent(nas, latency=latency)  # refuses a budget that admits no architecture
+    fixed = None
+    if cfg.nas is not None and cfg.nas.policy is not None:  # policy then architecture
+        source = Path(cfg.nas.policy).expanduser().resolve()
+        cfg = dataclasses.replace(cfg, nas=dataclasses.replace(cfg.nas, policy=str(source)))
+        fixed = as_policy(source, SearchSpace.default())
     recorded = None
     if data is not None:
         check_split(cfg, data)
@@ -127,7 +134,8 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
     elif cache.exists():
         shared = load_shared(cache, cfg)
         log(f"reusing the stage-1 weights of {cache} (same stage-1 config)")
-    return SearchRun(cfg, run_dir, name, cache, shared, resume=False, data=recorded, dataset=data, latency=latency)
+    return SearchRun(cfg, run_dir, name, cache, shared, resume=False, data=recorded, dataset=data, latency=latency,
+                     fixed_policy=fixed)
 
 
 def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str = "the config",
@@ -303,7 +311,8 @@ def execute(run: SearchRun, executor: Executor, log: Log = print) -> dict[str, A
         if not run.resume:
             SearchState.create(run.run_dir, cfg, {"name": run.name, "stage1_hash": stage1_hash(cfg),
                                                   "pretrained": str(run.cache.resolve()), "created": time.time(),
-                                                  "data": run.data}, latency=run.latency)
+                                                  "data": run.data}, latency=run.latency,
+                               fixed_policy=run.fixed_policy)
             log(f"run {run.run_dir}: {cfg.loops} loops x {cfg.trajectories} trajectories, "
                 f"{executor.where(cfg)}, {cfg.model} on {cfg.dataset}")
         shared = run.shared

@@ -40,7 +40,7 @@ from awsaa.errors import AWSAAError
 from awsaa.fileio import atomic_write_json, atomic_write_text, parse_json, read_text, same_version
 from awsaa.latency import LatencyTable
 from awsaa.plots import plot_policy, plot_rewards
-from awsaa.policy import Policy
+from awsaa.policy import Policy, as_policy
 from awsaa.search.agents import UpdateRefused
 from awsaa.search.arch_agent import ArchAgent
 from awsaa.search.registry import make_agent
@@ -50,6 +50,7 @@ from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
 
 RUN_FORMAT = "awsaa.search-run"
 RUN_VERSION = 2  # 2: ask/tell agents, per-trajectory sampling policies, result rules
+FIXED_POLICY = "fixed_policy.json"  # nas.policy: the run's own copy of the policy it fixes
 
 
 def policy_hash(policy: Policy) -> str:
@@ -107,7 +108,8 @@ def _when(t: Any) -> str:
 class SearchState:
     """The agent, the history and the best loop of one search; persisted in ``run_dir``."""
 
-    def __init__(self, run_dir: Path, cfg: SearchConfig, latency: LatencyTable | None = None) -> None:
+    def __init__(self, run_dir: Path, cfg: SearchConfig, latency: LatencyTable | None = None,
+                 fixed_policy: Policy | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.cfg = cfg
         self.space = SearchSpace.default()
@@ -117,6 +119,12 @@ class SearchState:
         if cfg.nas is not None and cfg.nas.latency_table is not None and latency is None:
             latency = LatencyTable.load(self.run_dir / "latency.json")
         self.arch_agent = ArchAgent(cfg.nas, seed=cfg.seed, latency=latency) if cfg.nas is not None else None
+        # nas.policy (policy then architecture): every fine-tune runs under this policy, the run's
+        # own copy (fixed_policy.json); its meta stays in the file, not in every trajectory's
+        if cfg.nas is not None and cfg.nas.policy is not None and fixed_policy is None:
+            fixed_policy = as_policy(self.run_dir / FIXED_POLICY, self.space)
+        self.fixed_policy = None if fixed_policy is None else Policy(fixed_policy.space, fixed_policy.probs(),
+                                                                      fixed_policy.params)
         self.rule = resolve(cfg.result, cfg.agent)
         self.result = ResultTracker(self.rule, cfg.result_loops)
         self.history: list[dict[str, Any]] = []
@@ -137,12 +145,15 @@ class SearchState:
     # ------------------------------------------------------------------ creation / loading
     @classmethod
     def create(cls, run_dir: Path, cfg: SearchConfig, info: dict[str, Any],
-               latency: LatencyTable | None = None) -> SearchState:
+               latency: LatencyTable | None = None, fixed_policy: Policy | None = None) -> SearchState:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if latency is not None:
             latency.save(run_dir / "latency.json")
-        state = cls(run_dir, cfg, latency)
+        if fixed_policy is not None:
+            fixed_policy.save(run_dir / FIXED_POLICY)
+            info = {**info, "fixed_policy_hash": policy_hash(fixed_policy)}
+        state = cls(run_dir, cfg, latency, fixed_policy)
         record = {"format": RUN_FORMAT, "version": RUN_VERSION, "config_hash": config_hash(cfg), **info}
         atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         atomic_write_json(run_dir / "run.json", record)
@@ -182,6 +193,10 @@ class SearchState:
         info, cfg = cls.read_run(run_dir)
         state = cls(run_dir, cfg)
         path = Path(run_dir) / "state.pt"
+        if state.fixed_policy is not None and policy_hash(state.fixed_policy) != info.get("fixed_policy_hash"):
+            raise AWSAAError(f"{Path(run_dir) / FIXED_POLICY} is not the policy the run started with "
+                             f"(hash {policy_hash(state.fixed_policy)}, run.json records "
+                             f"{info.get('fixed_policy_hash')}): was it edited?")
         raw = load_checkpoint(path, kind="search-state")
         state.identity = _identity(info, cfg)
         state.data = info.get("data")
@@ -207,8 +222,12 @@ class SearchState:
     def loops_done(self) -> int:
         return self.agent.loops_done
 
-    def policy(self) -> Policy:
-        return self.agent.policy({"loop": self.loops_done + 1})
+    def policy(self, meta: dict[str, Any] | None = None) -> Policy:
+        """The agent's current policy (with ``nas.policy``, the fixed one)."""
+        meta = {"loop": self.loops_done + 1} if meta is None else meta
+        if self.fixed_policy is not None:
+            return Policy(self.space, self.fixed_policy.probs(), self.fixed_policy.params, meta)
+        return self.agent.policy(meta)
 
     def ask(self, loop: int) -> list[dict[str, Any]]:
         """The sampling policies (as dicts) of loop ``loop``'s trajectories, in trajectory order.
@@ -231,7 +250,7 @@ class SearchState:
         agent's current one, unperturbed."""
         assert self.arch_agent is not None and self.cfg.nas is not None
         per = self.cfg.policies_per_loop()
-        policies = self.agent.ask(per) if self.cfg.nas.learn != "arch" else [self.agent.policy()] * per
+        policies = self.agent.ask(per) if self.cfg.nas.learn != "arch" else [self.policy({})] * per
         archs = self.arch_agent.ask(self.cfg.nas.archs)
         grid = []
         for arch in archs:
@@ -414,6 +433,9 @@ class SearchState:
             meta = {"run": self.run_dir.name, "rule": self.rule, "after_loop": self.loops_done,
                     "note": "the policy after the last update" if self.rule == "final" else
                     f"the mean of the parameters after the last {n} updates"}
+        if self.fixed_policy is not None:
+            return self.policy({**meta, "note": f"the fixed policy every fine-tune ran under (nas.policy, a copy in "
+                                                f"{FIXED_POLICY})", **self._provenance()})
         return self.result.policy(self.agent, {**meta, **self._provenance()})
 
     def _provenance(self) -> dict[str, Any]:
@@ -432,7 +454,7 @@ class SearchState:
             atomic_write_text(d / "history.jsonl", "".join(json.dumps(h, allow_nan=False) + "\n"
                                                            for h in self.history))
         if only is None or "policy_last.json" in only:
-            self.agent.policy({"run": d.name, "after_loop": self.loops_done, **self._provenance()}).save(
+            self.policy({"run": d.name, "after_loop": self.loops_done, **self._provenance()}).save(
                 d / "policy_last.json")
         if only is None or "policy.json" in only:
             result = self.result_policy()
