@@ -313,7 +313,11 @@ def test_learning_one_side_only_keeps_the_other_as_it_was(tmp_path, tiny_nas_pre
     assert torch.allclose(r.policy.probs(), torch.full((k, k), 1 / k**2, dtype=r.policy.probs().dtype))
     assert (r.run_dir / "arch.json").exists()
     policy_only = from_dict(SearchConfig, {**TINY_NAS, "loops": 2, "nas": {**TINY_NAS["nas"], "learn": "policy"}})
-    r = run(policy_only, storage=tmp_path, name="policy", pretrained=tiny_nas_pretrained, log=lambda x: None)
+    lines: list[str] = []
+    r = run(policy_only, storage=tmp_path, name="policy", pretrained=tiny_nas_pretrained, log=lines.append)
+    loop_lines = [x for x in lines if x.startswith("loop ")]
+    assert len(loop_lines) == 2 and all("architectures drawn uniformly" in x and "arch entropy" not in x
+                                        for x in loop_lines)  # no mode of a distribution that does not learn
     assert not (r.run_dir / "arch.json").exists()  # the distribution stayed uniform: no architecture found
     uniform = sum(math.log(len(s.choices)) for s in slots())
     assert all("arch_kl" not in e["nas"] and e["nas"]["arch_entropy"] == pytest.approx(uniform)

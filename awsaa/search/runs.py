@@ -388,16 +388,18 @@ def _loop_line(cfg: SearchConfig, loop: int, entry: dict[str, Any], wall: float,
         spread = f" ({min(entry['rewards']):.2f}-{max(entry['rewards']):.2f})"
     return (f"loop {loop + 1:>3}/{cfg.loops}  mean reward {mean}{spread}  baseline {entry['baseline']:.2f}  "
             f"entropy {entry['entropy']:.3f}  from uniform {entry['kl_uniform']:.3f}  KL {entry['kl']:.4f}  "
-            f"steps {entry['inner_steps']}  {wall:.1f} s  ETA {_fmt_eta(eta)}" + _nas_part(entry))
+            f"steps {entry['inner_steps']}  {wall:.1f} s  ETA {_fmt_eta(eta)}" + _nas_part(entry, cfg))
 
 
-def _nas_part(entry: dict[str, Any]) -> str:
+def _nas_part(entry: dict[str, Any], cfg: SearchConfig) -> str:
     nas = entry.get("nas")
-    if nas is None:
+    if nas is None or cfg.nas is None:
         return ""
     eff = nas["effects"]
     spread = (f"  effects SD arch {eff['arch_sd']:.3g} policy {eff['policy_sd']:.3g} residual "
               f"{eff['residual_sd']:.3g}") if eff else ""
+    if cfg.nas.learn == "policy":  # the architectures stay uniform: no mode to show
+        return f"{spread}  architectures drawn uniformly (nas.learn policy)"
     return f"  arch entropy {nas['arch_entropy']:.2f}{spread}  arch {nas['result_arch']}"
 
 
