@@ -8,6 +8,14 @@ the best one, and how far behind the next is in standard errors.
     .venv/bin/python experiments/arch_policy_interaction.py run [--seeds 0 1 2 3 4] [--storage DIR]
     .venv/bin/python experiments/arch_policy_interaction.py table [--storage DIR]
 
+Another regime: ``--train-config`` (a training recipe; ``--set`` overrides its keys) and
+``--augs`` (four augmentations, or policy files) with both commands, e.g. Fashion-MNIST's
+quick regime, where augmentation costs accuracy at WRN-10-1's size (RESULTS.md 1)::
+
+    .venv/bin/python experiments/arch_policy_interaction.py run --seeds 0 1 --storage runs/arch-interaction-fmnist \
+        --train-config configs/train/quick_fmnist.yaml --augs none cutout uniform trivialaugment \
+        --set eval_every=1000
+
 ``run`` adds to what the storage holds (another ``--seeds`` list: another experiment per
 architecture), and ``table`` reads every experiment there.
 
@@ -33,20 +41,24 @@ ARCHS = ("wrn", "mb5_e6", "mb3_e3", "zero")
 AUGS = ("none", "uniform", "trivialaugment", "aws_digits")
 
 
-def run(storage: Path, seeds: list[str]) -> None:
+def run(storage: Path, seeds: list[str], config: Path, augs: list[str], sets: list[str]) -> None:
     storage.mkdir(parents=True, exist_ok=True)
     for op in ARCHS:
         f = storage / f"arch-{op}.json"
         Arch.uniform_op(op).save(f)
         name = f"{op}-seeds{'-'.join(seeds)}"
-        cmd = [str(Path(sys.executable).with_name("awsaa-train")), "-c", str(ROOT / "configs/train/digits.yaml"),
-               "--model", str(f), "--aug", *AUGS, "--seeds", *seeds, "--cpus-per-trial", "1",
-               "--storage", str(storage / "train"), "--name", name]
+        cmd = [str(Path(sys.executable).with_name("awsaa-train")), "-c", str(config),
+               "--model", str(f), "--aug", *augs, "--seeds", *seeds, "--cpus-per-trial", "1",
+               "--storage", str(storage / "train"), "--name", name, *(["--set", *sets] if sets else [])]
         with open(storage / f"{name}.log", "w") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
-def table(storage: Path) -> None:
+def table(storage: Path, augs: list[str]) -> None:
+    from awsaa.cli.train import aug_labels  # how awsaa-train labels the trials (a policy file by its stem)
+
+    labels = aug_labels(augs)
+    AUGS = [labels[a] for a in augs]
     print("| architecture (blocks' ops) | parameters | " + " | ".join(AUGS) + " | best, and the next |")
     print("| --- | --- | " + " | ".join("---" for _ in AUGS) + " | --- |")
     for op in ARCHS:
@@ -72,11 +84,14 @@ def main() -> None:
     p.add_argument("what", choices=["run", "table"])
     p.add_argument("--storage", type=Path, default=ROOT / "runs" / "arch-interaction")
     p.add_argument("--seeds", nargs="+", default=["0", "1", "2", "3", "4"])
+    p.add_argument("--train-config", type=Path, default=ROOT / "configs/train/digits.yaml")
+    p.add_argument("--augs", nargs=4, default=list(AUGS), help="four augmentations (names or policy files)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="awsaa-train --set for every training")
     args = p.parse_args()
     if args.what == "run":
-        run(args.storage, args.seeds)
+        run(args.storage, args.seeds, args.train_config, args.augs, args.set)
     else:
-        table(args.storage)
+        table(args.storage, args.augs)
 
 
 if __name__ == "__main__":
