@@ -14,7 +14,7 @@
 #    validation-loss reward) on each architecture-only result, then that pair trained.
 # 4. sequential, policy then architecture: a policy-only search on the supernet (nas.learn=policy:
 #    architectures drawn uniformly, the same stage 1), then an architecture-only search under that
-#    policy, fixed (nas.policy), then that pair trained.
+#    policy, fixed (nas.policy), then that pair trained, and that architecture under uniform.
 # Seed by seed. A finished run is skipped and an unfinished one resumed, so the script continues
 # where it stopped. Wall times: $S/walls.txt.
 set -euo pipefail
@@ -52,6 +52,7 @@ for seed in ${SEEDS:-0 1 2}; do
     search "seqarch-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=arch \
         nas.policy="$(realpath "$S/search/polfirst-s$seed/policy.json")"
     train "seqpa-s$seed" "$S/search/seqarch-s$seed/arch.json" "$S/search/seqarch-s$seed/policy.json"
+    train "seqarch-s$seed" "$S/search/seqarch-s$seed/arch.json" uniform  # its rank among the random ones
     search "grad-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.method=gradient
     for run in joint null archonly grad; do
         r="$S/search/$run-s$seed"

@@ -9,9 +9,10 @@
 * **The pairs.** Each search's architecture with its own policy, and the sequential pairs
   (architecture only, then a policy search on it; a policy-only search, then an architecture
   search under that policy), mean ± SD over 3 seeds.
-* **By variant** (joint, null, archonly, grad, seq, seqpa), over the search seeds run so far: each
-  seed's rank in its bin, how many are in the top 20% of their bin (issue 27's goal), and the
-  mean over seeds of the found network's error under `uniform` and of the pair's.
+* **By variant** (joint, null, archonly, grad, seq, and seqarch: policy then architecture), over
+  the search seeds run so far: each seed's rank in its bin, how many are in the top 20% of their
+  bin (issue 27's goal), and the mean over seeds of the found network's error under `uniform` and
+  of the pair's.
 
     .venv/bin/python experiments/nas_results.py [--campaign runs/nas] [--fidelity runs/nas_fidelity]
 """
@@ -72,6 +73,9 @@ def main() -> None:
         summary = a.campaign / "train" / run.name / "summary.json"
         uni = errors(summary, "uniform")
         own = errors(summary, "policy")  # a policy file's trials are labelled "policy"
+        if run.name.startswith("seqarch-"):  # policy then architecture: its pair trained apart (seqpa)
+            pair = a.campaign / "train" / f"seqpa-{run.name.rsplit('-', 1)[1]}" / "summary.json"
+            own = errors(pair) if pair.exists() else []
         m = statistics.mean(uni)
         b = bin_of(arch.block_params)
         in_bin = sorted(r["err"] for r in random if r["bin"] == b)
@@ -85,15 +89,14 @@ def main() -> None:
         v["uniform"].append(m)
         if own:
             v["pair"].append(statistics.mean(own))
-    # the sequential pairs: architecture then policy (seq), policy then architecture (seqpa)
-    for variant, first, then in (("seq", "archonly", "seqpolicy"), ("seqpa", "polfirst", "seqarch")):
-        for seq in sorted((a.campaign / "train").glob(f"{variant}-s*")):
-            errs = errors(seq / "summary.json")
-            s = seq.name.rsplit("-", 1)[1]
-            pairs.append((f"{seq.name} ({first}-{s}, then {then}-{s})", errs))
-            if errs:
-                variants.setdefault(variant, {"ranks": [], "uniform": [], "pair": []})["pair"].append(
-                    statistics.mean(errs))
+    # the sequential pair architecture then policy (seq: archonly's network, seqpolicy's policy);
+    # policy then architecture is the seqarch run above, its pair trained as seqpa
+    for seq in sorted((a.campaign / "train").glob("seq-s*")):
+        errs = errors(seq / "summary.json")
+        s = seq.name.rsplit("-", 1)[1]
+        pairs.append((f"{seq.name} (archonly-{s}'s architecture, seqpolicy-{s}'s policy)", errs))
+        if errs:
+            variants.setdefault("seq", {"ranks": [], "uniform": [], "pair": []})["pair"].append(statistics.mean(errs))
     print()
     print("| pair | test error %, its architecture with its policy (3 seeds) |")
     print("| --- | --- |")
