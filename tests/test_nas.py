@@ -393,6 +393,7 @@ def test_policy_then_architecture_fixes_the_given_policy_in_every_fine_tune(tmp_
     for name in ("policy.json", "policy_last.json"):
         assert torch.allclose(Policy.load(r.run_dir / name).probs(), given.probs())
     assert Arch.load(r.run_dir / "arch.json")
+    assert r.verdict.startswith("verdict: none for the policy, which was not searched")  # not "did NOT move"
     (tmp_path / "first.json").unlink()  # the run reads its own copy from now on
     assert SearchState.load(r.run_dir).fixed_policy == given
     Policy.uniform().save(r.run_dir / "fixed_policy.json")  # a policy swapped under the run

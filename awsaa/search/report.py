@@ -146,6 +146,9 @@ def verdict(state: Any, kl: float) -> str:
     searches (fewer for long searches: about 20,000 simulated trajectories in all)."""
 
     cfg = state.cfg
+    if cfg.nas is not None and cfg.nas.learn == "arch":  # nothing searched the policy: nothing to test
+        fixed = "nas.policy's" if cfg.nas.policy is not None else "the agent's initial one"
+        return f"verdict: none for the policy, which was not searched (nas.learn arch: {fixed}, fixed)"
     if cfg.agent == "es":
         p, n = es_sign_flip(state.history, cfg.agent_config, cfg.seed)
         where = (f"p = {p:.3g} that its {n} steps would line up this well with random signs (sign-flip test, "
