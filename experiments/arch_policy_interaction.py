@@ -58,20 +58,20 @@ def table(storage: Path, augs: list[str]) -> None:
     from awsaa.cli.train import aug_labels  # how awsaa-train labels the trials (a policy file by its stem)
 
     labels = aug_labels(augs)
-    AUGS = [labels[a] for a in augs]
-    print("| architecture (blocks' ops) | parameters | " + " | ".join(AUGS) + " | best, and the next |")
-    print("| --- | --- | " + " | ".join("---" for _ in AUGS) + " | --- |")
+    names = [labels[a] for a in augs]
+    print("| architecture (blocks' ops) | parameters | " + " | ".join(names) + " | best, and the next |")
+    print("| --- | --- | " + " | ".join("---" for _ in names) + " | --- |")
     for op in ARCHS:
         arch = Arch.load(storage / f"arch-{op}.json")
         params = sum(p.numel() for p in ChoiceNet(arch, 10, 1).parameters())
-        errors: dict[str, list[float]] = {aug: [] for aug in AUGS}
+        errors: dict[str, list[float]] = {aug: [] for aug in names}
         for summary in sorted((storage / "train").glob(f"{op}-seeds*/summary.json")):
             for r in json.loads(summary.read_text()):
                 if r["status"] == "done":
-                    aug = next(a for a in AUGS if f"-{a}-seed" in r["label"])
+                    aug = next(a for a in names if f"-{a}-seed" in r["label"])
                     errors[aug].append(r["final_test_error"])
         stats = {a: (statistics.mean(e), statistics.stdev(e), len(e)) for a, e in errors.items() if len(e) > 1}
-        cells = [f"{stats[a][0]:.2f} ± {stats[a][1]:.2f} (n={stats[a][2]})" if a in stats else "-" for a in AUGS]
+        cells = [f"{stats[a][0]:.2f} ± {stats[a][1]:.2f} (n={stats[a][2]})" if a in stats else "-" for a in names]
         best, nxt = sorted(stats, key=lambda a: stats[a][0])[:2]
         se = (stats[best][1] ** 2 / stats[best][2] + stats[nxt][1] ** 2 / stats[nxt][2]) ** 0.5
         gap = stats[nxt][0] - stats[best][0]

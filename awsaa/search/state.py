@@ -120,11 +120,10 @@ class SearchState:
             latency = LatencyTable.load(self.run_dir / "latency.json")
         self.arch_agent = ArchAgent(cfg.nas, seed=cfg.seed, latency=latency) if cfg.nas is not None else None
         # nas.policy (policy then architecture): every fine-tune runs under this policy, the run's
-        # own copy (fixed_policy.json); its meta stays in the file, not in every trajectory's
+        # own copy (fixed_policy.json); policy() hands it out with a meta of its own
         if cfg.nas is not None and cfg.nas.policy is not None and fixed_policy is None:
             fixed_policy = as_policy(self.run_dir / FIXED_POLICY, self.space)
-        self.fixed_policy = None if fixed_policy is None else Policy(fixed_policy.space, fixed_policy.probs(),
-                                                                      fixed_policy.params)
+        self.fixed_policy = fixed_policy
         self.rule = resolve(cfg.result, cfg.agent)
         self.result = ResultTracker(self.rule, cfg.result_loops)
         self.history: list[dict[str, Any]] = []
