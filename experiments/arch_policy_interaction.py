@@ -17,7 +17,8 @@ quick regime, where augmentation costs accuracy at WRN-10-1's size (RESULTS.md 1
         --set eval_every=1000
 
 ``run`` adds to what the storage holds (another ``--seeds`` list: another experiment per
-architecture), and ``table`` reads every experiment there.
+architecture) and continues what it finds unfinished (the same command after a kill resumes it),
+and ``table`` reads every experiment there.
 
 The architectures are the space's four uniform paths of different sizes (every block the same
 op; ``zero`` keeps the two blocks where the shape changes as ``wrn``); the augmentations are
@@ -42,15 +43,25 @@ AUGS = ("none", "uniform", "trivialaugment", "aws_digits")
 
 
 def run(storage: Path, seeds: list[str], config: Path, augs: list[str], sets: list[str]) -> None:
+    """Train what is missing, smallest network first: an experiment whose trials are all done
+    is skipped and an interrupted one resumed, so the same command continues a killed run."""
     storage.mkdir(parents=True, exist_ok=True)
-    for op in ARCHS:
+    for op in sorted(ARCHS, key=lambda op: sum(p.numel() for p in ChoiceNet(Arch.uniform_op(op), 10, 1).parameters())):
         f = storage / f"arch-{op}.json"
-        Arch.uniform_op(op).save(f)
+        if not f.exists():
+            Arch.uniform_op(op).save(f)
         name = f"{op}-seeds{'-'.join(seeds)}"
+        exp = storage / "train" / name
+        summary = exp / "summary.json"
+        if summary.exists() and all(r["status"] == "done" for r in json.loads(summary.read_text())):
+            print(f"{name}: done, skipped", flush=True)
+            continue
         cmd = [str(Path(sys.executable).with_name("awsaa-train")), "-c", str(config),
                "--model", str(f), "--aug", *augs, "--seeds", *seeds, "--cpus-per-trial", "1",
-               "--storage", str(storage / "train"), "--name", name, *(["--set", *sets] if sets else [])]
-        with open(storage / f"{name}.log", "w") as log:
+               "--storage", str(storage / "train"), "--name", name, *(["--set", *sets] if sets else []),
+               *(["--resume"] if exp.is_dir() else [])]
+        print(f"{name}: {'resuming' if exp.is_dir() else 'training'}", flush=True)
+        with open(storage / f"{name}.log", "a") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
