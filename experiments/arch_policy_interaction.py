@@ -30,9 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+
+from nas_fidelity import awsaa_train
 
 from awsaa.arch import Arch
 from awsaa.models import ChoiceNet
@@ -43,26 +43,16 @@ AUGS = ("none", "uniform", "trivialaugment", "aws_digits")
 
 
 def run(storage: Path, seeds: list[str], config: Path, augs: list[str], sets: list[str]) -> None:
-    """Train what is missing, smallest network first: an experiment whose trials are all done
-    is skipped and an interrupted one resumed, so the same command continues a killed run."""
+    """Train what is missing, smallest network first (nas_fidelity.awsaa_train: the same command
+    continues a killed run)."""
     storage.mkdir(parents=True, exist_ok=True)
-    for op in sorted(ARCHS, key=lambda op: sum(p.numel() for p in ChoiceNet(Arch.uniform_op(op), 10, 1).parameters())):
+    for op in sorted(ARCHS, key=lambda op: Arch.uniform_op(op).block_params):
         f = storage / f"arch-{op}.json"
         if not f.exists():
             Arch.uniform_op(op).save(f)
-        name = f"{op}-seeds{'-'.join(seeds)}"
-        exp = storage / "train" / name
-        summary = exp / "summary.json"
-        if summary.exists() and all(r["status"] == "done" for r in json.loads(summary.read_text())):
-            print(f"{name}: done, skipped", flush=True)
-            continue
-        cmd = [str(Path(sys.executable).with_name("awsaa-train")), "-c", str(config),
-               "--model", str(f), "--aug", *augs, "--seeds", *seeds, "--cpus-per-trial", "1",
-               "--storage", str(storage / "train"), "--name", name, *(["--set", *sets] if sets else []),
-               *(["--resume"] if exp.is_dir() else [])]
-        print(f"{name}: {'resuming' if exp.is_dir() else 'training'}", flush=True)
-        with open(storage / f"{name}.log", "a") as log:
-            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+        awsaa_train(storage, f"{op}-seeds{'-'.join(seeds)}",
+                    ["-c", str(config), "--model", str(f), "--aug", *augs, "--seeds", *seeds,
+                     "--cpus-per-trial", "1", *(["--set", *sets] if sets else [])])
 
 
 def table(storage: Path, augs: list[str]) -> None:

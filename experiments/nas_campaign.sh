@@ -2,6 +2,12 @@
 # RESULTS.md section 7: NAS + AWS on digits (configs/search/nas_digits.yaml) with controls.
 #   experiments/nas_campaign.sh [STORAGE]          (default runs/nas; hours on 2 cores)
 #   SEEDS="0 1" experiments/nas_campaign.sh ...   (the search seeds, default 0 1 2)
+# Another regime: NAS (the NAS search config), TRAIN (the training recipe), POLICY (the policy
+# search of the sequential architecture-then-policy order) and POLICY_SET (its --set), e.g.
+# Fashion-MNIST's quick regime:
+#   NAS=configs/search/nas_fmnist.yaml TRAIN=configs/train/quick_fmnist.yaml \
+#   POLICY=configs/search/quick_fmnist.yaml \
+#   POLICY_SET="loops=30 agent_config.es_lr=0.3 finetune.metric=neg_loss" experiments/nas_campaign.sh runs/nas_fmnist
 # 1. searches, 3 seeds each: joint (architecture and policy), null (the same with shuffled
 #    rewards: control=shuffle, both agents), architecture only (nas.learn=arch: the policy stays
 #    uniform), gradient (nas.method=gradient: stage 1 learns the logits, stage 2 starts there).
@@ -21,6 +27,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${1:-runs/nas}
 BIN=${BIN:-.venv/bin}
+NAS=${NAS:-configs/search/nas_digits.yaml}
+TRAIN=${TRAIN:-configs/train/digits.yaml}
+POLICY=${POLICY:-configs/search/digits.yaml}
+POLICY_SET=${POLICY_SET:-finetune.metric=neg_loss}
 mkdir -p "$S"
 timed() {  # timed NAME CMD...: run CMD, log to $S/NAME.log, its wall time to walls.txt
     local name=$1; shift
@@ -41,25 +51,25 @@ train() {  # train NAME ARCH AUG...
     local name=$1 arch=$2; shift 2
     [ -e "$S/train/$name/summary.json" ] && return 0
     rm -rf "$S/train/$name"
-    timed "train-$name" $BIN/awsaa-train -c configs/train/digits.yaml --model "$arch" --aug "$@" --seeds 0 1 2 \
+    timed "train-$name" $BIN/awsaa-train -c "$TRAIN" --model "$arch" --aug "$@" --seeds 0 1 2 \
         --cpus-per-trial 1 --storage "$S/train" --name "$name"
 }
 for seed in ${SEEDS:-0 1 2}; do
-    search "joint-s$seed" configs/search/nas_digits.yaml --set seed=$seed
-    search "null-s$seed" configs/search/nas_digits.yaml --set seed=$seed control=shuffle
-    search "archonly-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=arch
-    search "polfirst-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=policy
-    search "seqarch-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.learn=arch \
+    search "joint-s$seed" "$NAS" --set seed=$seed
+    search "null-s$seed" "$NAS" --set seed=$seed control=shuffle
+    search "archonly-s$seed" "$NAS" --set seed=$seed nas.learn=arch
+    search "polfirst-s$seed" "$NAS" --set seed=$seed nas.learn=policy
+    search "seqarch-s$seed" "$NAS" --set seed=$seed nas.learn=arch \
         nas.policy="$(realpath "$S/search/polfirst-s$seed/policy.json")"
     train "seqpa-s$seed" "$S/search/seqarch-s$seed/arch.json" "$S/search/seqarch-s$seed/policy.json"
     train "seqarch-s$seed" "$S/search/seqarch-s$seed/arch.json" uniform  # its rank among the random ones
-    search "grad-s$seed" configs/search/nas_digits.yaml --set seed=$seed nas.method=gradient
+    search "grad-s$seed" "$NAS" --set seed=$seed nas.method=gradient
     for run in joint null archonly grad; do
         r="$S/search/$run-s$seed"
         train "$run-s$seed" "$r/arch.json" uniform "$r/policy.json"
     done
     a="$S/search/archonly-s$seed/arch.json"
-    search "seqpolicy-s$seed" configs/search/digits.yaml --set seed=$seed model="$(realpath "$a")" \
-        finetune.metric=neg_loss
+    # shellcheck disable=SC2086  # POLICY_SET: several KEY=VALUE words
+    search "seqpolicy-s$seed" "$POLICY" --set seed=$seed model="$(realpath "$a")" $POLICY_SET
     train "seq-s$seed" "$a" "$S/search/seqpolicy-s$seed/policy.json"
 done

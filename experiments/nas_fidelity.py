@@ -24,7 +24,8 @@ others.
     .venv/bin/python experiments/nas_fidelity.py train --seeds 2 3        # more seeds for the truth
     .venv/bin/python experiments/nas_fidelity.py table [--storage DIR]
 
-Every seed trained so far counts in the truth (``train --seeds`` adds runs beside the first).
+``train`` continues a killed run where it stopped (the same command). Every seed trained so far
+counts in the truth (``train --seeds`` adds runs beside the first).
 The table also says whether the truth replicates: Kendall's tau between the architectures'
 errors under one training seed and under another, for each pair of seeds. Another regime:
 ``--search-config`` and ``--train-config`` (a NAS search config and a training recipe on the
@@ -98,16 +99,28 @@ def scores(storage: Path, search: Path = SEARCH) -> None:
     (storage / "scores.json").write_text(json.dumps(out, indent=1))
 
 
+def awsaa_train(storage: Path, name: str, args: list[str]) -> None:
+    """``awsaa-train ARGS`` as experiment ``name`` in ``storage``/train (its log: ``storage``/NAME.log),
+    or the rest of it: an experiment whose trials are all done is skipped and an interrupted one
+    resumed, so the same command continues a killed run."""
+    exp = storage / "train" / name
+    summary = exp / "summary.json"
+    if summary.exists() and all(r["status"] == "done" for r in json.loads(summary.read_text())):
+        print(f"{name}: done, skipped", flush=True)
+        return
+    resume = exp.is_dir()
+    print(f"{name}: {'resuming' if resume else 'training'}", flush=True)
+    cmd = [str(Path(sys.executable).with_name("awsaa-train")), *args, "--storage", str(storage / "train"),
+           "--name", name, *(["--resume"] if resume else [])]
+    with open(storage / f"{name}.log", "a") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+
+
 def train(storage: Path, seeds: tuple[int, ...] = SEEDS, recipe: Path = TRAIN) -> None:
-    exe = str(Path(sys.executable).with_name("awsaa-train"))
     for f in archs(storage):
         name = f.stem if seeds == SEEDS else f"{f.stem}-seeds-{'-'.join(map(str, seeds))}"
-        if (storage / "train" / name / "summary.json").exists():
-            continue
-        cmd = [exe, "-c", str(recipe), "--model", str(f), "--aug", "uniform", "--seeds", *map(str, seeds),
-               "--cpus-per-trial", "1", "--storage", str(storage / "train"), "--name", name]
-        with open(storage / f"{name}.log", "w") as log:
-            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+        awsaa_train(storage, name, ["-c", str(recipe), "--model", str(f), "--aug", "uniform",
+                                    "--seeds", *map(str, seeds), "--cpus-per-trial", "1"])
 
 
 def seed_errors(storage: Path, stem: str) -> dict[int, float]:

@@ -1,5 +1,5 @@
-"""NAS + AWS on digits (RESULTS.md 7): the tables of experiments/nas_campaign.sh, read beside the
-20 random architectures of experiments/nas_fidelity.py.
+"""NAS + AWS (RESULTS.md 7, digits; 7.10, Fashion-MNIST): the tables of
+experiments/nas_campaign.sh, read beside the 20 random architectures of experiments/nas_fidelity.py.
 
 * **Found against random.** Each search's architecture trained standalone under the uniform
   policy (3 seeds), placed among the random architectures trained the same way (every seed

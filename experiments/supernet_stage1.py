@@ -5,6 +5,9 @@ schedule given, and prints the training loss and accuracy five times along the w
 
     .venv/bin/python experiments/supernet_stage1.py --batch 50 --lr 0.1 --aug uniform --epochs 400
     .venv/bin/python experiments/supernet_stage1.py --batch 16 --lr 0.05 --aug uniform --epochs 3000
+
+Another regime: ``--config`` (a NAS search config; its stage 1's data, augmentation settings and
+optimizer, with the flags above overriding), e.g. configs/search/nas_fmnist.yaml.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--aug", default="uniform")
     p.add_argument("--epochs", type=int, default=3000)
+    p.add_argument("--config", type=Path, default=ROOT / "configs/search/nas_digits.yaml")
     p.add_argument("--path", help="train this op in every block (a fixed path) instead of drawing paths")
     a = p.parse_args()
     torch.set_num_threads(1)
-    cfg = load(SearchConfig, ROOT / "configs/search/nas_digits.yaml")
+    cfg = load(SearchConfig, a.config)
     tc = train_config(cfg, "pretrain")
     tc = dataclasses.replace(tc, epochs=a.epochs, aug=a.aug, batch_size=a.batch,
                              optim=dataclasses.replace(tc.optim, lr=a.lr, warmup_from=a.lr / 10))

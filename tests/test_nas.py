@@ -532,6 +532,29 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
     assert "test error % (3 seeds)" in out
 
 
+def test_the_experiments_training_continues_a_killed_run_instead_of_starting_over(tmp_path, monkeypatch):
+    """nas_fidelity.awsaa_train (the fidelity truth and the interaction check): a finished
+    experiment is skipped, an interrupted one resumed, a new one started."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import nas_fidelity
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    done, cut, half = (tmp_path / "train" / n for n in ("done", "cut", "half"))
+    for d in (done, cut, half):
+        d.mkdir(parents=True)
+    (done / "summary.json").write_text(json.dumps([{"status": "done"}, {"status": "done"}]))
+    (half / "summary.json").write_text(json.dumps([{"status": "done"}, {"status": "error"}]))
+    for name in ("done", "cut", "half", "new"):
+        nas_fidelity.awsaa_train(tmp_path, name, ["-c", "x.yaml"])
+    assert [c[c.index("--name") + 1] for c in calls] == ["cut", "half", "new"]
+    assert ["--resume" in c for c in calls] == [True, True, False]
+
+
 def test_the_logits_steps_on_validation_batches_count_no_op_as_trained():
     from awsaa.search.stages import pretrain
 
