@@ -2,12 +2,9 @@
 # RESULTS.md section 7: NAS + AWS on digits (configs/search/nas_digits.yaml) with controls.
 #   experiments/nas_campaign.sh [STORAGE]          (default runs/nas; hours on 2 cores)
 #   SEEDS="0 1" experiments/nas_campaign.sh ...   (the search seeds, default 0 1 2)
-# Another regime: NAS (the NAS search config), TRAIN (the training recipe), POLICY (the policy
-# search of the sequential architecture-then-policy order) and POLICY_SET (its --set), e.g.
-# Fashion-MNIST's quick regime:
-#   NAS=configs/search/nas_fmnist.yaml TRAIN=configs/train/quick_fmnist.yaml \
-#   POLICY=configs/search/quick_fmnist.yaml \
-#   POLICY_SET="loops=30 agent_config.es_lr=0.3 finetune.metric=neg_loss" experiments/nas_campaign.sh runs/nas_fmnist
+# Another regime: NAS (the NAS search config), TRAIN (the training recipe) and TRAIN_SET (its
+# --set), POLICY (the policy search of the sequential architecture-then-policy order) and
+# POLICY_SET (its --set); Fashion-MNIST's quick regime: experiments/nas_fmnist.sh.
 # 1. searches, 3 seeds each: joint (architecture and policy), null (the same with shuffled
 #    rewards: control=shuffle, both agents), architecture only (nas.learn=arch: the policy stays
 #    uniform), gradient (nas.method=gradient: stage 1 learns the logits, stage 2 starts there).
@@ -31,11 +28,12 @@ NAS=${NAS:-configs/search/nas_digits.yaml}
 TRAIN=${TRAIN:-configs/train/digits.yaml}
 POLICY=${POLICY:-configs/search/digits.yaml}
 POLICY_SET=${POLICY_SET:-finetune.metric=neg_loss}
+TRAIN_SET=${TRAIN_SET:-}
 mkdir -p "$S"
-timed() {  # timed NAME CMD...: run CMD, log to $S/NAME.log, its wall time to walls.txt
+timed() {  # timed NAME CMD...: run CMD, log to (the end of) $S/NAME.log, its wall time to walls.txt
     local name=$1; shift
     local t0=$(date +%s)
-    "$@" > "$S/$name.log" 2>&1
+    "$@" >> "$S/$name.log" 2>&1
     echo "$name $(( $(date +%s) - t0 )) s" >> "$S/walls.txt"
 }
 search() {  # search NAME CONFIG --set ...: a new run, or the rest of an unfinished one
@@ -50,9 +48,10 @@ search() {  # search NAME CONFIG --set ...: a new run, or the rest of an unfinis
 train() {  # train NAME ARCH AUG...
     local name=$1 arch=$2; shift 2
     [ -e "$S/train/$name/summary.json" ] && return 0
-    rm -rf "$S/train/$name"
+    local resume=""
+    [ -d "$S/train/$name" ] && resume=--resume  # killed part-way: the trials go on from their checkpoints
     timed "train-$name" $BIN/awsaa-train -c "$TRAIN" --model "$arch" --aug "$@" --seeds 0 1 2 \
-        --cpus-per-trial 1 --storage "$S/train" --name "$name"
+        --cpus-per-trial 1 --storage "$S/train" --name "$name" $resume ${TRAIN_SET:+--set $TRAIN_SET}
 }
 for seed in ${SEEDS:-0 1 2}; do
     search "joint-s$seed" "$NAS" --set seed=$seed

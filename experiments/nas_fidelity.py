@@ -24,7 +24,7 @@ others.
     .venv/bin/python experiments/nas_fidelity.py train --seeds 2 3        # more seeds for the truth
     .venv/bin/python experiments/nas_fidelity.py table [--storage DIR]
 
-``train`` continues a killed run where it stopped (the same command). Every seed trained so far
+``scores`` and ``train`` continue a killed run where it stopped (the same command). Every seed trained so far
 counts in the truth (``train --seeds`` adds runs beside the first).
 The table also says whether the truth replicates: Kendall's tau between the architectures'
 errors under one training seed and under another, for each pair of seeds. Another regime:
@@ -70,6 +70,7 @@ def scores(storage: Path, search: Path = SEARCH) -> None:
 
     from awsaa.arch import Arch
     from awsaa.config import SearchConfig, load
+    from awsaa.fileio import atomic_open
     from awsaa.policy import Policy
     from awsaa.search.stages import FineTuner, pretrain
     from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
@@ -84,8 +85,11 @@ def scores(storage: Path, search: Path = SEARCH) -> None:
         save_checkpoint(stage1, shared)
     shared = load_checkpoint(stage1, kind="shared")
     tuner = FineTuner(cfg, shared)
-    out = {}
+    path = storage / "scores.json"
+    out = json.loads(path.read_text()) if path.exists() else {}  # a killed run keeps what it scored
     for f in archs(storage):
+        if f.stem in out:
+            continue
         arch = Arch.load(f)
         one, aws = [], []
         for seed in SEEDS:
@@ -96,7 +100,8 @@ def scores(storage: Path, search: Path = SEARCH) -> None:
         out[f.stem] = {"one_shot": statistics.mean(one), "aws": statistics.mean(aws), "one_shot_seeds": one,
                        "aws_seeds": aws}
         print(f.stem, arch.describe(), out[f.stem], flush=True)
-    (storage / "scores.json").write_text(json.dumps(out, indent=1))
+        with atomic_open(path) as fh:
+            fh.write(json.dumps(out, indent=1))
 
 
 def awsaa_train(storage: Path, name: str, args: list[str]) -> None:
@@ -116,11 +121,12 @@ def awsaa_train(storage: Path, name: str, args: list[str]) -> None:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
-def train(storage: Path, seeds: tuple[int, ...] = SEEDS, recipe: Path = TRAIN) -> None:
+def train(storage: Path, seeds: tuple[int, ...] = SEEDS, recipe: Path = TRAIN, sets: list[str] | None = None) -> None:
     for f in archs(storage):
         name = f.stem if seeds == SEEDS else f"{f.stem}-seeds-{'-'.join(map(str, seeds))}"
         awsaa_train(storage, name, ["-c", str(recipe), "--model", str(f), "--aug", "uniform",
-                                    "--seeds", *map(str, seeds), "--cpus-per-trial", "1"])
+                                    "--seeds", *map(str, seeds), "--cpus-per-trial", "1",
+                                    *(["--set", *sets] if sets else [])])
 
 
 def seed_errors(storage: Path, stem: str) -> dict[int, float]:
@@ -209,12 +215,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="train: the training seeds")
     p.add_argument("--search-config", type=Path, default=SEARCH, help="scores: the NAS search config")
     p.add_argument("--train-config", type=Path, default=TRAIN, help="train: the training recipe")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="train: awsaa-train --set")
     a = p.parse_args()
     a.storage.mkdir(parents=True, exist_ok=True)
     if a.what == "scores":
         scores(a.storage, a.search_config)
     elif a.what == "train":
-        train(a.storage, tuple(a.seeds), a.train_config)
+        train(a.storage, tuple(a.seeds), a.train_config, a.set)
     else:
         table(a.storage)
 

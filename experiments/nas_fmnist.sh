@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# RESULTS.md 7.10: issue 27's point 4 in Fashion-MNIST's quick regime, in the issue's order, all
+# of it resumable: run the same command again after a kill and it goes on where it stopped.
+#   experiments/nas_fmnist.sh [STORAGE]      (default runs/nas_fmnist; tens of hours on 2 cores:
+#                                             the MBConv networks train slowly on a CPU)
+# 1. the interaction check: 4 architectures x none, cutout, uniform, TrivialAugment x 2 seeds,
+#    trained standalone with configs/train/quick_fmnist.yaml;
+# 2. fidelity: 20 random architectures stratified by size, trained standalone (2 seeds, under
+#    uniform), and their one-shot and AWS scores from the supernet of configs/search/nas_fmnist.yaml;
+# 3. the campaign (experiments/nas_campaign.sh): joint, null, architecture only, both sequential
+#    orders and the gradient search, 3 seeds each, every found network trained with 3 seeds.
+# The trainings skip the test set until the last epoch (eval_every=1000): no epoch is picked.
+# Tables: experiments/arch_policy_interaction.py table, nas_fidelity.py table, nas_results.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+S=${1:-runs/nas_fmnist}
+BIN=${BIN:-.venv/bin}
+export BIN
+TRAIN=configs/train/quick_fmnist.yaml
+mkdir -p "$S"
+$BIN/python experiments/arch_policy_interaction.py run --seeds 0 1 --storage "$S/interaction" \
+    --train-config $TRAIN --augs none cutout uniform trivialaugment --set eval_every=1000
+$BIN/python experiments/nas_fidelity.py train --storage "$S/fidelity" --train-config $TRAIN --set eval_every=1000
+$BIN/python experiments/nas_fidelity.py scores --storage "$S/fidelity" --search-config configs/search/nas_fmnist.yaml
+NAS=configs/search/nas_fmnist.yaml TRAIN=$TRAIN TRAIN_SET=eval_every=1000 POLICY=configs/search/quick_fmnist.yaml \
+    POLICY_SET="loops=30 agent_config.es_lr=0.3 finetune.metric=neg_loss" experiments/nas_campaign.sh "$S/campaign"
