@@ -63,10 +63,11 @@ for seed in ${SEEDS:-0 1 2}; do
     train "seqpa-s$seed" "$S/search/seqarch-s$seed/arch.json" "$S/search/seqarch-s$seed/policy.json"
     train "seqarch-s$seed" "$S/search/seqarch-s$seed/arch.json" uniform  # its rank among the random ones
     search "grad-s$seed" "$NAS" --set seed=$seed nas.method=gradient
-    for run in joint null archonly grad; do
+    for run in joint null grad; do
         r="$S/search/$run-s$seed"
         train "$run-s$seed" "$r/arch.json" uniform "$r/policy.json"
     done
+    train "archonly-s$seed" "$S/search/archonly-s$seed/arch.json" uniform  # its policy.json is uniform
     a="$S/search/archonly-s$seed/arch.json"
     # shellcheck disable=SC2086  # POLICY_SET: several KEY=VALUE words
     search "seqpolicy-s$seed" "$POLICY" --set seed=$seed model="$(realpath "$a")" $POLICY_SET
