@@ -75,6 +75,9 @@ def table(storage: Path, augs: list[str]) -> None:
                     aug = next(a for a in names if f"-{a}-seed" in r["label"])
                     errors[aug].append(r["final_test_error"])
         stats = {a: (statistics.mean(e), statistics.stdev(e), len(e)) for a, e in errors.items() if len(e) > 1}
+        if len(stats) < 2:  # not trained yet (or one augmentation only): nothing to compare
+            print(f"| {arch.describe()} | {params:,} | " + " | ".join("-" for _ in names) + " | not trained yet |")
+            continue
         cells = [f"{stats[a][0]:.2f} ± {stats[a][1]:.2f} (n={stats[a][2]})" if a in stats else "-" for a in names]
         best, nxt = sorted(stats, key=lambda a: stats[a][0])[:2]
         se = (stats[best][1] ** 2 / stats[best][2] + stats[nxt][1] ** 2 / stats[nxt][2]) ** 0.5
