@@ -24,12 +24,11 @@ others.
     .venv/bin/python experiments/nas_fidelity.py train --seeds 2 3        # more seeds for the truth
     .venv/bin/python experiments/nas_fidelity.py table [--storage DIR]
 
-``scores`` and ``train`` continue a killed run where it stopped (the same command). Every seed trained so far
-counts in the truth (``train --seeds`` adds runs beside the first).
-The table also says whether the truth replicates: Kendall's tau between the architectures'
-errors under one training seed and under another, for each pair of seeds. Another regime:
-``--search-config`` and ``--train-config`` (a NAS search config and a training recipe on the
-same data).
+``scores`` and ``train`` continue a killed run where it stopped (the same command). Every seed
+trained so far counts in the truth (``train --seeds`` adds runs beside the first). The table
+also says whether the truth replicates: Kendall's tau between the architectures' errors under
+one training seed and under another, for each pair of seeds. Another regime: ``--search-config``
+and ``--train-config`` (a NAS search config and a training recipe on the same data).
 """
 
 from __future__ import annotations

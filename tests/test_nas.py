@@ -496,15 +496,22 @@ def test_a_policy_search_on_an_architecture_file_records_the_file_by_its_absolut
     assert saved["model"] == str(tmp_path / "a.json") and len(r.loops) == 1 and r.arch is None
 
 
-def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_intervals(tmp_path, capsys):
-    """experiments/nas_fidelity.py's own path, tiny: 20 architectures in 4 size bins, and its
-    table on made-up scores where one proxy ranks perfectly and one backwards."""
-    import sys
+@pytest.fixture
+def nas_fidelity(monkeypatch):
+    """experiments/nas_fidelity.py, imported as the experiments import it (their folder on the
+    path, for this test only)."""
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "experiments"))
     import nas_fidelity
 
+    return nas_fidelity
+
+
+def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_intervals(tmp_path, capsys,
+                                                                                         nas_fidelity):
+    """experiments/nas_fidelity.py's own path, tiny: 20 architectures in 4 size bins, and its
+    table on made-up scores where one proxy ranks perfectly and one backwards."""
     files = nas_fidelity.archs(tmp_path)
     assert nas_fidelity.archs(tmp_path) == files and len(files) == 20  # drawn once
     archs = [Arch.load(f) for f in files]
@@ -532,15 +539,11 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
     assert "test error % (3 seeds)" in out
 
 
-def test_the_experiments_training_continues_a_killed_run_instead_of_starting_over(tmp_path, monkeypatch):
+def test_the_experiments_training_continues_a_killed_run_instead_of_starting_over(tmp_path, monkeypatch,
+                                                                                   nas_fidelity):
     """nas_fidelity.awsaa_train (the fidelity truth and the interaction check): a finished
     experiment is skipped, an interrupted one resumed, a new one started."""
     import subprocess
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-    import nas_fidelity
 
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
