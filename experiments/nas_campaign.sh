@@ -45,13 +45,10 @@ search() {  # search NAME CONFIG --set ...: a new run, or the rest of an unfinis
         timed "$name" $BIN/awsaa-search -c "$config" --storage "$S/search" --name "$name" "$@"
     fi
 }
-train() {  # train NAME ARCH AUG...
+train() {  # train NAME ARCH AUG...: skipped when all its trials are done, else resumed or started
     local name=$1 arch=$2; shift 2
-    [ -e "$S/train/$name/summary.json" ] && return 0
-    local resume=""
-    [ -d "$S/train/$name" ] && resume=--resume  # killed part-way: the trials go on from their checkpoints
-    timed "train-$name" $BIN/awsaa-train -c "$TRAIN" --model "$arch" --aug "$@" --seeds 0 1 2 \
-        --cpus-per-trial 1 --storage "$S/train" --name "$name" $resume ${TRAIN_SET:+--set $TRAIN_SET}
+    timed "train-$name" $BIN/python experiments/nas_fidelity.py awsaa-train "$S" "$name" -c "$TRAIN" \
+        --model "$arch" --aug "$@" --seeds 0 1 2 --cpus-per-trial 1 ${TRAIN_SET:+--set $TRAIN_SET}
 }
 for seed in ${SEEDS:-0 1 2}; do
     search "joint-s$seed" "$NAS" --set seed=$seed

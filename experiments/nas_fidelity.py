@@ -103,10 +103,12 @@ def scores(storage: Path, search: Path = SEARCH) -> None:
             fh.write(json.dumps(out, indent=1))
 
 
-def awsaa_train(storage: Path, name: str, args: list[str]) -> None:
-    """``awsaa-train ARGS`` as experiment ``name`` in ``storage``/train (its log: ``storage``/NAME.log),
-    or the rest of it: an experiment whose trials are all done is skipped and an interrupted one
-    resumed, so the same command continues a killed run."""
+def awsaa_train(storage: Path, name: str, args: list[str], log: Path | None = None) -> None:
+    """``awsaa-train ARGS`` as experiment ``name`` in ``storage``/train (its log: ``log``, by default
+    ``storage``/NAME.log; "-": this process's output), or the rest of it: an experiment whose
+    trials are all done is skipped and an interrupted one (killed, or a trial failed) resumed, so
+    the same command continues a killed run. The campaign's shell script calls it too
+    (``nas_fidelity.py awsaa-train STORAGE NAME ARGS...``): one rule for every experiment."""
     exp = storage / "train" / name
     summary = exp / "summary.json"
     if summary.exists() and all(r["status"] == "done" for r in json.loads(summary.read_text())):
@@ -116,8 +118,11 @@ def awsaa_train(storage: Path, name: str, args: list[str]) -> None:
     print(f"{name}: {'resuming' if resume else 'training'}", flush=True)
     cmd = [str(Path(sys.executable).with_name("awsaa-train")), *args, "--storage", str(storage / "train"),
            "--name", name, *(["--resume"] if resume else [])]
-    with open(storage / f"{name}.log", "a") as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    if log == Path("-"):
+        subprocess.run(cmd, check=True)
+        return
+    with open(log or storage / f"{name}.log", "a") as fh:
+        subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT)
 
 
 def train(storage: Path, seeds: tuple[int, ...] = SEEDS, recipe: Path = TRAIN, sets: list[str] | None = None) -> None:
@@ -208,6 +213,14 @@ def table(storage: Path, resamples: int = 2000) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["awsaa-train"]:  # the campaign's trainings, under awsaa_train's rule
+        t = argparse.ArgumentParser(prog="nas_fidelity.py awsaa-train", description=awsaa_train.__doc__)
+        t.add_argument("storage", type=Path)
+        t.add_argument("name")
+        t.add_argument("args", nargs=argparse.REMAINDER, help="awsaa-train's arguments")
+        b = t.parse_args(sys.argv[2:])
+        awsaa_train(b.storage, b.name, b.args, log=Path("-"))
+        return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["scores", "train", "table"])
     p.add_argument("--storage", type=Path, default=ROOT / "runs/nas_fidelity")

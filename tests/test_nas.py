@@ -556,6 +556,14 @@ def test_the_experiments_training_continues_a_killed_run_instead_of_starting_ove
         nas_fidelity.awsaa_train(tmp_path, name, ["-c", "x.yaml"])
     assert [c[c.index("--name") + 1] for c in calls] == ["cut", "half", "new"]
     assert ["--resume" in c for c in calls] == [True, True, False]
+    # the campaign's shell script, through the command line: the same rule, awsaa-train's own
+    # options passed through untouched
+    for name in ("done", "half"):
+        monkeypatch.setattr("sys.argv", ["nas_fidelity.py", "awsaa-train", str(tmp_path), name,
+                                         "-c", "x.yaml", "--set", "eval_every=1000"])
+        nas_fidelity.main()
+    assert len(calls) == 4 and calls[-1][1:] == ["-c", "x.yaml", "--set", "eval_every=1000", "--storage",
+                                                 str(tmp_path / "train"), "--name", "half", "--resume"]
 
 
 def test_the_logits_steps_on_validation_batches_count_no_op_as_trained():
