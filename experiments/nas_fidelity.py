@@ -103,9 +103,9 @@ def scores(storage: Path, search: Path = SEARCH) -> None:
             fh.write(json.dumps(out, indent=1))
 
 
-def awsaa_train(storage: Path, name: str, args: list[str], log: Path | None = None) -> None:
-    """``awsaa-train ARGS`` as experiment ``name`` in ``storage``/train (its log: ``log``, by default
-    ``storage``/NAME.log; "-": this process's output), or the rest of it: an experiment whose
+def awsaa_train(storage: Path, name: str, args: list[str], log_file: bool = True) -> None:
+    """``awsaa-train ARGS`` as experiment ``name`` in ``storage``/train (its log: ``storage``/NAME.log,
+    or with ``log_file=False`` this process's output), or the rest of it: an experiment whose
     trials are all done is skipped and an interrupted one (killed, or a trial failed) resumed, so
     the same command continues a killed run. The campaign's shell script calls it too
     (``nas_fidelity.py awsaa-train STORAGE NAME ARGS...``): one rule for every experiment."""
@@ -118,10 +118,10 @@ def awsaa_train(storage: Path, name: str, args: list[str], log: Path | None = No
     print(f"{name}: {'resuming' if resume else 'training'}", flush=True)
     cmd = [str(Path(sys.executable).with_name("awsaa-train")), *args, "--storage", str(storage / "train"),
            "--name", name, *(["--resume"] if resume else [])]
-    if log == Path("-"):
+    if not log_file:
         subprocess.run(cmd, check=True)
         return
-    with open(log or storage / f"{name}.log", "a") as fh:
+    with open(storage / f"{name}.log", "a") as fh:
         subprocess.run(cmd, check=True, stdout=fh, stderr=subprocess.STDOUT)
 
 
@@ -219,7 +219,7 @@ def main() -> None:
         t.add_argument("name")
         t.add_argument("args", nargs=argparse.REMAINDER, help="awsaa-train's arguments")
         b = t.parse_args(sys.argv[2:])
-        awsaa_train(b.storage, b.name, b.args, log=Path("-"))
+        awsaa_train(b.storage, b.name, b.args, log_file=False)  # the shell script logs it
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["scores", "train", "table"])
