@@ -23,8 +23,16 @@ others.
     .venv/bin/python experiments/nas_fidelity.py train [--storage DIR]    # 40 trainings, about 40 min on 2 cores
     .venv/bin/python experiments/nas_fidelity.py train --seeds 2 3        # more seeds for the truth
     .venv/bin/python experiments/nas_fidelity.py table [--storage DIR]
+    .venv/bin/python experiments/nas_fidelity.py record --storage DIR --to RECORD
 
-``scores`` and ``train`` continue a killed run where it stopped (the same command). Every seed
+``scores`` and ``train`` continue a killed run where it stopped (the same command). ``record``
+copies what the table reads (the architecture files, ``scores.json``, each training's
+``summary.json``: kilobytes) into a folder to commit, so a run longer than one machine's life
+goes on elsewhere: copy the record into a new storage (``cp -r RECORD/. DIR/``) and run the
+same command; what is recorded is not trained or scored again. A record may also hold
+``truth-transcribed.json`` (``{"source": ..., "errors": {arch: {seed: error}}}``): errors
+measured by this script whose run folders were lost, copied from where they were reported;
+they count as trained seeds and the table marks them. Every seed
 trained so far counts in the truth (``train --seeds`` adds runs beside the first). The table
 also says whether the truth replicates: Kendall's tau between the architectures' errors under
 one training seed and under another, for each pair of seeds. Another regime: ``--search-config``
@@ -45,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEARCH = ROOT / "configs/search/nas_digits.yaml"
 TRAIN = ROOT / "configs/train/digits.yaml"
 N_BINS, PER_BIN, SEEDS = 4, 5, (0, 1)
+TRANSCRIBED = "truth-transcribed.json"
 
 
 def archs(storage: Path) -> list[Path]:
@@ -76,6 +85,12 @@ def scores(storage: Path, search: Path = SEARCH) -> None:
 
     torch.set_num_threads(1)
     cfg = load(SearchConfig, search)
+    path = storage / "scores.json"
+    out = json.loads(path.read_text()) if path.exists() else {}  # a killed run keeps what it scored
+    todo = [f for f in archs(storage) if f.stem not in out]
+    if not todo:
+        print("every architecture is scored", flush=True)
+        return
     stage1 = storage / "supernet.pt"
     if not stage1.exists():
         shared = pretrain(cfg, on_epoch=lambda e, n, loss, acc, s: print(f"stage 1 {e}/{n} loss {loss:.3f} "
@@ -84,11 +99,7 @@ def scores(storage: Path, search: Path = SEARCH) -> None:
         save_checkpoint(stage1, shared)
     shared = load_checkpoint(stage1, kind="shared")
     tuner = FineTuner(cfg, shared)
-    path = storage / "scores.json"
-    out = json.loads(path.read_text()) if path.exists() else {}  # a killed run keeps what it scored
-    for f in archs(storage):
-        if f.stem in out:
-            continue
+    for f in todo:
         arch = Arch.load(f)
         one, aws = [], []
         for seed in SEEDS:
@@ -127,14 +138,32 @@ def awsaa_train(storage: Path, name: str, args: list[str], log_file: bool = True
 
 def train(storage: Path, seeds: tuple[int, ...] = SEEDS, recipe: Path = TRAIN, sets: list[str] | None = None) -> None:
     for f in archs(storage):
+        if set(seeds) <= set(seed_errors(storage, f.stem)):
+            print(f"{f.stem}: seeds {', '.join(map(str, seeds))} known, skipped", flush=True)
+            continue
         name = f.stem if seeds == SEEDS else f"{f.stem}-seeds-{'-'.join(map(str, seeds))}"
         awsaa_train(storage, name, ["-c", str(recipe), "--model", str(f), "--aug", "uniform",
                                     "--seeds", *map(str, seeds), "--cpus-per-trial", "1",
                                     *(["--set", *sets] if sets else [])])
 
 
+def transcribed(storage: Path) -> dict[str, dict[int, float]]:
+    """``storage``/truth-transcribed.json's errors by architecture and seed ({} without one)."""
+    f = storage / TRANSCRIBED
+    if not f.exists():
+        return {}
+    return {stem: {int(k): float(v) for k, v in seeds.items()}
+            for stem, seeds in json.loads(f.read_text())["errors"].items()}
+
+
 def seed_errors(storage: Path, stem: str) -> dict[int, float]:
-    """An architecture's final test error by training seed, over every run of it so far."""
+    """An architecture's final test error by training seed, over every run of it so far (a
+    transcribed seed only where no run of that seed is here)."""
+    return {**transcribed(storage).get(stem, {}), **run_errors(storage, stem)}
+
+
+def run_errors(storage: Path, stem: str) -> dict[int, float]:
+    """The errors of the runs of an architecture that are in ``storage``/train."""
     out: dict[int, float] = {}
     for summary in sorted([storage / "train" / stem / "summary.json",
                            *(storage / "train").glob(f"{stem}-seeds-*/summary.json")]):
@@ -143,6 +172,24 @@ def seed_errors(storage: Path, stem: str) -> dict[int, float]:
                 if r["status"] == "done":
                     out[int(r["label"].rsplit("-seed", 1)[1])] = r["final_test_error"]  # labels end "-seedN"
     return out
+
+
+def record(storage: Path, to: Path) -> None:
+    """Copy what ``table`` reads, and what lets ``train``/``scores`` skip finished work, into
+    ``to`` (created; files already there are replaced by the storage's newer ones)."""
+    import shutil
+
+    small = [*archs(storage), storage / "scores.json", storage / TRANSCRIBED,
+             *sorted((storage / "train").glob("*/summary.json"))]
+    n = 0
+    for f in small:
+        if f.exists():
+            target = to / f.relative_to(storage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+            n += 1
+    done = [f.stem for f in archs(storage) if set(SEEDS) <= set(seed_errors(storage, f.stem))]
+    print(f"recorded {n} files in {to}; seeds {', '.join(map(str, SEEDS))} known for {len(done)} architectures")
 
 
 def _tau(x: list[float], y: list[float]) -> float:
@@ -160,8 +207,11 @@ def table(storage: Path, resamples: int = 2000) -> None:
     for f in archs(storage):
         by_seed = seed_errors(storage, f.stem)
         a = Arch.load(f)
-        rows.append({"name": f.stem, "bin": a.meta["bin"], "params": a.block_params,
-                     "err": statistics.mean(by_seed.values()), "errs": list(by_seed.values()), "by_seed": by_seed,
+        copied = sorted(set(by_seed) - set(run_errors(storage, f.stem)))
+        mark = f" (seeds {', '.join(map(str, copied))} transcribed)" if copied else ""
+        rows.append({"name": f.stem + mark, "bin": a.meta["bin"], "params": a.block_params,
+                     "err": statistics.mean(by_seed.values()), "errs": [by_seed[k] for k in sorted(by_seed)],
+                     "by_seed": by_seed,
                      "one_shot": sc[f.stem]["one_shot"], "aws": sc[f.stem]["aws"]})
     truth = [-r["err"] for r in rows]
     proxies = {"AWS fine-tune score": "aws", "one-shot score": "one_shot", "parameters alone": "params"}
@@ -222,18 +272,23 @@ def main() -> None:
         awsaa_train(b.storage, b.name, b.args, log_file=False)  # the shell script logs it
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["scores", "train", "table"])
+    p.add_argument("what", choices=["scores", "train", "table", "record"])
     p.add_argument("--storage", type=Path, default=ROOT / "runs/nas_fidelity")
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="train: the training seeds")
     p.add_argument("--search-config", type=Path, default=SEARCH, help="scores: the NAS search config")
     p.add_argument("--train-config", type=Path, default=TRAIN, help="train: the training recipe")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="train: awsaa-train --set")
+    p.add_argument("--to", type=Path, help="record: the folder to copy the record into")
     a = p.parse_args()
     a.storage.mkdir(parents=True, exist_ok=True)
     if a.what == "scores":
         scores(a.storage, a.search_config)
     elif a.what == "train":
         train(a.storage, tuple(a.seeds), a.train_config, a.set)
+    elif a.what == "record":
+        if a.to is None:
+            p.error("record needs --to FOLDER")
+        record(a.storage, a.to)
     else:
         table(a.storage)
 
