@@ -539,6 +539,44 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
     assert "test error % (3 seeds)" in out
 
 
+def test_the_fidelity_record_carries_a_run_to_a_new_machine(tmp_path, monkeypatch, capsys, nas_fidelity):
+    """nas_fidelity.py record: the small files only; a new storage made from the record trains
+    and scores nothing it holds, a run's error wins over a transcribed one, and the table marks
+    the transcribed."""
+    import shutil
+    import subprocess
+
+    import awsaa.search.stages
+
+    a = tmp_path / "a"
+    stems = [f.stem for f in nas_fidelity.archs(a)]
+    (a / "train" / "arch-00" / "trial").mkdir(parents=True)
+    (a / "train" / "arch-00" / "trial" / "model.pt").write_bytes(b"weights")  # not recorded
+    (a / "train" / "arch-00" / "summary.json").write_text(json.dumps(
+        [{"status": "done", "final_test_error": 5.0 + k, "label": f"x-arch-00-uniform-seed{k}"} for k in (0, 1)]))
+    (a / "truth-transcribed.json").write_text(json.dumps({"source": "a report", "errors": {
+        s: {"0": 9.0 + i, "1": 9.5 + i} for i, s in enumerate(stems[1:])} | {"arch-00": {"0": 99.0}}}))
+    (a / "scores.json").write_text(json.dumps({s: {"aws": float(i), "one_shot": 0.0} for i, s in enumerate(stems)}))
+    nas_fidelity.record(a, tmp_path / "rec")
+    kept = sorted(str(f.relative_to(tmp_path / "rec")) for f in (tmp_path / "rec").rglob("*") if f.is_file())
+    assert kept == sorted([f"{s}.json" for s in stems] + ["scores.json", "truth-transcribed.json",
+                                                           "train/arch-00/summary.json"])
+    b = tmp_path / "b"
+    shutil.copytree(tmp_path / "rec", b)
+    assert nas_fidelity.seed_errors(b, "arch-00") == {0: 5.0, 1: 6.0}  # the run, not the transcription
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    nas_fidelity.train(b)
+    nas_fidelity.train(b, seeds=(2,))  # a seed nobody trained: every architecture
+    assert [c[c.index("--name") + 1] for c in calls] == [f"{s}-seeds-2" for s in stems]
+    monkeypatch.setattr(awsaa.search.stages, "pretrain", lambda *a, **k: pytest.fail("stage 1 trained again"))
+    nas_fidelity.scores(b)
+    nas_fidelity.table(b, resamples=10)
+    out = capsys.readouterr().out
+    assert "every architecture is scored" in out
+    assert "| arch-01 (seeds 0, 1 transcribed) | 0 |" in out and "| arch-00 | 0 |" in out
+
+
 def test_the_experiments_training_continues_a_killed_run_instead_of_starting_over(tmp_path, monkeypatch,
                                                                                    nas_fidelity):
     """nas_fidelity.awsaa_train (the fidelity truth and the interaction check): a finished
