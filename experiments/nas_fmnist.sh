@@ -10,6 +10,8 @@
 # 3. the campaign (experiments/nas_campaign.sh): joint, null, architecture only, both sequential
 #    orders and the gradient search, 3 seeds each, every found network trained with 3 seeds.
 # The trainings skip the test set until the last epoch (eval_every=1000): no epoch is picked.
+# A new fidelity storage starts from the committed record (experiments/records/nas_fmnist_fidelity,
+# written by nas_fidelity.py record), so what an earlier machine trained is not trained again.
 # Tables: experiments/arch_policy_interaction.py table, nas_fidelity.py table, nas_results.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,9 @@ TRAIN=configs/train/quick_fmnist.yaml
 mkdir -p "$S"
 $BIN/python experiments/arch_policy_interaction.py run --seeds 0 1 --storage "$S/interaction" \
     --train-config $TRAIN --augs none cutout uniform trivialaugment --set eval_every=1000
+if [ ! -e "$S/fidelity/arch-00.json" ]; then
+    mkdir -p "$S/fidelity" && cp -r experiments/records/nas_fmnist_fidelity/. "$S/fidelity/"
+fi
 $BIN/python experiments/nas_fidelity.py train --storage "$S/fidelity" --train-config $TRAIN --set eval_every=1000
 $BIN/python experiments/nas_fidelity.py scores --storage "$S/fidelity" --search-config configs/search/nas_fmnist.yaml
 NAS=configs/search/nas_fmnist.yaml TRAIN=$TRAIN TRAIN_SET=eval_every=1000 POLICY=configs/search/quick_fmnist.yaml \
