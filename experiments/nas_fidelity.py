@@ -26,10 +26,11 @@ others.
     .venv/bin/python experiments/nas_fidelity.py record --storage DIR --to RECORD
 
 ``scores`` and ``train`` continue a killed run where it stopped (the same command). ``record``
-copies what the table reads (the architecture files, ``scores.json``, each training's
-``summary.json``: kilobytes) into a folder to commit, so a run longer than one machine's life
-goes on elsewhere: copy the record into a new storage (``cp -r RECORD/. DIR/``) and run the
-same command; what is recorded is not trained or scored again. A record may also hold
+copies what the tables read (the architecture files, ``scores.json``, each training's
+``summary.json``, the logs: kilobytes) into a folder to commit, so a run longer than one
+machine's life goes on elsewhere: copy the record into a new storage (``cp -r RECORD/. DIR/``)
+and run the same command; what is recorded is not trained or scored again. It records a
+campaign's storage (experiments/nas_campaign.sh) too: its finished searches and trainings. A record may also hold
 ``truth-transcribed.json`` (``{"source": ..., "errors": {arch: {seed: error}}}``): errors
 measured by this script whose run folders were lost, copied from where they were reported;
 they count as trained seeds and the table marks them. Every seed
@@ -174,13 +175,31 @@ def run_errors(storage: Path, stem: str) -> dict[int, float]:
     return out
 
 
+SEARCH_EXPORTS = ("run.json", "config.yaml", "history.jsonl", "policy.json", "policy_last.json", "arch.json")
+
+
 def record(storage: Path, to: Path) -> None:
-    """Copy what ``table`` reads, and what lets ``train``/``scores`` skip finished work, into
-    ``to`` (created; files already there are replaced by the storage's newer ones)."""
+    """Copy the kilobytes that hold an experiment's results into ``to`` (created; a file already
+    there is replaced by the storage's): the architecture files, ``scores.json``,
+    ``truth-transcribed.json``, ``walls.txt``, the logs, each training's ``summary.json`` and each
+    finished search's exports (finished: its log says how to train with it, nas_campaign.sh's
+    rule). A storage made from a record skips all of it: ``train`` and ``scores`` here, and the
+    campaign's searches and trainings. Checkpoints, Ray Tune's folders and unfinished searches
+    (log and all) stay behind. Works for this experiment's storage and for the campaign's."""
     import shutil
 
-    small = [*archs(storage), storage / "scores.json", storage / TRANSCRIBED,
-             *sorted((storage / "train").glob("*/summary.json"))]
+    def finished(search: str) -> bool:
+        log = storage / f"{search}.log"
+        return log.exists() and any(line.startswith("train with it")
+                                    for line in log.read_text(errors="replace").splitlines())
+
+    searches = sorted(d.name for d in (storage / "search").glob("*") if d.is_dir())
+    done = [n for n in searches if finished(n)]
+    unfinished = set(searches) - set(done)
+    small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json", storage / TRANSCRIBED,
+             storage / "walls.txt", *sorted(f for f in storage.glob("*.log") if f.stem not in unfinished),
+             *sorted((storage / "train").glob("*/summary.json")),
+             *(storage / "search" / n / f for n in done for f in SEARCH_EXPORTS)]
     n = 0
     for f in small:
         if f.exists():
@@ -188,8 +207,8 @@ def record(storage: Path, to: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, target)
             n += 1
-    done = [f.stem for f in archs(storage) if set(SEEDS) <= set(seed_errors(storage, f.stem))]
-    print(f"recorded {n} files in {to}; seeds {', '.join(map(str, SEEDS))} known for {len(done)} architectures")
+    print(f"recorded {n} files in {to}: {len(list((storage / 'train').glob('*/summary.json')))} trainings, "
+          f"{len(done)} finished searches (left behind: {len(unfinished)} unfinished)")
 
 
 def _tau(x: list[float], y: list[float]) -> float:

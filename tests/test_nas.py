@@ -577,6 +577,50 @@ def test_the_fidelity_record_carries_a_run_to_a_new_machine(tmp_path, monkeypatc
     assert "| arch-01 (seeds 0, 1 transcribed) | 0 |" in out and "| arch-00 | 0 |" in out
 
 
+def test_a_campaign_made_from_its_record_runs_only_what_was_not_finished(tmp_path, nas_fidelity):
+    """experiments/nas_campaign.sh on a storage made from a record: every recorded search and
+    training of the seed is skipped, and the one search that had not finished starts anew (its
+    half-run state is not in the record); awsaa-search and awsaa-train are stand-ins that log
+    their arguments and fail, so the script stops at the first thing it would run."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(nas_fidelity.__file__).resolve().parents[1]
+    a = tmp_path / "a"
+    finished = ["joint", "null", "archonly", "polfirst", "seqarch", "seqpolicy"]
+    for name in [*finished, "grad"]:
+        d = a / "search" / f"{name}-s0"
+        d.mkdir(parents=True)
+        for f in ("run.json", "state.pt", "arch.json", "policy.json"):
+            (d / f).write_text("{}")
+        (a / f"{name}-s0.log").write_text("loop 30/30\n" + ("train with it: awsaa-train ...\n" if name != "grad"
+                                                                                          else ""))
+    for name in ["seqpa", "seqarch", "joint", "null", "grad", "archonly", "seq"]:
+        (a / "train" / f"{name}-s0" / "trial").mkdir(parents=True)
+        (a / "train" / f"{name}-s0" / "trial" / "trainer.pt").write_text("weights")
+        (a / "train" / f"{name}-s0" / "summary.json").write_text(json.dumps([{"status": "done"}] * 3))
+    nas_fidelity.record(a, tmp_path / "rec")
+    kept = {str(f.relative_to(tmp_path / "rec")) for f in (tmp_path / "rec").rglob("*") if f.is_file()}
+    assert "search/joint-s0/arch.json" in kept and "joint-s0.log" in kept
+    assert not any(("grad-s0" in k and "train" not in k) or k.endswith(".pt") for k in kept), kept
+    b = tmp_path / "b"
+    shutil.copytree(tmp_path / "rec", b)
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "python").symlink_to(sys.executable)  # awsaa-train is looked up beside it
+    for tool in ("awsaa-search", "awsaa-train"):
+        (bin_ / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {tmp_path}/calls\nexit 1\n")
+        (bin_ / tool).chmod(0o755)
+    r = subprocess.run(["bash", str(root / "experiments/nas_campaign.sh"), str(b)], capture_output=True, text=True,
+                       env={**os.environ, "BIN": str(bin_), "SEEDS": "0"}, timeout=120)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert r.returncode != 0 and len(calls) == 1, (r.stderr, calls)
+    assert calls[0].startswith("awsaa-search -c configs/search/nas_digits.yaml") and "--name grad-s0" in calls[0]
+
+
 def test_the_experiments_training_continues_a_killed_run_instead_of_starting_over(tmp_path, monkeypatch,
                                                                                    nas_fidelity):
     """nas_fidelity.awsaa_train (the fidelity truth and the interaction check): a finished
