@@ -10,8 +10,9 @@
 # 3. the campaign (experiments/nas_campaign.sh): joint, null, architecture only, both sequential
 #    orders and the gradient search, 3 seeds each, every found network trained with 3 seeds.
 # The trainings skip the test set until the last epoch (eval_every=1000): no epoch is picked.
-# A new fidelity storage starts from the committed record (experiments/records/nas_fmnist_fidelity,
-# written by nas_fidelity.py record), so what an earlier machine trained is not trained again.
+# A new storage of each part starts from its committed record, where there is one
+# (experiments/records/nas_fmnist_PART, written by nas_fidelity.py record --storage $S/PART), so
+# what an earlier machine finished is not run again.
 # Tables: experiments/arch_policy_interaction.py table, nas_fidelity.py table, nas_results.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +21,18 @@ BIN=${BIN:-.venv/bin}
 export BIN
 TRAIN=configs/train/quick_fmnist.yaml
 mkdir -p "$S"
+from_record() {  # from_record PART: $S/PART, new, starts as a copy of PART's record
+    local rec=experiments/records/nas_fmnist_$1
+    if [ ! -e "$S/$1" ] && [ -d "$rec" ]; then
+        mkdir -p "$S/$1" && cp -r "$rec/." "$S/$1/"
+    fi
+}
+from_record interaction
 $BIN/python experiments/arch_policy_interaction.py run --seeds 0 1 --storage "$S/interaction" \
     --train-config $TRAIN --augs none cutout uniform trivialaugment --set eval_every=1000
-if [ ! -e "$S/fidelity/arch-00.json" ]; then
-    mkdir -p "$S/fidelity" && cp -r experiments/records/nas_fmnist_fidelity/. "$S/fidelity/"
-fi
+from_record fidelity
 $BIN/python experiments/nas_fidelity.py train --storage "$S/fidelity" --train-config $TRAIN --set eval_every=1000
 $BIN/python experiments/nas_fidelity.py scores --storage "$S/fidelity" --search-config configs/search/nas_fmnist.yaml
+from_record campaign
 NAS=configs/search/nas_fmnist.yaml TRAIN=$TRAIN TRAIN_SET=eval_every=1000 POLICY=configs/search/quick_fmnist.yaml \
     POLICY_SET="loops=30 agent_config.es_lr=0.3 finetune.metric=neg_loss" experiments/nas_campaign.sh "$S/campaign"
