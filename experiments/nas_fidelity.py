@@ -25,19 +25,22 @@ others.
     .venv/bin/python experiments/nas_fidelity.py table [--storage DIR]
     .venv/bin/python experiments/nas_fidelity.py record --storage DIR --to RECORD
 
-``scores`` and ``train`` continue a killed run where it stopped (the same command). ``record``
-copies what the tables read (the architecture files, ``scores.json``, each training's
-``summary.json``, the logs: kilobytes) into a folder to commit, so a run longer than one
-machine's life goes on elsewhere: copy the record into a new storage (``cp -r RECORD/. DIR/``)
-and run the same command; what is recorded is not trained or scored again. It records a
-campaign's storage (experiments/nas_campaign.sh) too: its finished searches and trainings. A record may also hold
-``truth-transcribed.json`` (``{"source": ..., "errors": {arch: {seed: error}}}``): errors
-measured by this script whose run folders were lost, copied from where they were reported;
-they count as trained seeds and the table marks them. Every seed
+``scores`` and ``train`` continue a killed run where it stopped (the same command). Every seed
 trained so far counts in the truth (``train --seeds`` adds runs beside the first). The table
 also says whether the truth replicates: Kendall's tau between the architectures' errors under
-one training seed and under another, for each pair of seeds. Another regime: ``--search-config``
-and ``--train-config`` (a NAS search config and a training recipe on the same data).
+one training seed and under another, for each pair of seeds.
+
+``record`` copies what the tables read (the architecture files, ``scores.json``, each
+training's ``summary.json``, the logs: kilobytes) into a folder to commit, so a run longer than
+one machine's life goes on elsewhere: copy the record into a new storage (``cp -r RECORD/.
+DIR/``) and run the same command; what is recorded is not trained or scored again. It records
+a campaign's storage (experiments/nas_campaign.sh) too: its finished searches and trainings.
+A record may also hold ``truth-transcribed.json`` (``{"source": ..., "errors": {arch: {seed:
+error}}}``): errors measured by this script whose run folders were lost, copied from where
+they were reported; they count as trained seeds, and the table marks them.
+
+Another regime: ``--search-config`` and ``--train-config`` (a NAS search config and a
+training recipe on the same data).
 """
 
 from __future__ import annotations
@@ -186,7 +189,7 @@ def record(storage: Path, to: Path) -> None:
     rule). A storage made from a record skips all of it: ``train`` and ``scores`` here, and the
     campaign's searches and trainings. Checkpoints, Ray Tune's folders and unfinished searches
     (log and all) stay behind. Works for this experiment's storage and for the campaign's."""
-    import shutil
+    from awsaa.fileio import atomic_open
 
     def finished(search: str) -> bool:
         log = storage / f"{search}.log"
@@ -205,7 +208,8 @@ def record(storage: Path, to: Path) -> None:
         if f.exists():
             target = to / f.relative_to(storage)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, target)
+            with atomic_open(target, "wb") as fh:  # a record is never left half-written
+                fh.write(f.read_bytes())
             n += 1
     print(f"recorded {n} files in {to}: {len(list((storage / 'train').glob('*/summary.json')))} trainings, "
           f"{len(done)} finished searches (left behind: {len(unfinished)} unfinished)")
