@@ -197,22 +197,22 @@ def record(storage: Path, to: Path) -> None:
                                     for line in log.read_text(errors="replace").splitlines())
 
     searches = sorted(d.name for d in (storage / "search").glob("*") if d.is_dir())
-    done = [n for n in searches if finished(n)]
+    done = [name for name in searches if finished(name)]
     unfinished = set(searches) - set(done)
+    trainings = sorted((storage / "train").glob("*/summary.json"))
     small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json", storage / TRANSCRIBED,
              storage / "walls.txt", *sorted(f for f in storage.glob("*.log") if f.stem not in unfinished),
-             *sorted((storage / "train").glob("*/summary.json")),
-             *(storage / "search" / n / f for n in done for f in SEARCH_EXPORTS)]
-    n = 0
+             *trainings, *(storage / "search" / name / f for name in done for f in SEARCH_EXPORTS)]
+    copied = 0
     for f in small:
         if f.exists():
             target = to / f.relative_to(storage)
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_open(target, "wb") as fh:  # a record is never left half-written
                 fh.write(f.read_bytes())
-            n += 1
-    print(f"recorded {n} files in {to}: {len(list((storage / 'train').glob('*/summary.json')))} trainings, "
-          f"{len(done)} finished searches (left behind: {len(unfinished)} unfinished)")
+            copied += 1
+    print(f"recorded {copied} files in {to}: {len(trainings)} trainings, {len(done)} finished searches "
+          f"(left behind: {len(unfinished)} unfinished)")
 
 
 def _tau(x: list[float], y: list[float]) -> float:
