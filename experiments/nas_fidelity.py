@@ -35,9 +35,6 @@ training's ``summary.json``, the logs: kilobytes) into a folder to commit, so a 
 one machine's life goes on elsewhere: copy the record into a new storage (``cp -r RECORD/.
 DIR/``) and run the same command; what is recorded is not trained or scored again. It records
 a campaign's storage (experiments/nas_campaign.sh) too: its finished searches and trainings.
-A record may also hold ``truth-transcribed.json`` (``{"source": ..., "errors": {arch: {seed:
-error}}}``): errors measured by this script whose run folders were lost, copied from where
-they were reported; they count as trained seeds, and the table marks them.
 
 Another regime: ``--search-config`` and ``--train-config`` (a NAS search config and a
 training recipe on the same data).
@@ -57,11 +54,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SEARCH = ROOT / "configs/search/nas_digits.yaml"
 TRAIN = ROOT / "configs/train/digits.yaml"
 N_BINS, PER_BIN, SEEDS = 4, 5, (0, 1)
-TRANSCRIBED = "truth-transcribed.json"
 
 
 def archs(storage: Path) -> list[Path]:
-    """The 20 architecture files (drawn once; the same on every call)."""
+    """The 20 architecture files: drawn once, and the same draw in every process (architectures
+    of equal size are ordered by their ops, not by the set's hash order, which Python seeds anew
+    in each process)."""
     from awsaa.arch import Arch
 
     files = sorted(storage.glob("arch-*.json"))
@@ -69,7 +67,7 @@ def archs(storage: Path) -> list[Path]:
         return files
     storage.mkdir(parents=True, exist_ok=True)
     rng = random.Random(2027)
-    pool = sorted({Arch.sample(rng) for _ in range(20_000)}, key=lambda a: a.block_params)
+    pool = sorted({Arch.sample(rng) for _ in range(20_000)}, key=lambda a: (a.block_params, a.ops))
     bins = [pool[i * len(pool) // N_BINS:(i + 1) * len(pool) // N_BINS] for i in range(N_BINS)]
     for b, members in enumerate(bins):
         for j, arch in enumerate(rng.sample(members, PER_BIN)):
@@ -151,23 +149,9 @@ def train(storage: Path, seeds: tuple[int, ...] = SEEDS, recipe: Path = TRAIN, s
                                     *(["--set", *sets] if sets else [])])
 
 
-def transcribed(storage: Path) -> dict[str, dict[int, float]]:
-    """``storage``/truth-transcribed.json's errors by architecture and seed ({} without one)."""
-    f = storage / TRANSCRIBED
-    if not f.exists():
-        return {}
-    return {stem: {int(k): float(v) for k, v in seeds.items()}
-            for stem, seeds in json.loads(f.read_text())["errors"].items()}
-
-
 def seed_errors(storage: Path, stem: str) -> dict[int, float]:
-    """An architecture's final test error by training seed, over every run of it so far (a
-    transcribed seed only where no run of that seed is here)."""
-    return {**transcribed(storage).get(stem, {}), **run_errors(storage, stem)}
-
-
-def run_errors(storage: Path, stem: str) -> dict[int, float]:
-    """The errors of the runs of an architecture that are in ``storage``/train."""
+    """An architecture's final test error by training seed, over every run of it in
+    ``storage``/train so far."""
     out: dict[int, float] = {}
     for summary in sorted([storage / "train" / stem / "summary.json",
                            *(storage / "train").glob(f"{stem}-seeds-*/summary.json")]):
@@ -183,8 +167,8 @@ SEARCH_EXPORTS = ("run.json", "config.yaml", "history.jsonl", "policy.json", "po
 
 def record(storage: Path, to: Path) -> None:
     """Copy the kilobytes that hold an experiment's results into ``to`` (created; a file already
-    there is replaced by the storage's): the architecture files, ``scores.json``,
-    ``truth-transcribed.json``, ``walls.txt``, the logs, each training's ``summary.json`` and each
+    there is replaced by the storage's): the architecture files, ``scores.json``, ``walls.txt``,
+    the logs, each training's ``summary.json`` and each
     finished search's exports (finished: its log says how to train with it, nas_campaign.sh's
     rule). A storage made from a record skips all of it: ``train`` and ``scores`` here, and the
     campaign's searches and trainings. Checkpoints, Ray Tune's folders and unfinished searches
@@ -200,7 +184,7 @@ def record(storage: Path, to: Path) -> None:
     done = [name for name in searches if finished(name)]
     unfinished = set(searches) - set(done)
     trainings = sorted((storage / "train").glob("*/summary.json"))
-    small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json", storage / TRANSCRIBED,
+    small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json",
              storage / "walls.txt", *sorted(f for f in storage.glob("*.log") if f.stem not in unfinished),
              *trainings, *(storage / "search" / name / f for name in done for f in SEARCH_EXPORTS)]
     copied = 0
@@ -230,9 +214,7 @@ def table(storage: Path, resamples: int = 2000) -> None:
     for f in archs(storage):
         by_seed = seed_errors(storage, f.stem)
         a = Arch.load(f)
-        copied = sorted(set(by_seed) - set(run_errors(storage, f.stem)))
-        mark = f" (seeds {', '.join(map(str, copied))} transcribed)" if copied else ""
-        rows.append({"name": f.stem + mark, "bin": a.meta["bin"], "params": a.block_params,
+        rows.append({"name": f.stem, "bin": a.meta["bin"], "params": a.block_params,
                      "err": statistics.mean(by_seed.values()), "errs": [by_seed[k] for k in sorted(by_seed)],
                      "by_seed": by_seed,
                      "one_shot": sc[f.stem]["one_shot"], "aws": sc[f.stem]["aws"]})

@@ -539,10 +539,30 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
     assert "test error % (3 seeds)" in out
 
 
+def test_the_fidelity_draw_is_the_same_in_every_process(tmp_path):
+    """The 20 architectures drawn in two processes with different hash seeds are the same files.
+    Many architectures share a size, and the draw once ordered them by a set's hash order, which
+    Python seeds anew in each process: a storage drawn again held other networks of the same
+    sizes (RESULTS.md 7.10)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    drawn = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / hash_seed
+        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(experiments)!r}); "
+                        f"import nas_fidelity; nas_fidelity.archs(__import__('pathlib').Path({str(out)!r}))"],
+                       check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        drawn.append({f.name: f.read_text() for f in sorted(out.glob("arch-*.json"))})
+    assert len(drawn[0]) == 20 and drawn[0] == drawn[1]
+
+
 def test_the_fidelity_record_carries_a_run_to_a_new_machine(tmp_path, monkeypatch, capsys, nas_fidelity):
     """nas_fidelity.py record: the small files only; a new storage made from the record trains
-    and scores nothing it holds, a run's error wins over a transcribed one, and the table marks
-    the transcribed."""
+    and scores nothing it holds, and the seeds trained later count beside the first."""
     import shutil
     import subprocess
 
@@ -554,16 +574,20 @@ def test_the_fidelity_record_carries_a_run_to_a_new_machine(tmp_path, monkeypatc
     (a / "train" / "arch-00" / "trial" / "model.pt").write_bytes(b"weights")  # not recorded
     (a / "train" / "arch-00" / "summary.json").write_text(json.dumps(
         [{"status": "done", "final_test_error": 5.0 + k, "label": f"x-arch-00-uniform-seed{k}"} for k in (0, 1)]))
-    (a / "truth-transcribed.json").write_text(json.dumps({"source": "a report", "errors": {
-        s: {"0": 9.0 + i, "1": 9.5 + i} for i, s in enumerate(stems[1:])} | {"arch-00": {"0": 99.0}}}))
+    for i, s in enumerate(stems[1:]):
+        for k in (0, 1):  # trained a seed at a time (train --seeds K)
+            (a / "train" / f"{s}-seeds-{k}").mkdir(parents=True)
+            (a / "train" / f"{s}-seeds-{k}" / "summary.json").write_text(json.dumps(
+                [{"status": "done", "final_test_error": 9.0 + i + k / 2, "label": f"x-{s}-uniform-seed{k}"}]))
     (a / "scores.json").write_text(json.dumps({s: {"aws": float(i), "one_shot": 0.0} for i, s in enumerate(stems)}))
     nas_fidelity.record(a, tmp_path / "rec")
     kept = sorted(str(f.relative_to(tmp_path / "rec")) for f in (tmp_path / "rec").rglob("*") if f.is_file())
-    assert kept == sorted([f"{s}.json" for s in stems] + ["scores.json", "truth-transcribed.json",
-                                                           "train/arch-00/summary.json"])
+    assert kept == sorted([f"{s}.json" for s in stems] + ["scores.json", "train/arch-00/summary.json"]
+                          + [f"train/{s}-seeds-{k}/summary.json" for s in stems[1:] for k in (0, 1)])
     b = tmp_path / "b"
     shutil.copytree(tmp_path / "rec", b)
-    assert nas_fidelity.seed_errors(b, "arch-00") == {0: 5.0, 1: 6.0}  # the run, not the transcription
+    assert nas_fidelity.seed_errors(b, "arch-00") == {0: 5.0, 1: 6.0}
+    assert nas_fidelity.seed_errors(b, stems[1]) == {0: 9.0, 1: 9.5}
     calls: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
     nas_fidelity.train(b)
@@ -574,7 +598,7 @@ def test_the_fidelity_record_carries_a_run_to_a_new_machine(tmp_path, monkeypatc
     nas_fidelity.table(b, resamples=10)
     out = capsys.readouterr().out
     assert "every architecture is scored" in out
-    assert "| arch-01 (seeds 0, 1 transcribed) | 0 |" in out and "| arch-00 | 0 |" in out
+    assert "| arch-01 | 0 | " in out and "9.25 (9.00, 9.50)" in out and "| arch-00 | 0 |" in out
 
 
 def test_a_campaign_made_from_its_record_runs_only_what_was_not_finished(tmp_path, nas_fidelity):
