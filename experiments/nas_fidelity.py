@@ -26,7 +26,9 @@ others.
     .venv/bin/python experiments/nas_fidelity.py record --storage DIR --to RECORD
 
 ``scores`` and ``train`` continue a killed run where it stopped (the same command). Every seed
-trained so far counts in the truth (``train --seeds`` adds runs beside the first). The table
+trained so far counts in the truth (``train --seeds`` adds runs beside the first). On a run in
+progress ``table`` ranks the networks scored and trained with seeds 0 and 1 so far, and names
+the others. The table
 also says whether the truth replicates: Kendall's tau between the architectures' errors under
 one training seed and under another, for each pair of seeds.
 
@@ -168,11 +170,11 @@ SEARCH_EXPORTS = ("run.json", "config.yaml", "history.jsonl", "policy.json", "po
 def record(storage: Path, to: Path) -> None:
     """Copy the kilobytes that hold an experiment's results into ``to`` (created; a file already
     there is replaced by the storage's): the architecture files, ``scores.json``, ``walls.txt``,
-    the logs, each training's ``summary.json`` and each
-    finished search's exports (finished: its log says how to train with it, nas_campaign.sh's
-    rule). A storage made from a record skips all of it: ``train`` and ``scores`` here, and the
-    campaign's searches and trainings. Checkpoints, Ray Tune's folders and unfinished searches
-    (log and all) stay behind. Works for this experiment's storage and for the campaign's."""
+    the logs, each training's ``summary.json`` and each finished search's exports (finished: its
+    log says how to train with it, nas_campaign.sh's rule). A storage made from a record skips
+    all of it: ``train`` and ``scores`` here, and the campaign's searches and trainings.
+    Checkpoints, Ray Tune's folders and unfinished searches (log and all) stay behind. Works for
+    this experiment's storage and for the campaign's."""
     from awsaa.fileio import atomic_open
 
     def finished(search: str) -> bool:
@@ -209,22 +211,30 @@ def _tau(x: list[float], y: list[float]) -> float:
 def table(storage: Path, resamples: int = 2000) -> None:
     from awsaa.arch import Arch
 
-    sc = json.loads((storage / "scores.json").read_text())
-    rows = []
+    sc = json.loads((storage / "scores.json").read_text()) if (storage / "scores.json").exists() else {}
+    rows, missing = [], []
     for f in archs(storage):
         by_seed = seed_errors(storage, f.stem)
+        if f.stem not in sc or not set(SEEDS) <= set(by_seed):
+            missing.append(f.stem)
+            continue
         a = Arch.load(f)
         rows.append({"name": f.stem, "bin": a.meta["bin"], "params": a.block_params,
                      "err": statistics.mean(by_seed.values()), "errs": [by_seed[k] for k in sorted(by_seed)],
                      "by_seed": by_seed,
                      "one_shot": sc[f.stem]["one_shot"], "aws": sc[f.stem]["aws"]})
+    if missing:  # a run in progress: the table over the networks with scores and seeds 0, 1 trained
+        print(f"partial: {len(rows)} of {len(rows) + len(missing)} networks scored and trained with seeds "
+              f"{', '.join(map(str, SEEDS))} (not yet: {', '.join(missing)})\n")
     truth = [-r["err"] for r in rows]
     proxies = {"AWS fine-tune score": "aws", "one-shot score": "one_shot", "parameters alone": "params"}
     rng = random.Random(0)
     n = len(rows)
     boots = [[rng.randrange(n) for _ in range(n)] for _ in range(resamples)]
     bins = sorted({r["bin"] for r in rows})
-    in_bin = {b: [i for i, r in enumerate(rows) if r["bin"] == b] for b in bins}
+    in_bin = {b: ix for b in bins if len(ix := [i for i, r in enumerate(rows) if r["bin"] == b]) > 1}
+    if not in_bin:
+        raise SystemExit("nas_fidelity.py table: no size bin has 2 networks scored and trained yet; nothing to rank")
     boots_bin = [{b: [rng.choice(ix) for _ in ix] for b, ix in in_bin.items()} for _ in range(resamples)]
 
     def overall(key: str, idx: list[int]) -> float:
@@ -237,7 +247,7 @@ def table(storage: Path, resamples: int = 2000) -> None:
         v = sorted(vals)
         return f"[{v[int(0.025 * len(v))]:+.2f}, {v[int(0.975 * len(v)) - 1]:+.2f}]"
 
-    print("| ranking by | Kendall tau, all 20 (95% CI) | tau within size bins, mean of 4 (95% CI) |")
+    print(f"| ranking by | Kendall tau, all {n} (95% CI) | tau within size bins, mean of {len(in_bin)} (95% CI) |")
     print("| --- | --- | --- |")
     for label, key in proxies.items():
         t_all = overall(key, list(range(n)))

@@ -511,7 +511,10 @@ def nas_fidelity(monkeypatch):
 def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_intervals(tmp_path, capsys,
                                                                                          nas_fidelity):
     """experiments/nas_fidelity.py's own path, tiny: 20 architectures in 4 size bins, and its
-    table on made-up scores where one proxy ranks perfectly and one backwards."""
+    table on made-up scores where one proxy ranks perfectly and one backwards, and on part of
+    them (a run in progress)."""
+    import shutil
+
     files = nas_fidelity.archs(tmp_path)
     assert nas_fidelity.archs(tmp_path) == files and len(files) == 20  # drawn once
     archs = [Arch.load(f) for f in files]
@@ -537,6 +540,20 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
     assert "AWS minus one_shot: all +2.00 [+2.00, +2.00]" in out
     assert "seeds 0/1 +1.00, seeds 0/2 -1.00, seeds 1/2 -1.00; mean -0.33" in out
     assert "test error % (3 seeds)" in out
+    # a run in progress: the table over the networks with scores and seeds 0, 1 trained so far
+    del scores[files[0].stem]
+    (tmp_path / "scores.json").write_text(json.dumps(scores))
+    shutil.rmtree(tmp_path / "train" / files[1].stem)  # its seeds 0, 1; seed 2 is left
+    nas_fidelity.table(tmp_path, resamples=100)
+    out = capsys.readouterr().out
+    assert (f"partial: 18 of 20 networks scored and trained with seeds 0, 1 (not yet: {files[0].stem}, "
+            f"{files[1].stem})") in out
+    assert "| AWS fine-tune score | +1.00 [+1.00, +1.00] | +1.00 [" in out  # bin 0's 3 resampled: some ties
+    assert "Kendall tau, all 18 (95% CI) | tau within size bins, mean of 4" in out
+    for f in files[2:]:
+        shutil.rmtree(tmp_path / "train" / f.stem)
+    with pytest.raises(SystemExit, match="no size bin has 2 networks"):
+        nas_fidelity.table(tmp_path, resamples=10)
 
 
 def test_the_fidelity_draw_is_the_same_in_every_process(tmp_path):
