@@ -28,9 +28,8 @@ others.
 ``scores`` and ``train`` continue a killed run where it stopped (the same command). Every seed
 trained so far counts in the truth (``train --seeds`` adds runs beside the first). On a run in
 progress ``table`` ranks the networks scored and trained with seeds 0 and 1 so far, and names
-the others. The table
-also says whether the truth replicates: Kendall's tau between the architectures' errors under
-one training seed and under another, for each pair of seeds.
+the others. The table also says whether the truth replicates: Kendall's tau between the
+architectures' errors under one training seed and under another, for each pair of seeds.
 
 ``record`` copies what the tables read (the architecture files, ``scores.json``, each
 training's ``summary.json``, the logs: kilobytes) into a folder to commit, so a run longer than
