@@ -272,7 +272,7 @@ def _survivors(tree: dict[int, int]) -> list[str]:
 def _tool(tmp_path: Path, tool: str) -> list[str]:
     if tool == "train":
         return [sys.executable, "-m", "awsaa.cli.train", "-c", "configs/train/quick_fmnist.yaml", "--epochs", "3",
-                "--set", "train_size=2048", "test_size=200", "--storage", str(tmp_path / "train"), "--name", "t"]
+                "--set", "train_size=512", "test_size=200", "--storage", str(tmp_path / "train"), "--name", "t"]
     return [sys.executable, "-m", "awsaa.cli.search", "-c", str(write_config(tmp_path, loops=4, agent="es")),
             "--storage", str(tmp_path / "runs"), "--name", "g"]
 
