@@ -145,12 +145,13 @@ def test_controller_killed_mid_search(tmp_path, ray_local, fault_plan):
 
 
 def test_a_joint_nas_search_survives_killed_workers_and_controller_with_the_same_rewards(tmp_path, ray_local,
-                                                                                       fault_plan):
+                                                                                       fault_plan, capsys):
     """NAS + AWS on Ray: a worker SIGKILLed mid-trajectory in loop 1 and in a validation pass in
     loop 2, the controller SIGKILLed when loop 3 is asked for. The architectures ride in the
     sampling policies and the architecture distribution in the controller's state, so the
     search ends with exactly the rewards, architecture and policy of an unfaulted run in this
-    process from the same stage 1."""
+    process from the same stage 1. (The joint search's only run on Ray workers in CI: the fast
+    suite runs it in process.)"""
 
     from awsaa.arch import Arch
     from awsaa.search import run as search_run
@@ -167,6 +168,10 @@ def test_a_joint_nas_search_survives_killed_workers_and_controller_with_the_same
     path.write_text(yaml.safe_dump(cfg))
     assert search_main(["-c", str(path), "--storage", str(tmp_path / "runs"), "--name", "n", "--pretrained",
                         str(stage1)]) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "runs" / "n"
+    assert "arch entropy" in out and "effects SD arch" in out and f"architecture: {run}/arch.json" in out
+    assert f"--model {run}/arch.json --aug" in out  # how to train what it found
     assert all(faultplan.fired(faultplan.name("worker", loop=loop, traj=t, at=at)) for loop, t, at in kills)
     assert faultplan.fired("controller-2") is not None
     h = assert_every_loop_once(tmp_path / "runs" / "n", 3, trajectories=4)

@@ -412,27 +412,6 @@ def test_the_supernet_s_stage1_counts_each_trained_batch_once_per_block(tiny_nas
     assert sum(counts["zero"]) > 0  # blocks were skipped too
 
 
-def test_the_joint_search_runs_on_ray_workers_with_the_same_rewards(tmp_path, tiny_nas_pretrained, ray_local,
-                                                                    capsys):
-    import yaml
-
-    from awsaa.cli.search import main
-
-    cfg = {**TINY_NAS, "loops": 2}
-    path = tmp_path / "nas.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    assert main(["-c", str(path), "--storage", str(tmp_path), "--name", "ray", "--pretrained",
-                 str(tiny_nas_pretrained)]) == 0
-    out = capsys.readouterr().out
-    assert "arch entropy" in out and "effects SD arch" in out and f"architecture: {tmp_path / 'ray'}/arch.json" in out
-    assert f"--model {tmp_path / 'ray'}/arch.json --aug" in out
-    here = run(from_dict(SearchConfig, cfg), storage=tmp_path, name="here", pretrained=tiny_nas_pretrained,
-               log=lambda x: None)
-    on_ray = history(tmp_path / "ray")
-    assert [e["rewards"] for e in on_ray] == [r.rewards for r in here.loops]
-    assert Arch.load(tmp_path / "ray" / "arch.json") == Arch.load(here.run_dir / "arch.json")
-
-
 # ----------------------------------------------------------------------------- gradient-based NAS + AWS
 
 def test_the_zero_cap_holds_against_logits_that_favour_the_parameter_free_op():
