@@ -10,8 +10,9 @@ STAMP := $(VENV)/.awsaa-installed
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
-# The fast suite's pytest-xdist worker processes: one per core, at most 4 (0: all in one process).
+# The test suites' pytest-xdist worker processes: one per core, at most 4 (0: all in one process).
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+XDIST = -n $(TEST_WORKERS) --dist worksteal
 
 # Python's default: each module's bytecode is cached on its first import. Where the
 # environment sets PYTHONDONTWRITEBYTECODE (this machine does), nothing is ever cached and
@@ -78,16 +79,16 @@ lint: setup
 # session (CI's third step): the cluster test, the longest, then runs beside fault tests
 # instead of alone at the end (RELIABILITY.md: 764 s one after the other, 564 s together).
 test: setup data lint
-	@$(BIN)/python -m pytest -q -m "not slow and not faults" -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -m "not slow and not faults" $(XDIST) $(PYTEST_ARGS)
 
 test-faults: setup data
-	@$(BIN)/python -m pytest -q -m faults -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -m faults $(XDIST) $(PYTEST_ARGS)
 
 test-slow: setup data
-	@$(BIN)/python -m pytest -q -m slow -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -m slow $(XDIST) $(PYTEST_ARGS)
 
 test-long: setup data
-	@$(BIN)/python -m pytest -q -m "faults or slow" -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q -m "faults or slow" $(XDIST) $(PYTEST_ARGS)
 
 test-all: setup data lint
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)

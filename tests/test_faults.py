@@ -166,21 +166,21 @@ def test_a_joint_nas_search_survives_killed_workers_and_controller_with_the_same
                 "controller": [{"loop": 2, "do": "kill"}]})
     path = tmp_path / "nas.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "runs" / "n"
     assert search_main(["-c", str(path), "--storage", str(tmp_path / "runs"), "--name", "n", "--pretrained",
                         str(stage1)]) == 0
     out = capsys.readouterr().out
-    run = tmp_path / "runs" / "n"
     assert "arch entropy" in out and "effects SD arch" in out and f"architecture: {run}/arch.json" in out
     assert f"--model {run}/arch.json --aug" in out  # how to train what it found
     assert all(faultplan.fired(faultplan.name("worker", loop=loop, traj=t, at=at)) for loop, t, at in kills)
     assert faultplan.fired("controller-2") is not None
-    h = assert_every_loop_once(tmp_path / "runs" / "n", 3, trajectories=4)
+    h = assert_every_loop_once(run, 3, trajectories=4)
     fault_plan({})
     here = search_run(from_dict(SearchConfig, cfg), storage=tmp_path, name="here", pretrained=stage1,
                       log=lambda line: None)
     assert [e["rewards"] for e in h] == [r.rewards for r in here.loops]
     assert [e["nas"]["archs"] for e in h] == [e["nas"]["archs"] for e in history(here.run_dir)]
-    assert Arch.load(tmp_path / "runs" / "n" / "arch.json") == here.arch
+    assert Arch.load(run / "arch.json") == here.arch
     count("fine-tune worker SIGKILL", injected=len(kills))
     count("controller SIGKILL")
 
