@@ -26,10 +26,11 @@ unexport PYTHONDONTWRITEBYTECODE
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# tools/install.py: uv where it can be installed (30 s here), pip otherwise (2 minutes).
+$(STAMP): pyproject.toml tools/install.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing awsaa and its pinned dependencies into $(VENV) (first time: a few minutes)"
-	@$(BIN)/python -m pip install --disable-pip-version-check --no-compile -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	@echo "installing awsaa and its pinned dependencies into $(VENV) (first time: a minute or a few)"
+	@$(BIN)/python tools/install.py
 	@$(BIN)/python -c "import awsaa, torch, torchvision, ray" || { echo "setup failed"; exit 1; }
 	@touch $@
 
@@ -76,8 +77,9 @@ lint: setup
 # fault suite (-m faults) and the multi-node cluster tests (-m slow) have their own targets,
 # spread over the cores too: each test waits on its own markers, never on the clock, and
 # each xdist worker has its own local Ray and fault plan. `test-long` runs both in one
-# session (CI's third step): the cluster test, the longest, then runs beside fault tests
-# instead of alone at the end (RELIABILITY.md: 764 s one after the other, 564 s together).
+# session: the cluster test, the longest, then runs beside fault tests instead of alone at
+# the end (RELIABILITY.md: 764 s one after the other, 564 s together). `test-all` (CI) runs
+# all three suites in one session, the long tests first, the short ones filling in beside.
 test: setup data lint
 	@$(BIN)/python -m pytest -q -m "not slow and not faults" $(XDIST) $(PYTEST_ARGS)
 
@@ -91,7 +93,7 @@ test-long: setup data
 	@$(BIN)/python -m pytest -q -m "faults or slow" $(XDIST) $(PYTEST_ARGS)
 
 test-all: setup data lint
-	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 bench: setup data
 	@$(BIN)/python benchmarks/augment.py
