@@ -43,13 +43,6 @@ def pytest_configure(config):
     config.pluginmanager.register(fault_accounting, "awsaa-fault-accounting")
 
 
-def pytest_collection_modifyitems(items):
-    """The fault and cluster tests (a minute or more each) first, the rest in their order:
-    spread over the cores in one session (``make test-all``), the short tests fill in beside
-    them and no long test is left to run alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("faults") is None and item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session")
 def fmnist():
     """The real Fashion-MNIST (Debian package or ./data)."""
