@@ -71,7 +71,8 @@ def test_the_model_registry_and_the_trainer_build_an_architecture_file(tmp_path)
         models.create(str(f), dropout=0.3)  # the registry's checks of options, not a silent drop
     with pytest.raises(ValueError, match="num_classes must be >= 1"):  # as for a registered model
         models.create(str(f), num_classes=0)
-    cfg = load(TrainConfig, Path("configs/train/digits.yaml"), {"model": str(f), "epochs": 1,
+    # a 2-epoch schedule of which one epoch runs: no evaluation over the 1,597 test images
+    cfg = load(TrainConfig, Path("configs/train/digits.yaml"), {"model": str(f), "epochs": 2,
                                                                "optim.warmup_epochs": 0})
     t = Trainer(cfg, device="cpu")
     assert isinstance(t.model, ChoiceNet) and t.run_epoch().train_loss > 0

@@ -258,7 +258,7 @@ def test_by_default_only_the_differences_within_a_loop_move_the_distribution():
 
 
 def test_a_joint_search_in_process_its_grid_its_files_and_its_resume(tmp_path):
-    cfg = from_dict(SearchConfig, TINY_NAS)
+    cfg = from_dict(SearchConfig, {**TINY_NAS, "finetune": {**TINY_NAS["finetune"], "epochs": 1, "reward_top_k": 1}})
     lines: list[str] = []
     whole = run(cfg, storage=tmp_path, name="whole", log=lines.append)
     assert any(x.startswith("stage 1 trained each op") for x in lines)
@@ -305,7 +305,7 @@ def test_a_joint_search_in_process_its_grid_its_files_and_its_resume(tmp_path):
 
 
 def test_learning_one_side_only_keeps_the_other_as_it_was(tmp_path, tiny_nas_pretrained):
-    arch_only = from_dict(SearchConfig, {**TINY_NAS, "loops": 2, "nas": {**TINY_NAS["nas"], "learn": "arch"}})
+    arch_only = from_dict(SearchConfig, {**TINY_NAS, "loops": 1, "nas": {**TINY_NAS["nas"], "learn": "arch"}})
     r = run(arch_only, storage=tmp_path, name="arch", pretrained=tiny_nas_pretrained, log=lambda x: None)
     h = history(r.run_dir)
     assert all(len({d["sampling_hash"] for d in e["details"]}) == 1 for e in h)  # one unperturbed policy
@@ -535,24 +535,24 @@ def test_the_fidelity_experiment_draws_stratified_architectures_and_ranks_with_i
         nas_fidelity.table(tmp_path, resamples=10)
 
 
-def test_the_fidelity_draw_is_the_same_in_every_process(tmp_path):
-    """The 20 architectures drawn in two processes with different hash seeds are the same files.
-    Many architectures share a size, and the draw once ordered them by a set's hash order, which
-    Python seeds anew in each process: a storage drawn again held other networks of the same
-    sizes (RESULTS.md 7.10)."""
+def test_the_fidelity_draw_is_the_same_in_every_process(tmp_path, nas_fidelity):
+    """The 20 architectures drawn here and in a process with another hash seed are the same
+    files. Many architectures share a size, and the draw once ordered them by a set's hash
+    order, which Python seeds anew in each process: a storage drawn again held other networks
+    of the same sizes (RESULTS.md 7.10)."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     experiments = Path(__file__).resolve().parents[1] / "experiments"
-    drawn = []
-    for hash_seed in ("1", "2"):
-        out = tmp_path / hash_seed
-        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(experiments)!r}); "
-                        f"import nas_fidelity; nas_fidelity.archs(__import__('pathlib').Path({str(out)!r}))"],
-                       check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
-        drawn.append({f.name: f.read_text() for f in sorted(out.glob("arch-*.json"))})
+    here, there = tmp_path / "here", tmp_path / "there"
+    nas_fidelity.archs(here)
+    other = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"  # this process's is random or set
+    subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(experiments)!r}); "
+                    f"import nas_fidelity; nas_fidelity.archs(__import__('pathlib').Path({str(there)!r}))"],
+                   check=True, env={**os.environ, "PYTHONHASHSEED": other})
+    drawn = [{f.name: f.read_text() for f in sorted(d.glob("arch-*.json"))} for d in (here, there)]
     assert len(drawn[0]) == 20 and drawn[0] == drawn[1]
 
 

@@ -26,13 +26,15 @@ def digits():
     return load_dataset("digits")
 
 
-def write_digit_folder(root: Path, ds, test: bool = True, extra: bool = True) -> Path:
-    """The digits pool as train/<class>/*.png (and the test set as test/), class folders named
-    by word so the names are not the labels; a README and a stray note to be ignored."""
+def write_digit_folder(root: Path, ds, test: bool = True, extra: bool = True, test_count: int | None = None) -> Path:
+    """The digits pool as train/<class>/*.png (and the test set, or its first ``test_count``
+    images, as test/), class folders named by word so the names are not the labels; a README
+    and a stray note to be ignored."""
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     splits = [("train", ds.train)] + ([("test", ds.test)] if test else [])
     for split, t in splits:
-        for i, (x, y) in enumerate(zip(t.images, t.labels, strict=True)):
+        n = test_count if split == "test" else None
+        for i, (x, y) in enumerate(zip(t.images[:n], t.labels[:n], strict=True)):
             d = root / split / words[int(y)]
             d.mkdir(parents=True, exist_ok=True)
             Image.fromarray(x[0].numpy()).save(d / f"{i:04d}.png")
@@ -218,7 +220,7 @@ def test_search_and_train_on_a_png_folder_with_the_tools(tmp_path, digits, capsy
     from awsaa.cli.search import main as search_main
     from awsaa.cli.train import main as train_main
 
-    folder = write_digit_folder(tmp_path / "digits-png", digits)
+    folder = write_digit_folder(tmp_path / "digits-png", digits, test_count=100)  # the test split only evaluated
     rc = search_main(["-c", "configs/search/digits.yaml", "--dataset", str(folder), "--storage", str(tmp_path / "s"),
                       "--name", "png", "--set", *[f"{k}={v}" for k, v in TINY_OWN.items()]])
     assert rc == 0, capsys.readouterr().err

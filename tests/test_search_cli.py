@@ -8,7 +8,8 @@ from awsaa import Policy
 from awsaa.cli.search import main
 from awsaa.search.state import policy_hash
 
-TINY = tiny_search()
+# 400 training images and one fine-tune epoch: no check here depends on how well it learns
+TINY = tiny_search(train_size=400, finetune={"epochs": 1, "reward_top_k": 1})
 
 
 @pytest.fixture
@@ -56,9 +57,8 @@ def test_a_whole_search_its_outputs_and_the_stage1_cache(tmp_path, tiny_config, 
 
     # a second search with the same stage-1 config reuses the shared weights: ES, each
     # trajectory with its own sampling policy, common random numbers
-    assert main(["-c", str(tiny_config), "--storage", str(storage), "--name", "b", "--loops", "2", "--set",
-                 "agent=es", "trajectories=4", "finetune.common_random_numbers=true", "finetune.epochs=1",
-                 "finetune.reward_top_k=1"]) == 0
+    assert main(["-c", str(tiny_config), "--storage", str(storage), "--name", "b", "--loops", "1", "--set",
+                 "agent=es", "trajectories=4", "finetune.common_random_numbers=true", "workers.count=1"]) == 0
     out = capsys.readouterr().out
     assert "reusing the stage-1 weights" in out and "result (average): the mean of the parameters" in out
     h = history(storage / "b")
@@ -143,7 +143,8 @@ def test_an_agent_of_your_own_runs_a_search_on_ray(tmp_path, own_agent, ray_loca
     from awsaa.distributed.search import run_search
     from awsaa.search.runs import new_run
 
-    cfg = from_dict(SearchConfig, tiny_search(agent="still", loops=2))
+    cfg = from_dict(SearchConfig, tiny_search(agent="still", loops=2, workers={"count": 1},
+                                              finetune={"epochs": 1, "reward_top_k": 1}))
     run = new_run(cfg, tmp_path, "own", pretrained=tiny_pretrained, log=lambda line: None)
     summary = run_search(run, log=lambda line: None)
     assert summary["loops_done"] == 2

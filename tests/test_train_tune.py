@@ -12,7 +12,7 @@ from fault_accounting import count
 from awsaa.cli.train import main
 
 QUICK = "configs/train/quick_fmnist.yaml"
-TINY = ["--set", "train_size=512", "test_size=500", "eval_batch_size=500"]
+TINY = ["--set", "train_size=256", "test_size=200", "eval_batch_size=500"]
 
 
 def results(trial_dir: Path) -> list[dict]:
