@@ -14,9 +14,10 @@ def test_pip_sources_become_uv_flags_in_pips_order_of_precedence():
         "global.extra-index-url='file:///opt/a/simple file:///opt/b/simple'",
         "global.find-links='/opt/old'",
         "global.constraint='/etc/pip/constraints.txt'",
-        "user.index-url='https://mirror.example/simple'",
+        "install.index-url='https://mirror.example/simple'",
         ":env:.find-links='/opt/wheels'",
         ":env:.default-timeout='180'",
+        "download.find-links='/opt/not-for-install'",
         "not a config line",
     ])
     flags = install.uv_flags(config)

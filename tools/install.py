@@ -25,8 +25,9 @@ SOURCES = {
     "find-links": "--find-links",
     "constraint": "--constraint",
 }
-# pip's configuration layers, lowest precedence first (pip: global < user < site < env).
-LAYERS = ("global", "user", "site", ":env:")
+# The sections of `pip config list` (its files already merged) that `pip install` obeys,
+# lowest precedence first: [global], then [install], then PIP_* variables.
+LAYERS = ("global", "install", ":env:")
 
 
 def pip(*args: str) -> list[str]:
@@ -64,8 +65,13 @@ def with_uv() -> bool:
         print("could not install uv; installing with pip (slower)")
         return False
     uv = Path(sys.executable).parent / "uv"
+    try:
+        sources = pip_sources()
+    except (OSError, subprocess.CalledProcessError):
+        print("could not read pip's package sources; installing with pip (slower)")
+        return False
     cmd = [str(uv), "pip", "install", "-q", "--python", sys.executable,
-           "--index-strategy", "unsafe-best-match", *pip_sources(), "-e", *TARGET]
+           "--index-strategy", "unsafe-best-match", *sources, "-e", *TARGET]
     if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "VIRTUAL_ENV": ""}).returncode != 0:
         print("uv could not install the dependencies; installing with pip (slower)")
         return False
