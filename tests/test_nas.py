@@ -545,7 +545,7 @@ def test_the_fidelity_draw_is_the_same_in_every_process(tmp_path, nas_fidelity):
     import sys
     from pathlib import Path
 
-    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    experiments = Path(nas_fidelity.__file__).parent
     here, there = tmp_path / "here", tmp_path / "there"
     nas_fidelity.archs(here)
     other = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"  # this process's is random or set

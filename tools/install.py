@@ -17,7 +17,7 @@ from pathlib import Path
 
 UV = "uv==0.13.9"
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = [".[dev]"]
+TARGET = ".[dev]"
 # pip's configuration keys that name package sources, and uv's flag for each.
 SOURCES = {
     "index-url": "--index-url",
@@ -71,7 +71,7 @@ def with_uv() -> bool:
         print("could not read pip's package sources; installing with pip (slower)")
         return False
     cmd = [str(uv), "pip", "install", "-q", "--python", sys.executable,
-           "--index-strategy", "unsafe-best-match", *sources, "-e", *TARGET]
+           "--index-strategy", "unsafe-best-match", *sources, "-e", TARGET]
     if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "VIRTUAL_ENV": ""}).returncode != 0:
         print("uv could not install the dependencies; installing with pip (slower)")
         return False
@@ -81,7 +81,7 @@ def with_uv() -> bool:
 def main() -> int:
     if with_uv():
         return 0
-    done = subprocess.run(pip("install", "--no-compile", "-q", "-e", *TARGET), cwd=ROOT)
+    done = subprocess.run(pip("install", "--no-compile", "-q", "-e", TARGET), cwd=ROOT)
     return done.returncode
 
 
