@@ -70,11 +70,23 @@ def submit_search(env: dict, jobs: str, config: Path, storage: Path, name: str, 
     return r.stdout.split("submitted job ")[1].split(":")[0]
 
 
+def job_status(jobs: str, job_id: str, token: str) -> str:
+    """Job ``job_id``'s status from the Jobs REST API, asked here with the token in the header
+    (a poll every few seconds; a process importing Ray for each cost a second of CPU)."""
+    import urllib.request
+
+    req = urllib.request.Request(f"{jobs}/api/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())["status"]
+
+
 def assert_succeeds(env: dict, jobs: str, job_id: str, deadline: float, late: str) -> None:
     """Job ``job_id`` ends, before ``deadline`` (else ``late``), and succeeds."""
-    while (job := jobs_info(env, jobs)[job_id])["status"] not in ("SUCCEEDED", "FAILED", "STOPPED"):
+    token = Path(env["RAY_AUTH_TOKEN_PATH"]).read_text()
+    while job_status(jobs, job_id, token) not in ("SUCCEEDED", "FAILED", "STOPPED"):
         assert time.time() < deadline, late
         time.sleep(3)
+    job = jobs_info(env, jobs)[job_id]
     assert job["status"] == "SUCCEEDED", job["logs"][-3000:]
 
 
