@@ -39,7 +39,12 @@ def main() -> int:
         return 2
     out, cmd = Path(sys.argv[1]), sys.argv[2:]
     group = CGROUPS / f"awsaa-profile-{os.getpid()}"
-    group.mkdir()
+    try:
+        group.mkdir()
+    except OSError as e:
+        print(f"cpu_profile: error: cannot make a cgroup under {CGROUPS} (root and cgroup v1 cpuacct needed): "
+              f"{e.strerror}", file=sys.stderr)
+        return 2
     hz = os.sysconf("SC_CLK_TCK")
     seen: dict[tuple[str, str], list] = {}  # (pid, start time) -> [CPU seconds, command line]
 
@@ -57,7 +62,12 @@ def main() -> int:
                 entry[1] = cmdline[:200]
 
     t0 = time.time()
-    proc = subprocess.Popen(cmd, preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
+    try:
+        proc = subprocess.Popen(cmd, preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())))
+    except OSError as e:
+        group.rmdir()
+        print(f"cpu_profile: error: cannot run {cmd[0]}: {e.strerror}", file=sys.stderr)
+        return 2
     while proc.poll() is None:
         sample()
         time.sleep(0.5)
@@ -68,8 +78,9 @@ def main() -> int:
     by_kind: collections.Counter[str] = collections.Counter()
     count: collections.Counter[str] = collections.Counter()
     for cpu, cmdline in seen.values():
-        by_kind[kind(cmdline)] += cpu
-        count[kind(cmdline)] += 1
+        k = kind(cmdline)
+        by_kind[k] += cpu
+        count[k] += 1
     print(f"wall {wall:.0f} s, CPU {total:.1f} s in all, {sum(by_kind.values()):.1f} s seen by process, "
           f"exit {proc.returncode}")
     for k, cpu in by_kind.most_common(25):
