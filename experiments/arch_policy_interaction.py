@@ -67,7 +67,8 @@ def table(storage: Path, augs: list[str]) -> None:
     print("| architecture (blocks' ops) | parameters | " + " | ".join(names) + " | best, and the next |")
     print("| --- | --- | " + " | ".join("---" for _ in names) + " | --- |")
     for op in ARCHS:
-        arch = Arch.load(storage / f"arch-{op}.json")
+        f = storage / f"arch-{op}.json"
+        arch = Arch.load(f) if f.exists() else Arch.uniform_op(op)  # a row not started in this storage
         params = sum(p.numel() for p in ChoiceNet(arch, 10, 1).parameters())
         errors: dict[str, list[float]] = {aug: [] for aug in names}
         for summary in sorted((storage / "train").glob(f"{op}-seeds*/summary.json")):
@@ -75,16 +76,23 @@ def table(storage: Path, augs: list[str]) -> None:
                 if r["status"] == "done":
                     aug = next(a for a in names if f"-{a}-seed" in r["label"])
                     errors[aug].append(r["final_test_error"])
-        stats = {a: (statistics.mean(e), statistics.stdev(e), len(e)) for a, e in errors.items() if len(e) > 1}
+        # one seed so far (a row trained a seed per session): its errors, with no spread to judge by
+        stats = {a: (statistics.mean(e), statistics.stdev(e) if len(e) > 1 else None, len(e))
+                 for a, e in errors.items() if e}
         if len(stats) < 2:  # not trained yet (or one augmentation only): nothing to compare
             print(f"| {arch.describe()} | {params:,} | " + " | ".join("-" for _ in names) + " | not trained yet |")
             continue
-        cells = [f"{stats[a][0]:.2f} ± {stats[a][1]:.2f} (n={stats[a][2]})" if a in stats else "-" for a in names]
+        cells = ["-" if a not in stats else f"{stats[a][0]:.2f} (n=1)" if stats[a][1] is None
+                 else f"{stats[a][0]:.2f} ± {stats[a][1]:.2f} (n={stats[a][2]})" for a in names]
         best, nxt = sorted(stats, key=lambda a: stats[a][0])[:2]
-        se = (stats[best][1] ** 2 / stats[best][2] + stats[nxt][1] ** 2 / stats[nxt][2]) ** 0.5
         gap = stats[nxt][0] - stats[best][0]
+        sds = (stats[best][1], stats[nxt][1])
+        if sds[0] is None or sds[1] is None:
+            judged = "one seed: no SE"
+        else:
+            judged = f"{gap / (sds[0] ** 2 / stats[best][2] + sds[1] ** 2 / stats[nxt][2]) ** 0.5:.1f} SE"
         print(f"| {arch.describe()} | {params:,} | " + " | ".join(cells)
-              + f" | {best}; {nxt} {gap:.2f} behind ({gap / se:.1f} SE) |")
+              + f" | {best}; {nxt} {gap:.2f} behind ({judged}) |")
 
 
 def main() -> None:

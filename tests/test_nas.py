@@ -668,6 +668,31 @@ def test_the_experiments_training_continues_a_killed_run_instead_of_starting_ove
                                                  str(tmp_path / "train"), "--name", "half", "--resume"]
 
 
+def test_the_interaction_table_reads_rows_with_two_seeds_one_seed_or_none(tmp_path, capsys, nas_fidelity):
+    """experiments/arch_policy_interaction.py table on a storage that holds a row with 2 seeds,
+    a row with only seed 0 (a row trained a seed per session) and rows not started: the first
+    judged in standard errors, the second ranked with no spread claimed, the rest said so."""
+    import arch_policy_interaction as interaction
+
+    augs = ["none", "cutout", "uniform", "trivialaugment"]
+    errors = {"zero": {0: [12.0, 14.0, 19.0, 18.0], 1: [12.2, 14.4, 19.2, 17.8]},
+              "mb5_e6": {0: [9.9, 10.5, 13.0, 11.2]}}
+    for op, by_seed in errors.items():
+        Arch.uniform_op(op).save(tmp_path / f"arch-{op}.json")
+        for seed, errs in by_seed.items():
+            d = tmp_path / "train" / f"{op}-seeds{seed}"
+            d.mkdir(parents=True)
+            d.joinpath("summary.json").write_text(json.dumps(
+                [{"label": f"quick_fmnist-fashion_mnist-{a}-seed{seed}", "status": "done", "final_test_error": e}
+                 for a, e in zip(augs, errs, strict=True)]))
+    interaction.table(tmp_path, augs)
+    rows = {line.split(" | ")[0].split()[-1]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert "12.10 ± 0.14 (n=2)" in rows["zero"] and "none; cutout 2.10 behind (" in rows["zero"]
+    assert "SE) |" in rows["zero"]
+    assert "9.90 (n=1)" in rows["mb5_e6"] and rows["mb5_e6"].endswith("none; cutout 0.60 behind (one seed: no SE) |")
+    assert rows["wrn"].endswith("not trained yet |") and rows["zero"].count("(n=2)") == 4
+
+
 def test_the_logits_steps_on_validation_batches_count_no_op_as_trained():
     from awsaa.search.stages import pretrain
 
