@@ -16,9 +16,9 @@ quick regime, where augmentation costs accuracy at WRN-10-1's size (RESULTS.md 1
         --train-config configs/train/quick_fmnist.yaml --augs none cutout uniform trivialaugment \
         --set eval_every=1000
 
-``run`` adds to what the storage holds (another ``--seeds`` list: another experiment per
-architecture) and continues what it finds unfinished (the same command after a kill resumes it),
-and ``table`` reads every experiment there.
+``run`` trains each architecture a seed at a time, skips a seed the storage already holds (one
+made from a record among them) and continues what it finds unfinished (the same command after a
+kill resumes it); ``--archs`` limits it to some rows. ``table`` reads every experiment there.
 
 The architectures are the space's four uniform paths of different sizes (every block the same
 op; ``zero`` keeps the two blocks where the shape changes as ``wrn``); the augmentations are
@@ -47,16 +47,38 @@ AUGS = ("none", "uniform", "trivialaugment", "aws_digits")
 
 def run(storage: Path, seeds: list[str], config: Path, augs: list[str], sets: list[str],
         archs: list[str]) -> None:
-    """Train what is missing of ``archs``, the fastest network first (nas_fidelity.awsaa_train:
-    the same command continues a killed run)."""
+    """Train what is missing of ``archs``, the fastest network first, a seed at a time (an
+    experiment ``OP-seedsS`` each): a seed whose every augmentation is done in some experiment of
+    the storage (one made from a record among them) is skipped, and an interrupted one continued
+    (nas_fidelity.awsaa_train: the same command resumes a killed run)."""
+    from awsaa.cli.train import aug_labels
+
     storage.mkdir(parents=True, exist_ok=True)
+    names = list(aug_labels(augs).values())
     for op in (op for op in RUN_ORDER if op in archs):
         f = storage / f"arch-{op}.json"
         if not f.exists():
             Arch.uniform_op(op).save(f)
-        awsaa_train(storage, f"{op}-seeds{'-'.join(seeds)}",
-                    ["-c", str(config), "--model", str(f), "--aug", *augs, "--seeds", *seeds,
-                     "--cpus-per-trial", "1", *(["--set", *sets] if sets else [])])
+        done = _errors(storage, op, names)
+        for seed in seeds:
+            if all(int(seed) in done[aug] for aug in names):
+                print(f"{op}: seed {seed} done, skipped", flush=True)
+                continue
+            awsaa_train(storage, f"{op}-seeds{seed}",
+                        ["-c", str(config), "--model", str(f), "--aug", *augs, "--seeds", seed,
+                         "--cpus-per-trial", "1", *(["--set", *sets] if sets else [])])
+
+
+def _errors(storage: Path, op: str, names: list[str]) -> dict[str, dict[int, float]]:
+    """{augmentation: {seed: final test error}} of ``op`` over every finished trial of the
+    storage's experiments of it (a seed trained twice counts once: the later experiment's)."""
+    errors: dict[str, dict[int, float]] = {aug: {} for aug in names}
+    for summary in sorted((storage / "train").glob(f"{op}-seeds*/summary.json")):
+        for r in json.loads(summary.read_text()):
+            if r["status"] == "done":
+                aug = next(a for a in names if f"-{a}-seed" in r["label"])
+                errors[aug][int(r["label"].rsplit("-seed", 1)[1])] = r["final_test_error"]
+    return errors
 
 
 def table(storage: Path, augs: list[str]) -> None:
@@ -70,12 +92,7 @@ def table(storage: Path, augs: list[str]) -> None:
         f = storage / f"arch-{op}.json"
         arch = Arch.load(f) if f.exists() else Arch.uniform_op(op)  # a row not started in this storage
         params = sum(p.numel() for p in ChoiceNet(arch, 10, 1).parameters())
-        errors: dict[str, list[float]] = {aug: [] for aug in names}
-        for summary in sorted((storage / "train").glob(f"{op}-seeds*/summary.json")):
-            for r in json.loads(summary.read_text()):
-                if r["status"] == "done":
-                    aug = next(a for a in names if f"-{a}-seed" in r["label"])
-                    errors[aug].append(r["final_test_error"])
+        errors = {aug: list(by_seed.values()) for aug, by_seed in _errors(storage, op, names).items()}
         # one seed so far (a row trained a seed per session): its errors, with no spread to judge by
         stats = {a: (statistics.mean(e), statistics.stdev(e) if len(e) > 1 else None, len(e))
                  for a, e in errors.items() if e}

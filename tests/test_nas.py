@@ -668,10 +668,12 @@ def test_the_experiments_training_continues_a_killed_run_instead_of_starting_ove
                                                  str(tmp_path / "train"), "--name", "half", "--resume"]
 
 
-def test_the_interaction_table_reads_rows_with_two_seeds_one_seed_or_none(tmp_path, capsys, nas_fidelity):
-    """experiments/arch_policy_interaction.py table on a storage that holds a row with 2 seeds,
-    a row with only seed 0 (a row trained a seed per session) and rows not started: the first
-    judged in standard errors, the second ranked with no spread claimed, the rest said so."""
+def test_the_interaction_check_reads_rows_with_two_seeds_one_seed_or_none_and_trains_what_is_missing(
+        tmp_path, capsys, monkeypatch, nas_fidelity):
+    """experiments/arch_policy_interaction.py on a storage that holds a row with 2 seeds, a row
+    with only seed 0 (a row trained a seed per session) and rows not started: ``table`` judges
+    the first in standard errors, ranks the second with no spread claimed and says the rest are
+    not trained; ``run`` trains only the seeds missing from the rows it is asked for."""
     import arch_policy_interaction as interaction
 
     augs = ["none", "cutout", "uniform", "trivialaugment"]
@@ -691,6 +693,12 @@ def test_the_interaction_table_reads_rows_with_two_seeds_one_seed_or_none(tmp_pa
     assert "SE) |" in rows["zero"]
     assert "9.90 (n=1)" in rows["mb5_e6"] and rows["mb5_e6"].endswith("none; cutout 0.60 behind (one seed: no SE) |")
     assert rows["wrn"].endswith("not trained yet |") and rows["zero"].count("(n=2)") == 4
+    # run: a seed at a time, the seeds the storage holds skipped, only the rows asked for
+    calls = []
+    monkeypatch.setattr(interaction, "awsaa_train", lambda storage, name, args: calls.append((name, args)))
+    interaction.run(tmp_path, ["0", "1"], tmp_path / "x.yaml", augs, ["eval_every=1000"], ["mb5_e6", "zero"])
+    assert [name for name, _ in calls] == ["mb5_e6-seeds1"]
+    assert calls[0][1][calls[0][1].index("--seeds") + 1:][:2] == ["1", "--cpus-per-trial"]
 
 
 def test_the_logits_steps_on_validation_batches_count_no_op_as_trained():
