@@ -71,7 +71,7 @@ def run(storage: Path, seeds: list[str], config: Path, augs: list[str], sets: li
 
 def _errors(storage: Path, op: str, names: list[str]) -> dict[str, dict[int, float]]:
     """{augmentation: {seed: final test error}} of ``op`` over every finished trial of the
-    storage's experiments of it (a seed trained twice counts once: the later experiment's)."""
+    storage's experiments of it (a seed trained twice counts once: the experiment last by name)."""
     errors: dict[str, dict[int, float]] = {aug: {} for aug in names}
     for summary in sorted((storage / "train").glob(f"{op}-seeds*/summary.json")):
         for r in json.loads(summary.read_text()):
