@@ -1,6 +1,7 @@
 """awsaa-train on Ray Tune: trials per seed, the table, resume, a killed trial, DDP, bad input."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -142,3 +143,19 @@ def test_the_storage_is_named_when_it_is_not_the_default(monkeypatch):
     assert storage_line("awsaa-train", "train", None) == \
         "awsaa-train: storage /shared/runs/train ($AWSAA_STORAGE; --storage to choose)"
     assert storage_line("awsaa-train", "train", "/elsewhere") is None
+
+
+def test_tune_prints_no_raw_warning_of_its_own_on_a_stop():
+    """A stop before some trials started: Tune's results warned "Failed to fetch metrics ...
+    both result.json and progress.csv were not found at <path>" for each, raw, above our one
+    line that says how to continue. The loggers Tune uses for that and for its own resume advice
+    are quiet below errors once awsaa-train has set Tune up."""
+    from ray.tune import tune
+    from ray.tune.analysis import experiment_analysis
+
+    from awsaa.distributed.train_tune import quiet_tune
+
+    quiet_tune()
+    for module in (tune, experiment_analysis):
+        assert not module.logger.isEnabledFor(logging.WARNING), module.__name__
+        assert module.logger.isEnabledFor(logging.ERROR), module.__name__

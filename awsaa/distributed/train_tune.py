@@ -234,11 +234,14 @@ def quiet_tune() -> None:
     """Our own progress lines replace Tune's console output and snapshot warnings. On a stop
     signal Tune's own warnings ("Stop signal received", "Resume experiment with:
     Tuner.restore(...)") would point a user of awsaa-train at the wrong command; our last line
-    says how to continue."""
+    says how to continue. When a stop comes before some trials have started, Tune's results
+    warn "Failed to fetch metrics" for each with its path, raw (a storage path is the user's
+    text, and our summary already says which trials did not run)."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
-    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
+    for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def run_experiment(exp: Experiment, resume: bool = False) -> list[dict[str, Any]]:
