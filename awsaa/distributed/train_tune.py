@@ -236,7 +236,7 @@ def quiet_tune() -> None:
     Tuner.restore(...)") would point a user of awsaa-train at the wrong command; our last line
     says how to continue. When a stop comes before some trials have started, Tune's results
     warn "Failed to fetch metrics" for each with its path, raw (a storage path is the user's
-    text, and our summary already says which trials did not run)."""
+    text); those trials simply start on ``--resume``, which our last line names."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
