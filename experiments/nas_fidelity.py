@@ -35,7 +35,11 @@ architectures' errors under one training seed and under another, for each pair o
 training's ``summary.json``, the logs: kilobytes) into a folder to commit, so a run longer than
 one machine's life goes on elsewhere: copy the record into a new storage (``cp -r RECORD/.
 DIR/``) and run the same command; what is recorded is not trained or scored again. It records
-a campaign's storage (experiments/nas_campaign.sh) too: its finished searches and trainings.
+a campaign's storage (experiments/nas_campaign.sh) too: its finished searches and trainings,
+and, so that a search longer than one machine's life goes on where it stopped on the same
+shared weights, each unfinished search's saved state and the stage-1 checkpoints (3.5 MB each,
+written once). Copy such a record back to the storage path it was made from: a search's
+``run.json`` names its stage-1 checkpoint by absolute path.
 
 Another regime: ``--search-config`` and ``--train-config`` (a NAS search config and a
 training recipe on the same data).
@@ -167,27 +171,34 @@ SEARCH_EXPORTS = ("run.json", "config.yaml", "history.jsonl", "policy.json", "po
 
 
 def record(storage: Path, to: Path) -> None:
-    """Copy the kilobytes that hold an experiment's results into ``to`` (created; a file already
-    there is replaced by the storage's): the architecture files, ``scores.json``, ``walls.txt``,
-    the logs, each training's ``summary.json`` and each finished search's exports (finished: its
-    log says how to train with it, nas_campaign.sh's rule). A storage made from a record skips
-    all of it: ``train`` and ``scores`` here, and the campaign's searches and trainings.
-    Checkpoints, Ray Tune's folders and unfinished searches (log and all) stay behind. Works for
-    this experiment's storage and for the campaign's."""
+    """Copy what holds an experiment's results into ``to`` (created; a file already there is
+    replaced by the storage's): the architecture files, ``scores.json``, ``walls.txt``, the logs,
+    each training's ``summary.json``, each finished search's exports (finished: its log says how
+    to train with it, nas_campaign.sh's rule), each unfinished search's saved state (``state.pt``
+    and what ``--resume`` reads beside it) and the stage-1 checkpoints the searches share
+    (``search/pretrained``). A storage made from a record skips what is finished (``train`` and
+    ``scores`` here, the campaign's searches and trainings) and resumes an unfinished search at
+    its last saved loop. Trainings' checkpoints and Ray Tune's folders stay behind (a training
+    cut short starts again). Works for this experiment's storage and for the campaign's."""
     from awsaa.fileio import atomic_open
+    from awsaa.search.state import FIXED_POLICY
 
     def finished(search: str) -> bool:
         log = storage / f"{search}.log"
         return log.exists() and any(line.startswith("train with it")
                                     for line in log.read_text(errors="replace").splitlines())
 
-    searches = sorted(d.name for d in (storage / "search").glob("*") if d.is_dir())
+    searches = sorted(d.name for d in (storage / "search").glob("*") if d.is_dir() and d.name != "pretrained")
     done = [name for name in searches if finished(name)]
-    unfinished = set(searches) - set(done)
+    unfinished = [name for name in searches if name not in done]
+    resumable = [name for name in unfinished if (storage / "search" / name / "state.pt").exists()]
     trainings = sorted((storage / "train").glob("*/summary.json"))
-    small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json",
-             storage / "walls.txt", *sorted(f for f in storage.glob("*.log") if f.stem not in unfinished),
-             *trainings, *(storage / "search" / name / f for name in done for f in SEARCH_EXPORTS)]
+    stage1 = sorted((storage / "search" / "pretrained").glob("*.pt"))
+    small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json", storage / "walls.txt",
+             *sorted(storage.glob("*.log")), *trainings, *stage1,
+             *(storage / "search" / name / f for name in done for f in SEARCH_EXPORTS),
+             *(storage / "search" / name / f for name in resumable
+               for f in (*SEARCH_EXPORTS, "state.pt", FIXED_POLICY, "latency.json"))]
     copied = 0
     for f in small:
         if f.exists():
@@ -196,8 +207,8 @@ def record(storage: Path, to: Path) -> None:
             with atomic_open(target, "wb") as fh:  # a record is never left half-written
                 fh.write(f.read_bytes())
             copied += 1
-    print(f"recorded {copied} files in {to}: {len(trainings)} trainings, {len(done)} finished searches "
-          f"(left behind: {len(unfinished)} unfinished)")
+    print(f"recorded {copied} files in {to}: {len(trainings)} trainings, {len(done)} finished searches, "
+          f"{len(resumable)} unfinished ones at their last saved loop, {len(stage1)} stage-1 checkpoints")
 
 
 def _tau(x: list[float], y: list[float]) -> float:

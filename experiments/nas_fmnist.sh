@@ -12,7 +12,8 @@
 # The trainings skip the test set until the last epoch (eval_every=1000): no epoch is picked.
 # A new storage of each part starts from its committed record, where there is one
 # (experiments/records/nas_fmnist_PART, written by nas_fidelity.py record --storage $S/PART), so
-# what an earlier machine finished is not run again.
+# what an earlier machine finished is not run again, and a search it left unfinished resumes at
+# its last saved loop on the recorded stage-1 weights (a training cut short starts again).
 # Tables: experiments/arch_policy_interaction.py table, nas_fidelity.py table, nas_results.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -599,9 +599,10 @@ def test_the_fidelity_record_carries_a_run_to_a_new_machine(tmp_path, monkeypatc
 
 def test_a_campaign_made_from_its_record_runs_only_what_was_not_finished(tmp_path, nas_fidelity):
     """experiments/nas_campaign.sh on a storage made from a record: every recorded search and
-    training of the seed is skipped, and the one search that had not finished starts anew (its
-    half-run state is not in the record); awsaa-search and awsaa-train are stand-ins that log
-    their arguments and fail, so the script stops at the first thing it would run."""
+    training of the seed is skipped, and the one search that had not finished is resumed from
+    its recorded state, on the recorded stage-1 checkpoints; awsaa-search and awsaa-train are
+    stand-ins that log their arguments and fail, so the script stops at the first thing it
+    would run. Trainings' checkpoints are not recorded."""
     import os
     import shutil
     import subprocess
@@ -622,10 +623,17 @@ def test_a_campaign_made_from_its_record_runs_only_what_was_not_finished(tmp_pat
         (a / "train" / f"{name}-s0" / "trial").mkdir(parents=True)
         (a / "train" / f"{name}-s0" / "trial" / "trainer.pt").write_text("weights")
         (a / "train" / f"{name}-s0" / "summary.json").write_text(json.dumps([{"status": "done"}] * 3))
+    (a / "search" / "pretrained").mkdir()
+    for stage1 in ("joint.pt", "grad.pt"):
+        (a / "search" / "pretrained" / stage1).write_text("weights")
+    (a / "search" / "crashed-s0").mkdir()  # created, never saved a state: nothing to resume
+    (a / "search" / "crashed-s0" / "run.json").write_text("{}")
     nas_fidelity.record(a, tmp_path / "rec")
     kept = {str(f.relative_to(tmp_path / "rec")) for f in (tmp_path / "rec").rglob("*") if f.is_file()}
     assert "search/joint-s0/arch.json" in kept and "joint-s0.log" in kept
-    assert not any(("grad-s0" in k and "train" not in k) or k.endswith(".pt") for k in kept), kept
+    assert {"search/grad-s0/state.pt", "search/grad-s0/run.json", "grad-s0.log",
+            "search/pretrained/joint.pt", "search/pretrained/grad.pt"} <= kept, kept
+    assert not any("trainer.pt" in k or "crashed" in k or k == "search/joint-s0/state.pt" for k in kept), kept
     b = tmp_path / "b"
     shutil.copytree(tmp_path / "rec", b)
     bin_ = tmp_path / "bin"
@@ -638,7 +646,7 @@ def test_a_campaign_made_from_its_record_runs_only_what_was_not_finished(tmp_pat
                        env={**os.environ, "BIN": str(bin_), "SEEDS": "0"}, timeout=120)
     calls = (tmp_path / "calls").read_text().splitlines()
     assert r.returncode != 0 and len(calls) == 1, (r.stderr, calls)
-    assert calls[0].startswith("awsaa-search -c configs/search/nas_digits.yaml") and "--name grad-s0" in calls[0]
+    assert calls[0] == f"awsaa-search --resume {b}/search/grad-s0"
 
 
 def test_the_experiments_training_continues_a_killed_run_instead_of_starting_over(tmp_path, monkeypatch,

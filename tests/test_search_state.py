@@ -246,6 +246,35 @@ def test_resume_of_a_finished_run_names_a_result_that_exists(tmp_path, capsys):
     assert Policy.load(tmp_path / "run" / "policy.json").meta["rule"] == "best_loop"
 
 
+def test_a_moved_storage_resumes_on_its_own_stage1_and_writes_nothing_where_it_was(tmp_path, tiny_shared):
+    """run.json names stage 1's checkpoint by absolute path. A storage copied elsewhere (a
+    committed record on a new machine) resumes on the copy's checkpoint of that name; with none
+    there, stage 1 trained again is cached in the copy, not at the old path (whose folder is
+    gone)."""
+    import shutil
+
+    from awsaa.search.runs import resume_run
+
+    old = tmp_path / "old"
+    cache = old / "pretrained" / f"{stage1_hash(tiny_cfg())}.pt"
+    cache.parent.mkdir(parents=True)
+    save_checkpoint(cache, tiny_shared)
+    state = SearchState.create(old / "run", tiny_cfg(loops=3), {"name": "run", "pretrained": str(cache)})
+    state.record(0, [traj(0, 80.0), traj(1, 82.0)], [], 1.0)
+    assert resume_run(old / "run", log=lambda s: None).cache == cache  # where it was: as recorded
+    shutil.copytree(old, tmp_path / "new")
+    shutil.rmtree(old)
+    said: list[str] = []
+    run = resume_run(tmp_path / "new" / "run", log=said.append)
+    assert run.cache == tmp_path / "new" / "pretrained" / cache.name and run.shared is not None
+    assert all(torch.equal(run.shared["model"][k], v) for k, v in tiny_shared["model"].items())
+    assert said[0].startswith(f"stage 1's weights: {run.cache} (run.json names {cache}") and "loop 2 of 3" in said[1]
+    (tmp_path / "new" / "pretrained" / cache.name).unlink()
+    run = resume_run(tmp_path / "new" / "run", log=said.append)
+    assert run.shared is None and run.cache == tmp_path / "new" / "pretrained" / cache.name  # stage 1 goes here
+    assert not old.exists()
+
+
 def test_a_run_in_use_is_not_resumed_by_a_second_command(tmp_path, capsys):
     """Two commands on one run directory: the second is refused with the holder named."""
     import subprocess

@@ -162,7 +162,12 @@ def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str
                          f"{run_dir / 'policy.json'}"
                          + (f" (rebuilt {', '.join(rebuilt)} from state.pt)" if rebuilt else ""))
     cache = Path(info["pretrained"])
+    if not cache.exists():  # a storage moved or copied elsewhere: its own stage-1 cache, under the
+        # same name; stage 1 trained again goes there too, not back to where the run once lived
+        cache = run_dir.parent / "pretrained" / cache.name
     shared = load_shared(cache, cfg) if cache.exists() else None
+    if shared is not None and cache != Path(info["pretrained"]):
+        log(f"stage 1's weights: {cache} (run.json names {info['pretrained']}, which is not there)")
     log(f"resuming {run_dir} at loop {state.loops_done + 1} of {cfg.loops}")
     return SearchRun(cfg, run_dir, run_dir.name, cache, shared, resume=True, dataset=data)
 
