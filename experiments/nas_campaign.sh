@@ -19,7 +19,9 @@
 #    architectures drawn uniformly, the same stage 1), then an architecture-only search under that
 #    policy, fixed (nas.policy), then that pair trained, and that architecture under uniform.
 # Seed by seed. A finished run is skipped and an unfinished one resumed, so the script continues
-# where it stopped. Wall times: $S/walls.txt.
+# where it stopped. Wall times: $S/walls.txt. SEARCHES_ONLY=1 runs the searches and skips every
+# training (each search's inputs are other searches' results, never a training's): the searches
+# need one storage to go on in, the trainings can run later, elsewhere, all at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${1:-runs/nas}
@@ -47,6 +49,7 @@ search() {  # search NAME CONFIG --set ...: a new run, or the rest of an unfinis
 }
 train() {  # train NAME ARCH AUG...: skipped when all its trials are done, else resumed or started
     local name=$1 arch=$2; shift 2
+    [ "${SEARCHES_ONLY:-0}" = 1 ] && return 0
     timed "train-$name" $BIN/python experiments/nas_fidelity.py awsaa-train "$S" "$name" -c "$TRAIN" \
         --model "$arch" --aug "$@" --seeds 0 1 2 --cpus-per-trial 1 ${TRAIN_SET:+--set $TRAIN_SET}
 }

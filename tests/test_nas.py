@@ -602,7 +602,8 @@ def test_a_campaign_made_from_its_record_runs_only_what_was_not_finished(tmp_pat
     training of the seed is skipped, and the one search that had not finished is resumed from
     its recorded state, on the recorded stage-1 checkpoints; awsaa-search and awsaa-train are
     stand-ins that log their arguments and fail, so the script stops at the first thing it
-    would run. Trainings' checkpoints are not recorded."""
+    would run. Trainings' checkpoints are not recorded. With SEARCHES_ONLY=1 the script passes
+    over a training it would otherwise run first."""
     import os
     import shutil
     import subprocess
@@ -642,11 +643,16 @@ def test_a_campaign_made_from_its_record_runs_only_what_was_not_finished(tmp_pat
     for tool in ("awsaa-search", "awsaa-train"):
         (bin_ / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {tmp_path}/calls\nexit 1\n")
         (bin_ / tool).chmod(0o755)
-    r = subprocess.run(["bash", str(root / "experiments/nas_campaign.sh"), str(b)], capture_output=True, text=True,
-                       env={**os.environ, "BIN": str(bin_), "SEEDS": "0"}, timeout=120)
-    calls = (tmp_path / "calls").read_text().splitlines()
-    assert r.returncode != 0 and len(calls) == 1, (r.stderr, calls)
-    assert calls[0] == f"awsaa-search --resume {b}/search/grad-s0"
+    shutil.rmtree(b / "train" / "seqpa-s0")  # a training the script would run before grad-s0's search
+    for only, first in (("1", f"awsaa-search --resume {b}/search/grad-s0"), ("0", "awsaa-train -c ")):
+        (tmp_path / "calls").unlink(missing_ok=True)
+        r = subprocess.run(["bash", str(root / "experiments/nas_campaign.sh"), str(b)], capture_output=True,
+                           text=True, env={**os.environ, "BIN": str(bin_), "SEEDS": "0", "SEARCHES_ONLY": only},
+                           timeout=120)
+        calls = (tmp_path / "calls").read_text().splitlines()
+        assert r.returncode != 0 and len(calls) == 1, (r.stderr, calls)
+        assert calls[0].startswith(first), calls
+    assert "--name seqpa-s0" in calls[0]
 
 
 def test_the_experiments_training_continues_a_killed_run_instead_of_starting_over(tmp_path, monkeypatch,
