@@ -37,9 +37,9 @@ one machine's life goes on elsewhere: copy the record into a new storage (``cp -
 DIR/``) and run the same command; what is recorded is not trained or scored again. It records
 a campaign's storage (experiments/nas_campaign.sh) too: its finished searches and trainings,
 and, so that a search longer than one machine's life goes on where it stopped on the same
-shared weights, each unfinished search's saved state and the stage-1 checkpoints (3.5 MB each,
-written once). Copy such a record back to the storage path it was made from: a search's
-``run.json`` names its stage-1 checkpoint by absolute path.
+shared weights, each unfinished search's saved state and the stage-1 checkpoint it resumes on
+(7 MB, weights and optimizer state, written once; ``--resume`` finds it in the new storage
+although ``run.json`` names the old one's path).
 
 Another regime: ``--search-config`` and ``--train-config`` (a NAS search config and a
 training recipe on the same data).
@@ -175,7 +175,7 @@ def record(storage: Path, to: Path) -> None:
     replaced by the storage's): the architecture files, ``scores.json``, ``walls.txt``, the logs,
     each training's ``summary.json``, each finished search's exports (finished: its log says how
     to train with it, nas_campaign.sh's rule), each unfinished search's saved state (``state.pt``
-    and what ``--resume`` reads beside it) and the stage-1 checkpoints the searches share
+    and what ``--resume`` reads beside it) and the stage-1 checkpoints those resume on
     (``search/pretrained``). A storage made from a record skips what is finished (``train`` and
     ``scores`` here, the campaign's searches and trainings) and resumes an unfinished search at
     its last saved loop. Trainings' checkpoints and Ray Tune's folders stay behind (a training
@@ -193,7 +193,11 @@ def record(storage: Path, to: Path) -> None:
     unfinished = [name for name in searches if name not in done]
     resumable = [name for name in unfinished if (storage / "search" / name / "state.pt").exists()]
     trainings = sorted((storage / "train").glob("*/summary.json"))
-    stage1 = sorted((storage / "search" / "pretrained").glob("*.pt"))
+    # the stage-1 checkpoints an unfinished search resumes on (one a search started and finished
+    # on one machine never needs to travel): 7 MB each, weights and optimizer state
+    stage1 = sorted({storage / "search" / "pretrained" / Path(json.loads(
+        (storage / "search" / name / "run.json").read_text())["pretrained"]).name for name in resumable})
+    stage1 = [f for f in stage1 if f.exists()]
     small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json", storage / "walls.txt",
              *sorted(storage.glob("*.log")), *trainings, *stage1,
              *(storage / "search" / name / f for name in done for f in SEARCH_EXPORTS),
