@@ -237,6 +237,9 @@ def test_training_stopped_by_ctrl_c_then_resumed(tmp_path, fault_plan):
     count("awsaa-train SIGINT")
     r = subprocess.run([*cmd, "--resume"], env=ENV, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    # Tune's own INFO line from the restored trial's process ("Restored on <ip> from checkpoint:
+    # Checkpoint(filesystem=local, path=...)") is not forwarded to the terminal
+    assert "Restored on" not in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
     summary = json.loads((trial / "summary.json").read_text())
     assert [s["epochs_done"] for s in summary] == [3] and summary[0]["status"] == "done"
     epochs = [json.loads(x)["epoch"] for x in next(trial.glob("*/result.json")).read_text().splitlines()]

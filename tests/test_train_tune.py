@@ -145,6 +145,29 @@ def test_the_storage_is_named_when_it_is_not_the_default(monkeypatch):
     assert storage_line("awsaa-train", "train", "/elsewhere") is None
 
 
+def test_a_trials_process_quiets_tunes_restore_line_before_tune_restores_it():
+    """A resumed trial's "Restored on <ip> from checkpoint: ..." is Tune's INFO line, logged in
+    the trial's process before our code runs. That process loads the trainable by reference to
+    this module, and importing the module (in a fresh interpreter, as a worker does) leaves that
+    logger below INFO. The end-to-end check is the fault suite's Ctrl-C-then-resume test."""
+    import subprocess
+    import sys
+
+    from ray import cloudpickle  # what Ray pickles a trainable with
+    from ray.tune.trainable import trainable
+
+    from awsaa.distributed import train_tune
+
+    assert trainable.logger.name == train_tune.RESTORE_LOGGER  # the logger Tune really uses
+    for fn in (train_tune.train_trial, train_tune.train_trial_ddp):
+        assert b"awsaa.distributed.train_tune" in cloudpickle.dumps(fn)  # by reference: the import runs there
+    code = ("import logging, awsaa.distributed.train_tune as t; "
+            "print(logging.getLogger(t.RESTORE_LOGGER).isEnabledFor(logging.INFO), "
+            "logging.getLogger(t.RESTORE_LOGGER).isEnabledFor(logging.WARNING))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["False", "True"]
+
+
 def test_tune_prints_no_raw_warning_of_its_own_on_a_stop():
     """A stop before some trials started: Tune's results warned "Failed to fetch metrics ...
     both result.json and progress.csv were not found at <path>" for each, raw, above our one

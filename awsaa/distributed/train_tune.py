@@ -230,6 +230,15 @@ def check_experiment(exp: Experiment, resume: bool) -> None:
         raise AWSAAError(f"experiment {path} already exists; pass --resume to continue it, or --name for a new one")
 
 
+# A trial's process imports this module when it loads its trainable (train_trial is pickled by
+# reference), before Tune restores the trial from its checkpoint. Tune then logs "Restored on
+# <ip> from checkpoint: Checkpoint(filesystem=local, path=...)" at INFO there, before any of our
+# code runs, and Ray forwarded it to the terminal raw, after our summary; our own lines say which
+# trials resumed. Only that logger is quieted: Ray's own set-up of the worker is left alone.
+RESTORE_LOGGER = "ray.tune.trainable.trainable"
+logging.getLogger(RESTORE_LOGGER).setLevel(logging.WARNING)
+
+
 def quiet_tune() -> None:
     """Our own progress lines replace Tune's console output and snapshot warnings. On a stop
     signal Tune's own warnings ("Stop signal received", "Resume experiment with:
