@@ -195,9 +195,8 @@ def record(storage: Path, to: Path) -> None:
     trainings = sorted((storage / "train").glob("*/summary.json"))
     # the stage-1 checkpoints an unfinished search resumes on (one a search started and finished
     # on one machine never needs to travel): 7 MB each, weights and optimizer state
-    stage1 = sorted({storage / "search" / "pretrained" / Path(json.loads(
-        (storage / "search" / name / "run.json").read_text())["pretrained"]).name for name in resumable})
-    stage1 = [f for f in stage1 if f.exists()]
+    named = [json.loads((storage / "search" / name / "run.json").read_text()).get("pretrained") for name in resumable]
+    stage1 = [f for f in sorted({storage / "search" / "pretrained" / Path(n).name for n in named if n}) if f.exists()]
     small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json", storage / "walls.txt",
              *sorted(storage.glob("*.log")), *trainings, *stage1,
              *(storage / "search" / name / f for name in done for f in SEARCH_EXPORTS),
