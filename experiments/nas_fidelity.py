@@ -173,9 +173,9 @@ SEARCH_EXPORTS = ("run.json", "config.yaml", "history.jsonl", "policy.json", "po
 def record(storage: Path, to: Path) -> None:
     """Copy what holds an experiment's results into ``to`` (created; a file already there is
     replaced by the storage's): the architecture files, ``scores.json``, ``walls.txt``, the logs,
-    each training's ``summary.json``, each finished search's exports (finished: its log says how
-    to train with it, nas_campaign.sh's rule), each unfinished search's saved state (``state.pt``
-    and what ``--resume`` reads beside it) and the stage-1 checkpoints those resume on
+    each training's ``summary.json``, each search's exports and saved state (``state.pt`` and
+    what ``--resume`` reads beside it; 0.2 MB), finished or not (finished: its log says how to
+    train with it, nas_campaign.sh's rule), and the stage-1 checkpoints the unfinished ones resume on
     (``search/pretrained``). A storage made from a record skips what is finished (``train`` and
     ``scores`` here, the campaign's searches and trainings) and resumes an unfinished search at
     its last saved loop. Trainings' checkpoints and Ray Tune's folders stay behind (a training
@@ -199,8 +199,7 @@ def record(storage: Path, to: Path) -> None:
     stage1 = [f for f in sorted({storage / "search" / "pretrained" / Path(n).name for n in named if n}) if f.exists()]
     small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json", storage / "walls.txt",
              *sorted(storage.glob("*.log")), *trainings, *stage1,
-             *(storage / "search" / name / f for name in done for f in SEARCH_EXPORTS),
-             *(storage / "search" / name / f for name in resumable
+             *(storage / "search" / name / f for name in [*done, *resumable]
                for f in (*SEARCH_EXPORTS, "state.pt", FIXED_POLICY, "latency.json"))]
     copied = 0
     for f in small:
