@@ -167,9 +167,6 @@ def seed_errors(storage: Path, stem: str) -> dict[int, float]:
     return out
 
 
-SEARCH_EXPORTS = ("run.json", "config.yaml", "history.jsonl", "policy.json", "policy_last.json", "arch.json")
-
-
 def record(storage: Path, to: Path) -> None:
     """Copy what holds an experiment's results into ``to`` (created; a file already there is
     replaced by the storage's): the architecture files, ``scores.json``, ``walls.txt``, the logs,
@@ -181,7 +178,12 @@ def record(storage: Path, to: Path) -> None:
     its last saved loop. Trainings' checkpoints and Ray Tune's folders stay behind (a training
     cut short starts again). Works for this experiment's storage and for the campaign's."""
     from awsaa.fileio import atomic_open
+    from awsaa.search.runs import stage1_cache
     from awsaa.search.state import FIXED_POLICY
+
+    # what a search's record holds: its state and what --resume reads beside it, and its exports
+    files = ("run.json", "config.yaml", "state.pt", FIXED_POLICY, "latency.json", "history.jsonl", "policy.json",
+             "policy_last.json", "arch.json")
 
     def finished(search: str) -> bool:
         log = storage / f"{search}.log"
@@ -190,17 +192,15 @@ def record(storage: Path, to: Path) -> None:
 
     searches = sorted(d.name for d in (storage / "search").glob("*") if d.is_dir() and d.name != "pretrained")
     done = [name for name in searches if finished(name)]
-    unfinished = [name for name in searches if name not in done]
-    resumable = [name for name in unfinished if (storage / "search" / name / "state.pt").exists()]
+    resumable = [name for name in searches if name not in done and (storage / "search" / name / "state.pt").exists()]
     trainings = sorted((storage / "train").glob("*/summary.json"))
     # the stage-1 checkpoints an unfinished search resumes on (one a search started and finished
     # on one machine never needs to travel): 7 MB each, weights and optimizer state
     named = [json.loads((storage / "search" / name / "run.json").read_text()).get("pretrained") for name in resumable]
-    stage1 = [f for f in sorted({storage / "search" / "pretrained" / Path(n).name for n in named if n}) if f.exists()]
+    stage1 = [f for f in sorted({stage1_cache(storage / "search", Path(n).name) for n in named if n}) if f.exists()]
     small = [*sorted(storage.glob("arch-*.json")), storage / "scores.json", storage / "walls.txt",
              *sorted(storage.glob("*.log")), *trainings, *stage1,
-             *(storage / "search" / name / f for name in [*done, *resumable]
-               for f in (*SEARCH_EXPORTS, "state.pt", FIXED_POLICY, "latency.json"))]
+             *(storage / "search" / name / f for name in [*done, *resumable] for f in files)]
     copied = 0
     for f in small:
         if f.exists():

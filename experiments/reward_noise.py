@@ -65,10 +65,11 @@ def _trajectory(loop: int, traj: int, cfg_dict: dict[str, Any]) -> tuple[int, fl
 
 
 def shared_state(cfg: SearchConfig, storage: Path) -> dict[str, Any]:
+    from awsaa.search.runs import stage1_cache
     from awsaa.search.stages import pretrain, stage1_hash
     from awsaa.train.checkpoint import load_checkpoint, save_checkpoint
 
-    path = storage / "pretrained" / f"{stage1_hash(cfg)}.pt"
+    path = stage1_cache(storage, f"{stage1_hash(cfg)}.pt")
     if path.exists():
         return load_checkpoint(path, kind="shared")
     print(f"  stage 1 for this split (train_size {cfg.train_size}, val_size {cfg.val_size}): training it once, "

@@ -71,6 +71,11 @@ class SearchRun:
     fixed_policy: Policy | None = None  # NAS + AWS, nas.policy: the policy a new run copies (fixed_policy.json)
 
 
+def stage1_cache(storage: Path, name: str) -> Path:
+    """Where a search storage keeps the stage-1 checkpoint ``name``; its runs share the folder."""
+    return storage / "pretrained" / name
+
+
 def load_shared(path: Path, cfg: SearchConfig) -> dict[str, Any]:
     """A stage-1 checkpoint, refused (one line) unless it was made by this stage-1 config."""
     state = load_checkpoint(path, kind="shared")
@@ -126,7 +131,7 @@ def new_run(cfg: SearchConfig, storage: Path, name: str, pretrained: Path | None
                              f"with awsaa-latency --image-size {shape[0]} --channels {shape[1]} --classes {shape[2]}")
     # data handed in from Python is known by its content, not its name
     suffix = f"-{content_hash(data)}" if data is not None else ""
-    cache = storage / "pretrained" / f"{stage1_hash(cfg)}{suffix}.pt"
+    cache = stage1_cache(storage, f"{stage1_hash(cfg)}{suffix}.pt")
     shared = None
     if pretrained is not None:
         cache = pretrained
@@ -161,13 +166,13 @@ def resume_run(run_dir: Path, given: SearchConfig | None = None, given_name: str
         raise AWSAAError(f"run {run_dir} already finished all {cfg.loops} loops; its result is "
                          f"{run_dir / 'policy.json'}"
                          + (f" (rebuilt {', '.join(rebuilt)} from state.pt)" if rebuilt else ""))
-    cache = Path(info["pretrained"])
-    if not cache.exists():  # a storage moved or copied elsewhere: its own stage-1 cache, under the
-        # same name; stage 1 trained again goes there too, not back to where the run once lived
-        cache = run_dir.parent / "pretrained" / cache.name
+    recorded = Path(info["pretrained"])
+    # a storage moved or copied elsewhere: its own stage-1 cache, under the same name; stage 1
+    # trained again goes there too, not back to where the run once lived
+    cache = recorded if recorded.exists() else stage1_cache(run_dir.parent, recorded.name)
     shared = load_shared(cache, cfg) if cache.exists() else None
-    if shared is not None and cache != Path(info["pretrained"]):
-        log(f"stage 1's weights: {cache} (run.json names {info['pretrained']}, which is not there)")
+    if shared is not None and cache != recorded:
+        log(f"stage 1's weights: {cache} (run.json names {recorded}, which is not there)")
     log(f"resuming {run_dir} at loop {state.loops_done + 1} of {cfg.loops}")
     return SearchRun(cfg, run_dir, run_dir.name, cache, shared, resume=True, dataset=data)
 
